@@ -1,0 +1,320 @@
+"""Data sets pooled into one array of N examples, and the keep matrix saying which model trains on which.
+
+Sources: `digits` (scikit-learn's bundled 8x8 digits), `tfds:NAME` (TensorFlow Datasets read through
+`tfds.data_source`, no TensorFlow needed to read), `idx:DIR` (MNIST-format IDX files) and `npz:PATH`.
+"""
+
+import gzip
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from lira_jax.errors import UserError
+
+TFDS_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashion_mnist": 10, "svhn_cropped": 10}
+SPLIT_CHOICES = ("train+test", "train", "test")
+KEEP_MODES = ("balanced", "bernoulli")
+IDX_FILE_NAMES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+KNOWN_SOURCES = (
+    f"digits, tfds:NAME (NAME one of {', '.join(TFDS_NUM_CLASSES)}), idx:DIR (MNIST-format IDX files) "
+    "or npz:PATH (arrays x, y and optionally x_test, y_test)"
+)
+# IDX type byte -> big-endian NumPy dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_TFDS_BATCH = 1024
+
+# split name -> (images: [n, H, W, C], labels: [n]), raw pixel values
+RawSplits = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """All N examples shared by the models, normalised, in a fixed order (train split first, then test).
+
+    images: float32[N, H, W, C], (raw - mean) / std per channel: mean 0 and std 1 over the whole set.
+    labels: int32[N], in [0, num_classes).
+    source: the source string it was loaded from, e.g. "digits" or "tfds:cifar10".
+    origin: int8[N], 0 where the example came from the source's train split, 1 from its test split.
+    mean, std: float32[C], per-channel mean and standard deviation of the raw pixels over the N examples.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+    source: str
+    origin: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def load_dataset(
+    source: str, *, splits: str = "train+test", limit: int | None = None, data_dir: str | None = None
+) -> Dataset:
+    """Loads `source` as one normalised Dataset.
+
+    splits: "train+test" pools both splits (every example may be a member, the LiRA setup), "train" or
+    "test" takes one. limit: keep only the first `limit` examples after pooling (deterministic).
+    data_dir: TFDS's data directory (tfds sources only; None = TFDS's default).
+    Raises UserError for an unknown source, missing or malformed files, or a split the source lacks.
+    """
+    if splits not in SPLIT_CHOICES:
+        raise UserError(f"unknown splits {splits!r}: expected one of {', '.join(SPLIT_CHOICES)}")
+    if limit is not None and limit < 1:
+        raise UserError(f"data limit must be a positive number of examples, got {limit}")
+    wanted_splits = tuple(splits.split("+"))
+    scheme, _, location = source.partition(":")
+    if source == "digits":
+        raw_splits, num_classes = _load_digits(wanted_splits)
+    elif scheme == "tfds" and location:
+        raw_splits, num_classes = _load_tfds(location, wanted_splits, limit, data_dir)
+    elif scheme == "idx" and location:
+        raw_splits, num_classes = _load_idx(Path(location), wanted_splits)
+    elif scheme == "npz" and location:
+        raw_splits, num_classes = _load_npz(Path(location), wanted_splits)
+    else:
+        raise UserError(f"unknown data source {source!r}: expected {KNOWN_SOURCES}")
+
+    raw_images, labels, origin = _pool(raw_splits, limit)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        found = f"{labels.min()}..{labels.max()}"
+        raise UserError(f"{source}: labels must lie in [0, {num_classes}), found {found}")
+    images = raw_images.astype(np.float32)
+    mean, std = _channel_mean_std(images)
+    images -= mean
+    images /= std
+    return Dataset(images, labels, num_classes, source, origin, mean, std)
+
+
+def make_keep(
+    num_models: int, num_examples: int, *, seed: int, mode: str = "balanced", probability: float = 0.5
+) -> np.ndarray:
+    """Which model trains on which example: keep: bool[num_models, num_examples], reproducible from `seed`.
+
+    "balanced": every example is in exactly num_models / 2 models (num_models must be even), a uniformly
+    random half for each example independently. "bernoulli": each (model, example) independently with
+    `probability`.
+    """
+    if num_models < 2:
+        raise UserError(f"need at least 2 models (targets are scored against the others), got {num_models}")
+    if num_examples < 1:
+        raise UserError(f"need at least 1 example, got {num_examples}")
+    if seed < 0:
+        raise UserError(f"the seed must not be negative, got {seed}")
+    generator = np.random.default_rng(seed)
+    if mode == "balanced":
+        if num_models % 2:
+            raise UserError(f"balanced keep needs an even number of models, got {num_models}")
+        # The argsort of i.i.d. uniforms is a uniformly random permutation of the models, per example.
+        model_order = generator.random((num_models, num_examples)).argsort(axis=0)
+        return model_order < num_models // 2
+    if mode == "bernoulli":
+        if not 0 < probability < 1:
+            raise UserError(f"keep probability must lie strictly between 0 and 1, got {probability}")
+        return generator.random((num_models, num_examples)) < probability
+    raise UserError(f"unknown keep mode {mode!r}: expected one of {', '.join(KEEP_MODES)}")
+
+
+def _pool(raw_splits: RawSplits, limit: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenates train then test, and cuts to `limit`: raw images [N, H, W, C], int32[N], int8[N]."""
+    names = [name for name in ("train", "test") if name in raw_splits]
+    shapes = {raw_splits[name][0].shape[1:] for name in names}
+    if len(shapes) > 1:
+        raise UserError(f"the train and test images differ in shape: {' vs '.join(map(str, shapes))}")
+    if sum(len(raw_splits[name][1]) for name in names) == 0:
+        raise UserError("the data set holds no examples")
+    images = np.concatenate([raw_splits[name][0] for name in names])[:limit]
+    labels = np.concatenate([raw_splits[name][1] for name in names]).astype(np.int32)[:limit]
+    origin = np.concatenate([np.full(len(raw_splits[name][1]), name == "test", np.int8) for name in names])
+    return images, labels, origin[:limit]
+
+
+def _channel_mean_std(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32[N, H, W, C] -> (mean, std): float32[C] each; float64 sums in chunks to bound memory."""
+    chunks = range(0, len(images), 4096)
+    count = images.size // images.shape[-1]
+    mean = sum(images[i : i + 4096].sum(axis=(0, 1, 2), dtype=np.float64) for i in chunks) / count
+    variance = sum(np.square(images[i : i + 4096] - mean).sum(axis=(0, 1, 2)) for i in chunks) / count
+    std = np.sqrt(variance)
+    std[std == 0] = 1.0  # a constant channel stays constant (0) instead of becoming NaN
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _load_digits(wanted_splits: tuple[str, ...]) -> tuple[RawSplits, int]:
+    """scikit-learn's 1,797 digits: images float64[N, 8, 8, 1] with values 0..16; all in the train split."""
+    from sklearn.datasets import load_digits
+
+    if "train" not in wanted_splits:
+        raise UserError("digits has no test split: use splits = 'train' or 'train+test'")
+    digits = load_digits()
+    return {"train": (digits.images[..., None], digits.target)}, 10
+
+
+def _load_tfds(
+    name: str, wanted_splits: tuple[str, ...], limit: int | None, data_dir: str | None
+) -> tuple[RawSplits, int]:
+    """Reads TFDS splits into uint8[n, H, W, C] and labels; tfds downloads and prepares them if needed."""
+    if name not in TFDS_NUM_CLASSES:
+        raise UserError(f"unknown tfds data set {name!r}: expected one of {', '.join(TFDS_NUM_CLASSES)}")
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise UserError(
+            f"tfds:{name} needs tensorflow-datasets: pip install 'lira-jax[tfds]' (or use idx: or npz:)"
+        ) from error
+    try:
+        sources = tfds.data_source(name, split=list(wanted_splits), data_dir=data_dir)
+    except Exception as error:  # download and preparation fail in many ways: network, disk, no TensorFlow
+        reason = (str(error).strip().splitlines() or [""])[0][:300]
+        raise UserError(
+            f"tfds could not load or prepare {name!r} (data_dir {data_dir or 'default'}): "
+            f"{type(error).__name__}: {reason}. Preparing needs internet and TensorFlow (reading a prepared "
+            f"array_record copy does not: `tfds build {name} --file_format=array_record`); offline, "
+            f"Fashion-MNIST is idx:{DEBIAN_FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)"
+        ) from error
+    raw_splits: RawSplits = {}
+    remaining = limit
+    for split, source in zip(wanted_splits, sources, strict=True):
+        count = len(source) if remaining is None else min(len(source), remaining)
+        if count == 0:
+            continue
+        raw_splits[split] = _read_tfds_records(source, count, f"reading tfds:{name} {split}")
+        remaining = None if remaining is None else remaining - count
+    return raw_splits, TFDS_NUM_CLASSES[name]
+
+
+def _read_tfds_records(source, count: int, description: str) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` records of a TFDS data source -> (uint8[count, H, W, C], int64[count])."""
+    images: np.ndarray | None = None
+    labels = np.zeros(count, np.int64)
+    with tqdm(total=count, desc=description, unit="img", disable=count < 10_000, leave=False) as progress:
+        for start in range(0, count, _TFDS_BATCH):
+            keys = list(range(start, min(start + _TFDS_BATCH, count)))
+            try:
+                records = source.__getitems__(keys)  # one batched read, much faster than item by item
+            except TypeError:  # tfds.testing.mock_data (tfds 4.9) binds its __getitems__ without `self`
+                records = [source[key] for key in keys]
+            for offset, record in enumerate(records):
+                if images is None:
+                    images = np.zeros((count, *np.shape(record["image"])), np.uint8)
+                images[start + offset] = record["image"]
+                labels[start + offset] = record["label"]
+            progress.update(len(keys))
+    assert images is not None, "called with count >= 1"
+    return images, labels
+
+
+def _load_idx(directory: Path, wanted_splits: tuple[str, ...]) -> tuple[RawSplits, int]:
+    """MNIST-format IDX files (gzipped or not) in `directory` -> images [n, H, W, 1] and labels per split."""
+    paths: dict[str, Path] = {}
+    missing = []
+    for split in wanted_splits:
+        for name in IDX_FILE_NAMES[split]:
+            found = [path for path in (directory / name, directory / f"{name}.gz") if path.is_file()]
+            if found:
+                paths[name] = found[0]
+            else:
+                missing.append(f"{name}[.gz]")
+    if missing:
+        raise UserError(
+            f"missing IDX file(s) in {directory}: {', '.join(missing)}; for Fashion-MNIST on Debian/Ubuntu, "
+            f"apt-get install dataset-fashion-mnist puts them in {DEBIAN_FASHION_MNIST_DIR}"
+        )
+    raw_splits: RawSplits = {}
+    for split in wanted_splits:
+        images_name, labels_name = IDX_FILE_NAMES[split]
+        images = _read_idx_file(paths[images_name])
+        labels = _read_idx_file(paths[labels_name])
+        if images.ndim != 3 or labels.ndim != 1:
+            raise UserError(
+                f"{paths[images_name]} must hold [N, H, W] images and {paths[labels_name]} [N] labels, "
+                f"found shapes {images.shape} and {labels.shape}"
+            )
+        if len(images) != len(labels):
+            raise UserError(f"{paths[images_name]} holds {len(images)} images but its labels {len(labels)}")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise UserError(f"{paths[labels_name]}: labels must be integers, found {labels.dtype}")
+        raw_splits[split] = (images[..., None], labels)
+    return raw_splits, int(max(labels.max(initial=0) for _, labels in raw_splits.values())) + 1
+
+
+def _read_idx_file(path: Path) -> np.ndarray:
+    """One IDX file (gzip detected from its content) -> array in native byte order, shape from its header."""
+    try:
+        content = path.read_bytes()
+        if content[:2] == b"\x1f\x8b":
+            content = gzip.decompress(content)
+    except (OSError, EOFError) as error:
+        raise UserError(f"cannot read IDX file {path}: {error}") from error
+    if len(content) < 4 or content[:2] != b"\0\0" or content[2] not in _IDX_DTYPES:
+        raise UserError(f"{path} is not an IDX file (bad magic number {content[:4].hex()})")
+    num_dims = content[3]
+    header_size = 4 + 4 * num_dims
+    if len(content) < header_size:
+        raise UserError(f"{path} is truncated: its header is incomplete")
+    shape = tuple(int(size) for size in np.frombuffer(content, ">u4", num_dims, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[content[2]])
+    expected_size = header_size + int(np.prod(shape)) * dtype.itemsize
+    if len(content) != expected_size:
+        state = "truncated" if len(content) < expected_size else "longer than its header says"
+        raise UserError(f"{path} is {state}: {len(content)} bytes, the header {shape} needs {expected_size}")
+    return np.frombuffer(content, dtype, offset=header_size).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _load_npz(path: Path, wanted_splits: tuple[str, ...]) -> tuple[RawSplits, int]:
+    """An .npz with x [N, H, W(, C)] and y [N], optionally x_test and y_test -> images, labels per split."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise UserError(f"{path} is a single array, not an .npz holding 'x' and 'y' (use np.savez)")
+        with archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError as error:
+        raise UserError(f"npz file not found: {path}") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise UserError(f"cannot read {path} as an .npz of plain arrays: {reason}") from error
+    if "x" not in arrays or "y" not in arrays:
+        raise UserError(f"{path} must hold arrays 'x' [N, H, W, C] and 'y' [N], found {sorted(arrays)}")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise UserError(f"{path} must hold both 'x_test' and 'y_test' or neither")
+    if wanted_splits == ("test",) and "x_test" not in arrays:
+        raise UserError(f"{path} has no test split (x_test, y_test): use splits 'train' or 'train+test'")
+    keys = {"train": ("x", "y"), "test": ("x_test", "y_test")}
+    present = [split for split in wanted_splits if keys[split][0] in arrays]
+    raw_splits = {split: _checked_npz_split(path, arrays, *keys[split]) for split in present}
+    return raw_splits, int(max(labels.max(initial=0) for _, labels in raw_splits.values())) + 1
+
+
+def _checked_npz_split(
+    path: Path, arrays: dict[str, np.ndarray], images_key: str, labels_key: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validates one split of an .npz: images [n, H, W, C] (channel added to [n, H, W]), labels int64[n]."""
+    images, labels = arrays[images_key], arrays[labels_key]
+    if images.ndim == 3:
+        images = images[..., None]
+    is_numeric = np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
+    if images.ndim != 4 or not is_numeric:
+        found = f"{images.dtype}{list(images.shape)}"
+        raise UserError(f"{path}: {images_key!r} must be numbers [N, H, W, C], found {found}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        found = f"shape {labels.shape}"
+        raise UserError(f"{path}: {labels_key!r} must be [N] with N = {len(images)}, found {found}")
+    if len(images) == 0:
+        raise UserError(f"{path}: {images_key!r} holds no examples")
+    if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+        raise UserError(f"{path}: {images_key!r} holds NaN or infinite values")
+    is_whole = np.issubdtype(labels.dtype, np.floating) and np.isfinite(labels).all()
+    if is_whole and (labels == np.round(labels)).all():
+        labels = labels.astype(np.int64)  # class numbers saved as floats
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise UserError(f"{path}: {labels_key!r} must hold integer class labels, found {labels.dtype}")
+    if labels.min() < 0:
+        raise UserError(f"{path}: {labels_key!r} holds negative labels (smallest {labels.min()})")
+    return images, labels.astype(np.int64)

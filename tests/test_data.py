@@ -1,0 +1,291 @@
+"""Tests of lira_jax.data: the keep matrix and every data source with its validation errors."""
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lira_jax.data import DEBIAN_FASHION_MNIST_DIR, TFDS_NUM_CLASSES, load_dataset, make_keep
+from lira_jax.errors import UserError
+
+# ---------------------------------------------------------------- keep matrix
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    half_models=st.integers(1, 16), num_examples=st.integers(1, 60), seed=st.integers(0, 2**32 - 1)
+)
+def test_balanced_keep_puts_every_example_in_exactly_half_the_models(half_models, num_examples, seed):
+    keep = make_keep(2 * half_models, num_examples, seed=seed)
+    assert keep.dtype == np.bool_ and keep.shape == (2 * half_models, num_examples)
+    np.testing.assert_array_equal(keep.sum(axis=0), half_models)
+    np.testing.assert_array_equal(keep, make_keep(2 * half_models, num_examples, seed=seed))
+
+
+def test_keep_depends_on_the_seed_and_spreads_evenly_over_models():
+    keep = make_keep(16, 2000, seed=1)
+    assert not np.array_equal(keep, make_keep(16, 2000, seed=2))
+    np.testing.assert_allclose(keep.mean(axis=1), 0.5, atol=0.05)  # each model gets about half the data
+
+
+@settings(max_examples=20, deadline=None)
+@given(probability=st.floats(0.05, 0.95), seed=st.integers(0, 1000))
+def test_bernoulli_keep_rate(probability, seed):
+    keep = make_keep(40, 1000, seed=seed, mode="bernoulli", probability=probability)
+    assert keep.dtype == np.bool_ and keep.shape == (40, 1000)
+    assert abs(keep.mean() - probability) < 0.015  # > 6 standard deviations for 40,000 draws
+    again = make_keep(40, 1000, seed=seed, mode="bernoulli", probability=probability)
+    np.testing.assert_array_equal(keep, again)
+
+
+@pytest.mark.parametrize(
+    ("num_models", "kwargs", "message"),
+    [
+        (1, {}, "at least 2 models"),
+        (0, {"mode": "bernoulli"}, "at least 2 models"),
+        (5, {}, "even"),
+        (4, {"mode": "sometimes"}, "unknown keep mode"),
+        (4, {"mode": "bernoulli", "probability": 1.0}, "between 0 and 1"),
+        (4, {"seed": -1}, "seed"),
+    ],
+)
+def test_bad_keep_arguments(num_models, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        make_keep(num_models, 10, **{"seed": 0, **kwargs})
+
+
+# ---------------------------------------------------------------- digits and general options
+
+
+def test_digits_shapes_dtypes_and_normalisation():
+    from sklearn.datasets import load_digits
+
+    dataset = load_dataset("digits")
+    assert dataset.images.shape == (1797, 8, 8, 1) and dataset.images.dtype == np.float32
+    assert dataset.labels.dtype == np.int32 and dataset.origin.dtype == np.int8
+    assert dataset.num_classes == 10 and dataset.source == "digits" and not dataset.origin.any()
+    assert dataset.mean.dtype == np.float32 and dataset.std.shape == (1,)
+    np.testing.assert_allclose(dataset.images.mean(axis=(0, 1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(dataset.images.std(axis=(0, 1, 2)), 1, atol=1e-4)
+    raw = load_digits()
+    np.testing.assert_allclose(dataset.mean, raw.images.mean(), rtol=1e-6)
+    np.testing.assert_allclose(dataset.images[..., 0] * dataset.std + dataset.mean, raw.images, atol=1e-4)
+    np.testing.assert_array_equal(dataset.labels, raw.target)
+
+
+def test_limit_takes_the_first_examples():
+    full, limited = load_dataset("digits"), load_dataset("digits", limit=100)
+    assert limited.images.shape == (100, 8, 8, 1)
+    np.testing.assert_array_equal(limited.labels, full.labels[:100])
+
+
+@pytest.mark.parametrize(
+    ("source", "kwargs", "message"),
+    [
+        ("cifar10", {}, "unknown data source 'cifar10': expected digits, tfds:NAME"),
+        ("hub:mnist", {}, "idx:DIR"),
+        ("tfds:", {}, "unknown data source"),
+        ("tfds:imagenet2012", {}, "unknown tfds data set 'imagenet2012'.*cifar10, cifar100, mnist"),
+        ("digits", {"splits": "test"}, "digits has no test split"),
+        ("digits", {"splits": "all"}, "unknown splits 'all'"),
+        ("digits", {"limit": 0}, "positive"),
+    ],
+)
+def test_bad_sources_and_options(source, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        load_dataset(source, **kwargs)
+
+
+# ---------------------------------------------------------------- IDX files
+
+
+def write_idx(path: Path, array: np.ndarray, *, gzipped: bool) -> None:
+    """Writes `array` (uint8) as an IDX file: 0, 0, type 0x08, ndim, big-endian uint32 sizes, data."""
+    content = struct.pack(f">BBBB{array.ndim}I", 0, 0, 0x08, array.ndim, *array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(content) if gzipped else content)
+
+
+def write_idx_set(directory: Path, *, gzipped: bool, splits=("train", "test")) -> dict[str, np.ndarray]:
+    """A tiny MNIST-format set in `directory` (5x4 images, to catch swapped axes); returns its arrays."""
+    generator = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": generator.integers(0, 256, (6, 5, 4), dtype=np.uint8),
+        "train-labels-idx1-ubyte": np.array([0, 1, 2, 3, 4, 2], np.uint8),
+        "t10k-images-idx3-ubyte": generator.integers(0, 256, (3, 5, 4), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": np.array([2, 1, 0], np.uint8),
+    }
+    prefixes = tuple({"train": "train", "test": "t10k"}[split] for split in splits)
+    for name, array in arrays.items():
+        if name.startswith(prefixes):
+            write_idx(directory / (name + (".gz" if gzipped else "")), array, gzipped=gzipped)
+    return arrays
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_idx_round_trip(tmp_path, gzipped):
+    arrays = write_idx_set(tmp_path, gzipped=gzipped)
+    dataset = load_dataset(f"idx:{tmp_path}")
+    assert dataset.images.shape == (9, 5, 4, 1) and dataset.num_classes == 5
+    np.testing.assert_array_equal(dataset.origin, [0] * 6 + [1] * 3)
+    np.testing.assert_array_equal(dataset.labels, [0, 1, 2, 3, 4, 2, 2, 1, 0])
+    raw = np.concatenate([arrays["train-images-idx3-ubyte"], arrays["t10k-images-idx3-ubyte"]])
+    np.testing.assert_allclose(dataset.images[..., 0] * dataset.std + dataset.mean, raw, atol=1e-3)
+    assert load_dataset(f"idx:{tmp_path}", splits="test").images.shape == (3, 5, 4, 1)
+
+
+def test_idx_train_split_needs_only_train_files(tmp_path):
+    write_idx_set(tmp_path, gzipped=True, splits=("train",))
+    assert len(load_dataset(f"idx:{tmp_path}", splits="train").labels) == 6
+    missing_test_files = "t10k-images-idx3-ubyte.*t10k-labels-idx1-ubyte.*dataset-fashion-mnist"
+    with pytest.raises(UserError, match=missing_test_files):
+        load_dataset(f"idx:{tmp_path}")
+
+
+def test_idx_missing_directory(tmp_path):
+    with pytest.raises(UserError, match="missing IDX file.*train-images-idx3-ubyte.*apt-get install"):
+        load_dataset(f"idx:{tmp_path / 'nowhere'}")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda content: content[:-7], "truncated"),
+        (lambda content: content[:6], "header is incomplete"),
+        (lambda content: b"\x12\x34" + content[2:], "not an IDX file"),
+        (lambda content: content + b"\0", "longer than its header"),
+    ],
+)
+def test_damaged_idx_file(tmp_path, damage, message):
+    write_idx_set(tmp_path, gzipped=False)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(UserError, match=message):
+        load_dataset(f"idx:{tmp_path}")
+
+
+def test_truncated_gzip_idx_file(tmp_path):
+    write_idx_set(tmp_path, gzipped=True)
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(UserError, match="cannot read IDX file"):
+        load_dataset(f"idx:{tmp_path}")
+
+
+@pytest.mark.skipif(not Path(DEBIAN_FASHION_MNIST_DIR).is_dir(), reason="dataset-fashion-mnist not installed")
+def test_debian_fashion_mnist():
+    dataset = load_dataset(f"idx:{DEBIAN_FASHION_MNIST_DIR}", splits="test")
+    assert dataset.images.shape == (10_000, 28, 28, 1) and dataset.num_classes == 10
+    assert dataset.origin.all()
+
+
+# ---------------------------------------------------------------- npz files
+
+
+def test_npz_with_test_split_and_missing_channel(tmp_path):
+    path = tmp_path / "set.npz"
+    x = np.arange(4 * 3 * 3, dtype=np.float64).reshape(4, 3, 3)
+    np.savez(path, x=x, y=np.array([0, 1, 0, 3]), x_test=x[:2] + 1, y_test=np.array([1.0, 2.0]))
+    dataset = load_dataset(f"npz:{path}")
+    assert dataset.images.shape == (6, 3, 3, 1) and dataset.num_classes == 4
+    np.testing.assert_array_equal(dataset.origin, [0, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(dataset.labels, [0, 1, 0, 3, 1, 2])
+    assert load_dataset(f"npz:{path}", splits="train").images.shape == (4, 3, 3, 1)
+
+
+def test_npz_rgb_without_test_split(tmp_path):
+    path = tmp_path / "rgb.npz"
+    np.savez(path, x=np.random.default_rng(0).integers(0, 256, (5, 4, 4, 3), dtype=np.uint8), y=np.arange(5))
+    dataset = load_dataset(f"npz:{path}")
+    assert dataset.images.shape == (5, 4, 4, 3) and dataset.mean.shape == (3,) and not dataset.origin.any()
+    np.testing.assert_allclose(dataset.images.std(axis=(0, 1, 2)), 1, atol=1e-4)
+    with pytest.raises(UserError, match="no test split"):
+        load_dataset(f"npz:{path}", splits="test")
+
+
+GOOD_X = np.zeros((3, 4, 4, 1), np.float32)
+GOOD_Y = np.array([0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x": GOOD_X}, "must hold arrays 'x'.*'y'"),
+        ({"x": GOOD_X, "y": GOOD_Y[:2]}, "'y' must be \\[N\\] with N = 3"),
+        ({"x": np.where(GOOD_X == 0, np.nan, GOOD_X), "y": GOOD_Y}, "NaN"),
+        ({"x": GOOD_X, "y": np.array([0, -1, 2])}, "negative"),
+        ({"x": GOOD_X, "y": np.array([0, 1.5, 2])}, "integer class labels"),
+        ({"x": GOOD_X[:, 0, 0, 0], "y": GOOD_Y}, "must be numbers \\[N, H, W, C\\]"),
+        ({"x": GOOD_X > 0, "y": GOOD_Y}, "must be numbers"),
+        ({"x": GOOD_X, "y": GOOD_Y, "x_test": GOOD_X}, "both 'x_test' and 'y_test'"),
+        ({"x": GOOD_X, "y": GOOD_Y, "x_test": GOOD_X[:, :2], "y_test": GOOD_Y}, "differ in shape"),
+        ({"x": GOOD_X[:0], "y": GOOD_Y[:0]}, "no examples"),
+    ],
+)
+def test_bad_npz(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(UserError, match=message):
+        load_dataset(f"npz:{path}")
+
+
+def test_unreadable_npz(tmp_path):
+    with pytest.raises(UserError, match="npz file not found"):
+        load_dataset(f"npz:{tmp_path / 'absent.npz'}")
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(UserError, match="cannot read"):
+        load_dataset(f"npz:{tmp_path / 'text.npz'}")
+    np.save(tmp_path / "single.npy", GOOD_X)
+    with pytest.raises(UserError, match="single array"):
+        load_dataset(f"npz:{tmp_path / 'single.npy'}")
+    np.savez(tmp_path / "objects.npz", x=np.array([None, 1], dtype=object), y=GOOD_Y)
+    with pytest.raises(UserError, match="cannot read"):
+        load_dataset(f"npz:{tmp_path / 'objects.npz'}")
+
+
+# ---------------------------------------------------------------- TFDS (mocked: no download, no TensorFlow)
+
+EXPECTED_TFDS_SHAPES = {
+    "cifar10": (32, 32, 3),
+    "cifar100": (32, 32, 3),
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "svhn_cropped": (32, 32, 3),
+}
+
+
+@pytest.fixture(scope="module")
+def tfds():
+    return pytest.importorskip("tensorflow_datasets", reason="tensorflow-datasets is not installed")
+
+
+@pytest.mark.parametrize("name", sorted(TFDS_NUM_CLASSES))
+def test_tfds_through_mock_data(tfds, name):
+    with tfds.testing.mock_data(num_examples=6):
+        dataset = load_dataset(f"tfds:{name}")
+        test_only = load_dataset(f"tfds:{name}", splits="test")
+    assert dataset.images.shape == (12, *EXPECTED_TFDS_SHAPES[name]) and dataset.images.dtype == np.float32
+    assert dataset.num_classes == TFDS_NUM_CLASSES[name] and dataset.source == f"tfds:{name}"
+    np.testing.assert_array_equal(dataset.origin, [0] * 6 + [1] * 6)
+    assert dataset.labels.dtype == np.int32 and 0 <= dataset.labels.min() <= dataset.labels.max() < 100
+    np.testing.assert_allclose(dataset.images.mean(axis=(0, 1, 2)), 0, atol=1e-4)
+    assert test_only.images.shape == (6, *EXPECTED_TFDS_SHAPES[name]) and test_only.origin.all()
+
+
+def test_tfds_limit_reads_into_the_test_split_only_as_needed(tfds):
+    with tfds.testing.mock_data(num_examples=5):
+        np.testing.assert_array_equal(load_dataset("tfds:cifar10", limit=7).origin, [0] * 5 + [1] * 2)
+        assert len(load_dataset("tfds:mnist", limit=3).labels) == 3
+
+
+def test_tfds_failure_to_prepare_is_a_user_error(tfds, monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("Failed to resolve 'storage.googleapis.com'\nmore detail")
+
+    monkeypatch.setattr(tfds, "data_source", offline)
+    expected = "could not load or prepare 'mnist'.*ConnectionError: Failed to resolve.*dataset-fashion-mnist"
+    with pytest.raises(UserError, match=expected):
+        load_dataset("tfds:mnist")
