@@ -16,9 +16,7 @@ from lira_jax.errors import UserError
 
 
 @settings(max_examples=50, deadline=None)
-@given(
-    half_models=st.integers(1, 16), num_examples=st.integers(1, 60), seed=st.integers(0, 2**32 - 1)
-)
+@given(half_models=st.integers(1, 16), num_examples=st.integers(1, 60), seed=st.integers(0, 2**32 - 1))
 def test_balanced_keep_puts_every_example_in_exactly_half_the_models(half_models, num_examples, seed):
     keep = make_keep(2 * half_models, num_examples, seed=seed)
     assert keep.dtype == np.bool_ and keep.shape == (2 * half_models, num_examples)
