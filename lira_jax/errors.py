@@ -1,8 +1,10 @@
 """The one error type that command-line entry points turn into a single line and exit status 2."""
 
+import argparse
 import sys
 from collections.abc import Callable
 from functools import wraps
+from typing import NoReturn
 
 
 class UserError(Exception):
@@ -25,3 +27,10 @@ def exits_cleanly(main: Callable[..., int | None]) -> Callable[..., int]:
             return 130
 
     return wrapped
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as a UserError (one line, exit 2) instead of usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see {self.prog} --help)")

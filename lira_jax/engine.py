@@ -1,0 +1,212 @@
+"""The hot loop: many models trained in one jitted function over stacked state with a leading model axis.
+
+Data flow of one epoch, all on device, with no host sync inside:
+  keep: bool[M, N] -> each model's members in its own random order (int32[M, N], members first)
+  -> per step, indices int32[M, B] -> images[indices] float[M, B, H, W, C] (each model its own batch)
+  -> per-model augmentation (own key) -> per-model loss, gradient, BatchNorm statistics, optimizer update.
+
+Randomness is keyed by the model's global index, never by its place in a chunk: model m gets the same
+initialisation, batches and augmentations whatever the chunk size, device count or resume point.
+
+An epoch is ceil(max_m |members of m| / B) steps for every model of the run; a model with fewer members
+than the largest wraps around its own shuffled order, so it sees every member once and a few (at most the
+difference in member counts, about sqrt(N) for a balanced keep matrix) twice. That keeps all models in
+lock-step without masking, which would bias BatchNorm statistics.
+
+Sharding is stated once: the model axis is split over a 1-D device mesh named "models"; the dataset is
+replicated. Chunks are padded to a multiple of the device count.
+"""
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from lira_jax.augment import apply_views, augment_batch
+from lira_jax.config import TrainConfig
+from lira_jax.scoring import logit_scale_jax
+
+MODEL_AXIS = "models"
+
+
+class TrainState(NamedTuple):
+    """One or many models' training state; with many, every leaf has a leading model axis."""
+
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+
+
+class EpochMetrics(NamedTuple):
+    loss: jax.Array  # float32[M]: mean training loss over the epoch's steps
+    accuracy: jax.Array  # float32[M]: mean training-batch accuracy (on augmented inputs)
+
+
+def model_keys(seed: int, model_indices: np.ndarray) -> jax.Array:
+    """One independent key per model, from its global index: key[M]."""
+    root = jax.random.key(seed)
+    return jax.vmap(lambda index: jax.random.fold_in(root, index))(jnp.asarray(model_indices, jnp.uint32))
+
+
+def steps_per_epoch(keep: np.ndarray, batch_size: int) -> int:
+    """Steps of one epoch for every model of the run: enough for the model with the most members."""
+    return max(1, math.ceil(int(keep.sum(axis=1).max()) / batch_size))
+
+
+def make_optimizer(train: TrainConfig, steps: int) -> optax.GradientTransformation:
+    """SGD with (Nesterov) momentum on a cosine schedule with linear warm-up, plus L2 weight decay."""
+    warmup = round(train.warmup_epochs * steps)
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=train.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(train.epochs * steps, warmup + 1),
+        end_value=0.0,
+    )
+    return optax.chain(
+        optax.add_decayed_weights(train.weight_decay),
+        optax.sgd(schedule, momentum=train.momentum or None, nesterov=train.nesterov and train.momentum > 0),
+    )
+
+
+def init_states(
+    model: nn.Module, optimizer: optax.GradientTransformation, keys: jax.Array, image_shape: tuple[int, ...]
+) -> TrainState:
+    """Fresh state for each key: every leaf float32[M, ...], each model its own initialisation."""
+
+    def init_one(key: jax.Array) -> TrainState:
+        variables = model.init(jax.random.fold_in(key, 0), jnp.zeros((1, *image_shape)), train=False)
+        params = variables["params"]
+        return TrainState(params, variables.get("batch_stats", {}), optimizer.init(params))
+
+    return jax.vmap(init_one)(keys)
+
+
+def _members_in_random_order(key: jax.Array, keep_row: jax.Array) -> jax.Array:
+    """int32[N]: the indices of `keep_row`'s members in random order, followed by the non-members."""
+    priority = jax.random.uniform(key, keep_row.shape) + jnp.where(keep_row, 0.0, 2.0)
+    return jnp.argsort(priority).astype(jnp.int32)
+
+
+def batch_indices(orders: jax.Array, counts: jax.Array, step_index: jax.Array, batch_size: int) -> jax.Array:
+    """int32[M, B]: each model's examples for step `step_index` of the epoch, wrapping around its members.
+
+    orders: int32[M, N] (members first, from _members_in_random_order); counts: int32[M] members per model.
+    """
+    positions = step_index * batch_size + jnp.arange(batch_size)
+    return jnp.take_along_axis(orders, positions[None, :] % counts[:, None], axis=1)
+
+
+def make_train_epoch(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    *,
+    num_classes: int,
+    batch_size: int,
+    steps: int,
+    label_smoothing: float,
+    augmentations: tuple,
+) -> Callable[..., tuple[TrainState, EpochMetrics]]:
+    """Builds the jitted `train_epoch(states, keys, epoch, keep, images, labels) -> (states, metrics)`.
+
+    states: TrainState with leading axis M; keys: key[M] (model_keys); epoch: int32 scalar;
+    keep: bool[M, N]; images: float32[N, H, W, C]; labels: int32[N].
+    """
+
+    def loss_fn(params, batch_stats, images, targets, dropout_key):
+        logits, updates = model.apply(
+            {"params": params, "batch_stats": batch_stats},
+            images,
+            train=True,
+            mutable=["batch_stats"],
+            rngs={"dropout": dropout_key},
+        )
+        loss = optax.softmax_cross_entropy(logits, targets).mean()
+        return loss, (updates.get("batch_stats", {}), logits)
+
+    def model_step(state: TrainState, key, indices, images, labels):
+        augment_key, dropout_key = jax.random.split(key)
+        batch_labels = labels[indices]
+        targets = optax.smooth_labels(jax.nn.one_hot(batch_labels, num_classes), label_smoothing)
+        batch_images, targets = augment_batch(augment_key, images[indices], targets, augmentations)
+        (loss, (batch_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.batch_stats, batch_images, targets, dropout_key
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        accuracy = jnp.mean(jnp.argmax(logits, -1) == batch_labels)
+        return TrainState(params, batch_stats, opt_state), (loss, accuracy)
+
+    models_step = jax.vmap(model_step, in_axes=(0, 0, 0, None, None))
+
+    @jax.jit
+    def train_epoch(states: TrainState, keys, epoch, keep, images, labels):
+        epoch_keys = jax.vmap(lambda key: jax.random.fold_in(jax.random.fold_in(key, 1), epoch))(keys)
+        order_keys, step_keys = jnp.moveaxis(jax.vmap(jax.random.split)(epoch_keys), 1, 0)
+        orders = jax.vmap(_members_in_random_order)(order_keys, keep)
+        counts = keep.sum(axis=1, dtype=jnp.int32)
+
+        def step(states, step_index):
+            indices = batch_indices(orders, counts, step_index, batch_size)
+            keys_now = jax.vmap(jax.random.fold_in, in_axes=(0, None))(step_keys, step_index)
+            return models_step(states, keys_now, indices, images, labels)
+
+        states, (losses, accuracies) = jax.lax.scan(step, states, jnp.arange(steps))
+        return states, EpochMetrics(losses.mean(axis=0), accuracies.mean(axis=0))
+
+    return train_epoch
+
+
+def make_infer(
+    model: nn.Module, views: tuple, identity_view: int | None
+) -> Callable[..., tuple[jax.Array, jax.Array, jax.Array]]:
+    """Builds the jitted `infer(states, images, labels) -> (logits, scores, correct)` for one batch.
+
+    images: float32[B, H, W, C], labels: int32[B] ->
+    logits: float32[M, B, V, C], scores: float32[M, B, V] (logit-scaled confidence φ),
+    correct: bool[M, B] (prediction on the unaltered image). BatchNorm runs on its running statistics.
+    `identity_view` is the index of the identity among `views`, if it is there.
+    """
+
+    def apply_all(states: TrainState, images):
+        return jax.vmap(
+            lambda params, stats: model.apply({"params": params, "batch_stats": stats}, images, train=False)
+        )(states.params, states.batch_stats)
+
+    @jax.jit
+    def infer(states: TrainState, images, labels):
+        viewed = apply_views(images, views)  # [V, B, H, W, C]
+        num_views, batch = viewed.shape[:2]
+        logits = apply_all(states, viewed.reshape(num_views * batch, *viewed.shape[2:]))
+        logits = jnp.swapaxes(logits.reshape(logits.shape[0], num_views, batch, -1), 1, 2)
+        scores = logit_scale_jax(logits, labels[None, :, None])
+        plain = logits[:, :, identity_view] if identity_view is not None else apply_all(states, images)
+        correct = jnp.argmax(plain, axis=-1) == labels[None, :]
+        return logits, scores, correct
+
+    return infer
+
+
+def model_mesh(devices: list | None = None) -> Mesh:
+    """A 1-D mesh over the local devices whose one axis is the model axis."""
+    return Mesh(np.asarray(devices if devices is not None else jax.local_devices()), (MODEL_AXIS,))
+
+
+def shard_models(tree: Any, mesh: Mesh) -> Any:
+    """Places every leaf's leading (model) axis across the mesh."""
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(MODEL_AXIS)))
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def padded_chunk(model_indices: np.ndarray, size: int) -> np.ndarray:
+    """Pads a chunk of model indices to `size` by repeating its last index (the copies are discarded)."""
+    return np.concatenate([model_indices, np.full(size - len(model_indices), model_indices[-1])])

@@ -1,0 +1,205 @@
+"""The run folder: memmapped arrays, per-model progress, safe resume, atomic writes.
+
+Layout (DESIGN.md): config.toml, keep.npy bool[M, N], labels.npy int32[N], scores.npy float32[M, N, V],
+logits.npy float16|float32[M, N, V, C] (unless query.logits_dtype = "none"), models.json.
+
+Rules that keep a run from losing or faking anything:
+- A folder is created whole or not at all: it is built under a temporary name and renamed into place.
+- An existing folder is only reopened by a config with the same identity (config.identity); anything
+  else is refused before a byte is written.
+- A model's rows are written and flushed to disk before models.json marks it done; models.json is
+  replaced atomically under a file lock, so processes writing different models never lose each other's
+  records.
+"""
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import tomllib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lira_jax import config as config_lib
+from lira_jax.config import Config
+from lira_jax.errors import UserError
+
+MODELS_FILE = "models.json"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replaces `path` with `text` so that a reader sees the old or the new file, never a mix."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
+class RunFolder:
+    """An open run folder; arrays are memmaps opened on demand."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._arrays: dict[str, np.memmap] = {}
+
+    @property
+    def config(self) -> Config:
+        return config_lib.load(self.path / "config.toml")
+
+    def array(self, name: str, mode: str = "r") -> np.ndarray:
+        return np.load(self.path / f"{name}.npy", mmap_mode=mode)
+
+    @property
+    def keep(self) -> np.ndarray:
+        return np.load(self.path / "keep.npy")
+
+    def models(self) -> list[dict[str, Any]]:
+        """Per-model records: {"index", "done", and for done models accuracies and timings}."""
+        return json.loads((self.path / MODELS_FILE).read_text())["models"]
+
+    def done(self) -> np.ndarray:
+        """bool[M]: which models have finished and been written."""
+        return np.array([record["done"] for record in self.models()], dtype=bool)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.path / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def write_rows(
+        self, model_indices: np.ndarray, start: int, scores: np.ndarray, logits: np.ndarray | None
+    ) -> None:
+        """Writes examples start..start+B of some models' rows (not yet marked done).
+
+        scores: float32[K, B, V]; logits: float[K, B, V, C] or None when the run keeps no logits.
+        """
+        stop = start + scores.shape[1]
+        self._open("scores")[model_indices, start:stop] = scores
+        if logits is not None:
+            self._open("logits")[model_indices, start:stop] = logits
+
+    def mark_done(self, model_indices: Sequence[int], records: Sequence[dict[str, Any]]) -> None:
+        """Flushes the rows written so far to disk, then records the models as done."""
+        for array in self._arrays.values():
+            array.flush()
+        self._arrays.clear()
+        with self._locked():
+            models = self.models()
+            for index, record in zip(model_indices, records, strict=True):
+                models[index] = {"index": int(index), "done": True, **record}
+            write_atomically(self.path / MODELS_FILE, json.dumps({"models": models}, indent=1))
+
+    def _open(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            self._arrays[name] = self.array(name, mode="r+")
+        return self._arrays[name]
+
+    def summary(self) -> str:
+        """A few lines on what is done: for `train --status`."""
+        models = self.models()
+        done = [record for record in models if record["done"]]
+        missing = [record["index"] for record in models if not record["done"]]
+        lines = [f"{self.path}: {len(done)} of {len(models)} models done"]
+        if done:
+            train = np.mean([record["train_accuracy"] for record in done])
+            test = np.mean([record["test_accuracy"] for record in done])
+            lines.append(f"mean train accuracy {train:.4f}, mean test accuracy {test:.4f}")
+        if missing:
+            lines.append(f"to train: {compact_ranges(missing)}")
+        return "\n".join(lines)
+
+
+def compact_ranges(indices: Sequence[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> "0:3, 5, 7:9" (half-open ranges, as --models takes them)."""
+    parts, start = [], None
+    for position, index in enumerate(indices):
+        if start is None:
+            start = index
+        if position + 1 == len(indices) or indices[position + 1] != index + 1:
+            parts.append(str(start) if start == index else f"{start}:{index + 1}")
+            start = None
+    return ", ".join(parts)
+
+
+def open_existing(path: str | Path) -> RunFolder:
+    """Opens a run folder that must exist (for --status and slices)."""
+    path = Path(path)
+    if not (path / "config.toml").is_file() or not (path / MODELS_FILE).is_file():
+        raise UserError(f"{path} is not a lira-jax run folder (no config.toml and models.json)")
+    return RunFolder(path)
+
+
+def check_resumable(path: Path, config: Config) -> RunFolder | None:
+    """The existing run at `path` if `config` may resume it; None if there is none; else an error."""
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        raise UserError(f"output {path} exists and is not a folder")
+    if not any(path.iterdir()):
+        path.rmdir()
+        return None
+    run = open_existing(path)
+    try:
+        stored = config_lib.from_dict(tomllib.loads((path / "config.toml").read_text()))
+    except (UserError, tomllib.TOMLDecodeError) as error:
+        raise UserError(
+            f"{path}/config.toml cannot be read ({error}); refusing to touch the folder"
+        ) from None
+    ours, theirs = config_lib.identity(config), config_lib.identity(stored)
+    if ours != theirs:
+        changed = sorted(
+            f"{section}.{key}"
+            for section in ours
+            for key in ours[section]
+            if ours[section][key] != theirs[section].get(key)
+        )
+        raise UserError(
+            f"{path} holds a run with a different config ({', '.join(changed)} differ); "
+            "use another --out or the same config to resume"
+        )
+    return run
+
+
+def create(
+    path: Path,
+    config: Config,
+    keep: np.ndarray,
+    labels: np.ndarray,
+    num_views: int,
+    num_classes: int,
+) -> RunFolder:
+    """Creates the run folder whole: arrays (scores and logits as empty memmaps), config, models.json."""
+    num_models, num_examples = keep.shape
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial-"))
+    try:
+        np.save(building / "keep.npy", keep.astype(bool))
+        np.save(building / "labels.npy", labels.astype(np.int32))
+        shapes = {"scores": (np.float32, (num_models, num_examples, num_views))}
+        if config.query.logits_dtype != "none":
+            shapes["logits"] = (
+                np.dtype(config.query.logits_dtype),
+                (num_models, num_examples, num_views, num_classes),
+            )
+        for name, (dtype, shape) in shapes.items():
+            array = np.lib.format.open_memmap(building / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+            array.flush()
+            del array
+        models = [{"index": index, "done": False} for index in range(num_models)]
+        (building / MODELS_FILE).write_text(json.dumps({"models": models}, indent=1))
+        (building / "config.toml").write_text(config_lib.to_toml(config))
+        os.rename(building, path)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return RunFolder(path)

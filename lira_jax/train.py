@@ -1,0 +1,119 @@
+"""`python -m lira_jax.train`: train the shadow models of a config into a run folder, then attack them.
+
+    python -m lira_jax.train                                  # digits defaults -> runs/digits
+    python -m lira_jax.train --config configs/cifar10_wrn28_2.toml --set train.num_models=64
+    python -m lira_jax.train --out runs/x --models 0:16       # one slice of an existing or new run
+    python -m lira_jax.train --status runs/x                  # which models are done
+
+The same command resumes a killed run: finished models are kept, unfinished ones are trained again.
+"""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lira_jax import config as config_lib
+from lira_jax import store
+from lira_jax.attack import run_attack
+from lira_jax.augment import parse_augmentations, parse_views
+from lira_jax.data import load_dataset, make_keep
+from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
+from lira_jax.models import build_model
+from lira_jax.trainer import Plan, train_run
+
+
+def parse_slice(text: str, num_models: int) -> np.ndarray:
+    """`"A:B"` -> the model indices A..B-1, which must lie in [0, num_models)."""
+    try:
+        start_text, stop_text = text.split(":")
+        start = int(start_text) if start_text else 0
+        stop = int(stop_text) if stop_text else num_models
+    except ValueError:
+        raise UserError(f"--models expects A:B (e.g. 0:16), got {text!r}") from None
+    if not 0 <= start < stop <= num_models:
+        raise UserError(f"--models {text} is outside [0, {num_models}) or empty")
+    return np.arange(start, stop)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m lira_jax.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="TOML config (default: the digits defaults, as configs/digits.toml)")
+    parser.add_argument("--out", help="run folder (default: runs/<config name>)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.epochs=2"
+    )
+    parser.add_argument(
+        "--models", metavar="A:B", help="train only models A..B-1 (job arrays); the attack waits for all"
+    )
+    parser.add_argument("--status", metavar="RUN", help="show which models of RUN are done, and exit")
+    parser.add_argument(
+        "--no-attack", action="store_true", help="do not run the attack when all models are done"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.status:
+        print(store.open_existing(args.status).summary())
+        return 0
+    config = config_lib.load(args.config) if args.config else config_lib.Config()
+    config = config_lib.with_overrides(config, args.set)
+    out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else "digits"))
+    run = store.check_resumable(out, config)  # refuse a different config before any work
+
+    dataset = load_dataset(
+        config.data.source,
+        splits=config.data.splits,
+        limit=config.data.limit or None,
+        data_dir=config.data.data_dir or None,
+    )
+    image_shape = dataset.images.shape[1:]
+    views = parse_views(config.query.views, image_shape)
+    identity = parse_views(["identity"], image_shape)[0]
+    plan = Plan(
+        config=config,
+        model=build_model(
+            config.model,
+            dataset.num_classes,
+            image_shape,
+            jnp.dtype(config.train.precision),
+            jax.default_backend(),
+        ),
+        augmentations=parse_augmentations(config.train.augment, image_shape),
+        views=views,
+        identity_view=views.index(identity) if identity in views else None,
+        num_classes=dataset.num_classes,
+    )
+    num_models = config.train.num_models
+    todo = parse_slice(args.models, num_models) if args.models else np.arange(num_models)
+
+    if run is None:
+        keep = make_keep(
+            num_models,
+            len(dataset.labels),
+            seed=config.train.seed,
+            mode=config.train.keep,
+            probability=config.train.keep_probability,
+        )
+        run = store.create(out, config, keep, dataset.labels, len(views), dataset.num_classes)
+    elif not np.array_equal(run.array("labels"), dataset.labels):
+        raise UserError(
+            f"the data set's labels differ from {out}/labels.npy: the data changed since the run began"
+        )
+
+    todo = todo[~run.done()[todo]]
+    if len(todo):
+        train_run(run, plan, dataset, todo, quiet=args.quiet)
+    print(run.summary())
+    if not args.no_attack and run.done().all():
+        run_attack(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""Trains a run's unfinished models chunk by chunk and writes their rows into the run folder.
+
+One chunk = `models_per_step` models trained together by the engine's jitted epoch, then queried on
+every example under every view; its rows stream into the memmaps batch by batch (host memory stays at
+one batch), and only after they are flushed are the models marked done.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from lira_jax import engine
+from lira_jax.config import Config
+from lira_jax.data import Dataset
+from lira_jax.errors import UserError
+from lira_jax.store import RunFolder
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a chunk of training needs that is the same for every chunk of the run."""
+
+    config: Config
+    model: nn.Module
+    augmentations: tuple
+    views: tuple
+    identity_view: int | None
+    num_classes: int
+
+
+def available_bytes(device: jax.Device) -> int:
+    """Memory the device can give a chunk: the accelerator's limit, or on CPU the host's available RAM."""
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    with open("/proc/meminfo") as meminfo:
+        fields = dict(line.split(":", 1) for line in meminfo)
+    return int(fields["MemAvailable"].split()[0]) * 1024
+
+
+def compiled_bytes(compiled: Any) -> int:
+    """Peak memory of a compiled executable by XLA's own analysis: arguments, outputs and temporaries."""
+    analysis = compiled.memory_analysis()
+    return int(
+        analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+        + analysis.temp_size_in_bytes
+        - analysis.alias_size_in_bytes
+    )
+
+
+class ChunkTrainer:
+    """Trains padded chunks of models on a device mesh; one instance per run and process."""
+
+    def __init__(self, plan: Plan, dataset: Dataset, keep: np.ndarray, mesh: jax.sharding.Mesh):
+        self.plan, self.keep, self.mesh = plan, keep, mesh
+        train = plan.config.train
+        self.steps = engine.steps_per_epoch(keep, train.batch_size)
+        self.optimizer = engine.make_optimizer(train, self.steps)
+        self.image_shape = dataset.images.shape[1:]
+        self.images = engine.replicate(jnp.asarray(dataset.images), mesh)
+        self.labels = engine.replicate(jnp.asarray(dataset.labels, jnp.int32), mesh)
+        self.train_epoch = engine.make_train_epoch(
+            plan.model,
+            self.optimizer,
+            num_classes=plan.num_classes,
+            batch_size=train.batch_size,
+            steps=self.steps,
+            label_smoothing=train.label_smoothing,
+            augmentations=plan.augmentations,
+        )
+        self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view)
+        self.init = jax.jit(
+            lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape),
+            out_shardings=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(engine.MODEL_AXIS)),
+        )
+
+    def _epoch_arguments(self, size: int) -> tuple:
+        """Abstract arguments of train_epoch for a chunk of `size` models (nothing is allocated)."""
+        keys = jax.eval_shape(lambda: engine.model_keys(0, np.arange(size)))
+        states = jax.eval_shape(self.init, keys)
+        keep = jax.ShapeDtypeStruct((size, self.keep.shape[1]), jnp.bool_)
+        epoch = jax.ShapeDtypeStruct((), jnp.int32)
+        return states, keys, epoch, keep, self.images, self.labels
+
+    def chunk_size(self, requested: int | str, num_todo: int) -> int:
+        """Models per step, a multiple of the device count. `auto`: the largest that XLA's memory analysis
+        of the compiled epoch says fits in 80% of the device's free memory, halving from all models."""
+        devices = self.mesh.size
+        if requested != "auto":
+            return devices * math.ceil(int(requested) / devices)
+        budget = 0.8 * available_bytes(self.mesh.devices.flat[0]) * devices
+        size = devices * math.ceil(num_todo / devices)
+        while True:
+            needed = compiled_bytes(self.train_epoch.lower(*self._epoch_arguments(size)).compile())
+            if needed <= budget or size == devices:
+                break
+            size = devices * max(1, size // (2 * devices))
+        if needed > budget:
+            raise UserError(
+                f"even {size} model(s) per step need {needed / 2**30:.1f} GiB, more than the"
+                f" {budget / 2**30:.1f} GiB free: use a smaller model, batch or dataset"
+            )
+        return size
+
+    def train_chunk(self, model_indices: np.ndarray, size: int, progress: tqdm) -> Any:
+        """Trains models `model_indices` (padded to `size`) for all epochs; returns their stacked state."""
+        padded = engine.padded_chunk(model_indices, size)
+        keys = engine.shard_models(engine.model_keys(self.plan.config.train.seed, padded), self.mesh)
+        keep_rows = engine.shard_models(jnp.asarray(self.keep[padded]), self.mesh)
+        states = self.init(keys)
+        examples_per_epoch = len(model_indices) * self.steps * self.plan.config.train.batch_size
+        epochs = self.plan.config.train.epochs
+        for epoch in range(epochs):
+            started = time.perf_counter()
+            states, metrics = self.train_epoch(
+                states, keys, jnp.int32(epoch), keep_rows, self.images, self.labels
+            )
+            loss = float(jnp.mean(metrics.loss[: len(model_indices)]))  # one sync per epoch, for the bar
+            if not math.isfinite(loss):
+                raise UserError(
+                    f"training diverged (loss {loss}) in epoch {epoch}: lower train.learning_rate"
+                )
+            rate = examples_per_epoch / (time.perf_counter() - started)
+            progress.set_postfix_str(
+                f"epoch {epoch + 1}/{epochs}, loss {loss:.3f}, {rate:,.0f} model-examples/s"
+            )
+            progress.update(len(model_indices) / epochs)
+        return states
+
+    def write_chunk(
+        self, run: RunFolder, model_indices: np.ndarray, states: Any, keeps_logits: bool
+    ) -> list[dict]:
+        """Queries the trained chunk on every example, streams rows into the run, returns per-model records."""
+        num_examples = self.keep.shape[1]
+        batch = min(self.plan.config.query.batch_size, num_examples)
+        count = len(model_indices)
+        correct = np.zeros((count, num_examples), dtype=bool)
+        for start in range(0, num_examples, batch):
+            stop = min(start + batch, num_examples)
+            # Pad the last batch to the same shape: one compiled inference for the whole run.
+            positions = np.minimum(np.arange(start, start + batch), num_examples - 1)
+            logits, scores, batch_correct = self.infer(states, self.images[positions], self.labels[positions])
+            logits, scores, batch_correct = jax.device_get((logits, scores, batch_correct))
+            run.write_rows(
+                model_indices,
+                start,
+                scores[:count, : stop - start],
+                logits[:count, : stop - start] if keeps_logits else None,
+            )
+            correct[:, start:stop] = batch_correct[:count, : stop - start]
+        members = self.keep[model_indices]
+        return [
+            {
+                "train_accuracy": float(correct[row][members[row]].mean()),
+                "test_accuracy": float(correct[row][~members[row]].mean()) if (~members[row]).any() else None,
+                "members": int(members[row].sum()),
+            }
+            for row in range(count)
+        ]
+
+
+def train_run(run: RunFolder, plan: Plan, dataset: Dataset, todo: np.ndarray, *, quiet: bool = False) -> None:
+    """Trains the models `todo` (global indices, not yet done) and writes them into `run`."""
+    keep = run.keep
+    mesh = engine.model_mesh()
+    trainer = ChunkTrainer(plan, dataset, keep, mesh)
+    size = trainer.chunk_size(plan.config.train.models_per_step, len(todo))
+    keeps_logits = plan.config.query.logits_dtype != "none"
+    progress = tqdm(
+        total=len(todo),
+        unit="model",
+        disable=quiet,
+        dynamic_ncols=True,
+        bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.1f}/{total} models [{elapsed}<{remaining}] {postfix}",
+        desc=f"training ({size} per step on {mesh.size} {mesh.devices.flat[0].platform} device(s)) ",
+    )
+    with progress:
+        for start in range(0, len(todo), size):
+            model_indices = todo[start : start + size]
+            started = time.perf_counter()
+            states = trainer.train_chunk(model_indices, size, progress)
+            trained = time.perf_counter() - started
+            records = trainer.write_chunk(run, model_indices, states, keeps_logits)
+            seconds = time.perf_counter() - started
+            for record in records:
+                record.update(
+                    chunk_seconds=round(seconds, 3),
+                    train_seconds=round(trained, 3),
+                    chunk_size=len(model_indices),
+                )
+            run.mark_done(model_indices, records)

@@ -1,0 +1,138 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lira_jax import engine
+from lira_jax.config import TrainConfig
+from lira_jax.models import CNN
+
+SHAPE = (8, 8, 1)
+
+
+def tiny_problem(num_models=4, num_examples=40, seed=0):
+    rng = np.random.default_rng(seed)
+    images = jnp.asarray(rng.normal(size=(num_examples, *SHAPE)), jnp.float32)
+    labels = jnp.asarray(rng.integers(0, 3, num_examples), jnp.int32)
+    keep = np.argsort(rng.uniform(size=(num_models, num_examples)), axis=0) < num_models // 2
+    return images, labels, keep
+
+
+def train(model, config, keep, images, labels, model_indices):
+    steps = engine.steps_per_epoch(keep, config.batch_size)
+    optimizer = engine.make_optimizer(config, steps)
+    keys = engine.model_keys(config.seed, model_indices)
+    states = engine.init_states(model, optimizer, keys, SHAPE)
+    train_epoch = engine.make_train_epoch(
+        model,
+        optimizer,
+        num_classes=3,
+        batch_size=config.batch_size,
+        steps=steps,
+        label_smoothing=config.label_smoothing,
+        augmentations=(),
+    )
+    rows = jnp.asarray(keep[model_indices])
+    for epoch in range(config.epochs):
+        states, metrics = train_epoch(states, keys, jnp.int32(epoch), rows, images, labels)
+    return states, metrics
+
+
+def test_model_axis_of_one_trains_like_a_plain_single_model():
+    """The vmapped, scanned, jitted epoch against a plain loop of single-model steps (same key scheme)."""
+    images, labels, keep = tiny_problem(num_models=2)
+    keep = keep[:1]
+    model = CNN(3, width=4)
+    config = TrainConfig(epochs=2, batch_size=8, learning_rate=0.05, label_smoothing=0.1)
+    states, _ = train(model, config, keep, images, labels, np.array([0]))
+
+    steps = engine.steps_per_epoch(keep, config.batch_size)
+    optimizer = engine.make_optimizer(config, steps)
+    key = engine.model_keys(config.seed, np.array([0]))[0]
+    variables = model.init(jax.random.fold_in(key, 0), jnp.zeros((1, *SHAPE)), train=False)
+    params, batch_stats = variables["params"], variables["batch_stats"]
+    opt_state = optimizer.init(params)
+    members = np.flatnonzero(keep[0])
+    for epoch in range(config.epochs):
+        order_key, step_key = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 1), epoch))
+        order = np.argsort(
+            np.asarray(jax.random.uniform(order_key, (len(labels),))) + np.where(keep[0], 0.0, 2.0)
+        )
+        assert set(order[: len(members)]) == set(members)
+        for step in range(steps):
+            indices = order[(step * config.batch_size + np.arange(config.batch_size)) % len(members)]
+            _, dropout_key = jax.random.split(jax.random.fold_in(step_key, step))
+            targets = optax.smooth_labels(jax.nn.one_hot(labels[indices], 3), config.label_smoothing)
+
+            def loss_fn(params, batch_stats, indices=indices, targets=targets, dropout_key=dropout_key):
+                logits, updates = model.apply(
+                    {"params": params, "batch_stats": batch_stats},
+                    images[indices],
+                    train=True,
+                    mutable=["batch_stats"],
+                    rngs={"dropout": dropout_key},
+                )
+                return optax.softmax_cross_entropy(logits, targets).mean(), updates["batch_stats"]
+
+            grads, batch_stats = jax.grad(loss_fn, has_aux=True)(params, batch_stats)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+
+    for got, expected in zip(jax.tree.leaves(states.params), jax.tree.leaves(params), strict=True):
+        np.testing.assert_allclose(got[0], expected, rtol=1e-4, atol=1e-5)
+    for got, expected in zip(jax.tree.leaves(states.batch_stats), jax.tree.leaves(batch_stats), strict=True):
+        np.testing.assert_allclose(got[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_trains_the_same_in_any_chunk():
+    """Randomness follows the global model index: models 2 and 3 alone equal rows 2 and 3 of all four."""
+    images, labels, keep = tiny_problem()
+    model = CNN(3, width=4, matmul_conv=True)
+    config = TrainConfig(epochs=1, batch_size=8)
+    together, _ = train(model, config, keep, images, labels, np.arange(4))
+    alone, _ = train(model, config, keep, images, labels, np.array([2, 3]))
+    for got, expected in zip(jax.tree.leaves(alone.params), jax.tree.leaves(together.params), strict=True):
+        np.testing.assert_allclose(got, expected[2:], rtol=1e-5, atol=1e-6)
+
+
+def test_each_model_draws_only_its_own_members_and_all_of_them():
+    _, _, keep = tiny_problem(num_models=6, num_examples=50)
+    keys = engine.model_keys(0, np.arange(6))
+    orders = jax.vmap(engine._members_in_random_order)(keys, jnp.asarray(keep))
+    counts = jnp.asarray(keep.sum(axis=1), jnp.int32)
+    batch_size = 8
+    steps = engine.steps_per_epoch(keep, batch_size)
+    drawn = np.concatenate(
+        [
+            np.asarray(engine.batch_indices(orders, counts, jnp.int32(step), batch_size))
+            for step in range(steps)
+        ],
+        axis=1,
+    )
+    for model in range(6):
+        assert set(drawn[model]) == set(np.flatnonzero(keep[model]))
+    assert len({tuple(row[:5]) for row in drawn}) == 6  # each model its own order
+
+
+def test_models_diverge_from_their_own_initialisations():
+    images, labels, keep = tiny_problem()
+    model = CNN(3, width=4, matmul_conv=True)
+    states, metrics = train(model, TrainConfig(epochs=1, batch_size=8), keep, images, labels, np.arange(4))
+    first_kernel = jax.tree.leaves(states.params)[0]
+    assert not np.allclose(first_kernel[0], first_kernel[1])
+    assert metrics.loss.shape == (4,) and np.isfinite(metrics.loss).all()
+
+
+def test_infer_shapes_and_scores():
+    images, labels, keep = tiny_problem()
+    model = CNN(3, width=4, matmul_conv=True)
+    states, _ = train(model, TrainConfig(epochs=1, batch_size=8), keep, images, labels, np.arange(4))
+    from lira_jax.augment import parse_views
+
+    views = parse_views(["identity", "mirror"], SHAPE)
+    logits, scores, correct = engine.make_infer(model, views, 0)(states, images[:10], labels[:10])
+    assert logits.shape == (4, 10, 2, 3) and scores.shape == (4, 10, 2) and correct.shape == (4, 10)
+    log_probs = jax.nn.log_softmax(np.asarray(logits, np.float64), axis=-1)
+    true = np.take_along_axis(log_probs, np.asarray(labels[:10])[None, :, None, None], axis=-1)[..., 0]
+    np.testing.assert_allclose(scores, true - np.log1p(-np.exp(true)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(correct, np.argmax(logits[:, :, 0], -1) == np.asarray(labels[:10]))
