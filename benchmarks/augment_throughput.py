@@ -86,9 +86,7 @@ def main() -> None:
     # Query views run once per batch at inference (all models then see the same views), so no model axis.
     views = parse_views(["mirror_shifts:4"], image_shape)
     view_images = images[0, : args.view_batch]
-    first, median = time_calls(
-        jax.jit(functools.partial(apply_views, views=views)), (view_images,), args.repeats
-    )
+    first, median = time_calls(jax.jit(functools.partial(apply_views, views=views)), (view_images,), args.repeats)
     results["views:mirror_shifts:4"] = {
         "images_per_s": round(len(view_images) / median),
         "ms_per_call": round(1e3 * median, 2),

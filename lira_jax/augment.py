@@ -94,14 +94,12 @@ def _integer(spec: str, argument: str | None, what: str) -> int:
 
 def _check_image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:
     if len(image_shape) != 3 or any(not isinstance(d, Integral) or d < 1 for d in image_shape):
-        raise UserError(
-            f"image shape must be (height, width, channels) of positive integers, got {image_shape}"
-        )
+        raise UserError(f"image shape must be (height, width, channels) of positive integers, got {image_shape}")
     return tuple(int(d) for d in image_shape)
 
 
 def _normalisation(
-    mean: Sequence[float] | None, std: Sequence[float] | None, channels: int
+    mean: Sequence[float] | None, std: Sequence[float] | None, channels: int, pixel_max: float | None
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel (mean, std) on the [0, 1] pixel scale for autoaugment; one value serves all channels."""
     per_channel = []
@@ -109,16 +107,16 @@ def _normalisation(
         values = (default,) if values is None else tuple(float(v) for v in values)
         values = values * channels if len(values) == 1 else values
         if len(values) != channels:
-            raise UserError(
-                f"autoaugment needs one normalisation {what} per channel: {len(values)} for {channels}"
-            )
+            raise UserError(f"autoaugment needs one normalisation {what} per channel: {len(values)} for {channels}")
         per_channel.append(values)
     mean_values, std_values = per_channel
     if not all(math.isfinite(v) for v in mean_values + std_values) or min(std_values) <= 0:
         raise UserError(f"autoaugment needs finite means and positive stds, got mean={mean} std={std}")
-    if max(mean_values) > 1.0:  # given on the 0..255 scale
-        return tuple(m / 255.0 for m in mean_values), tuple(s / 255.0 for s in std_values)
-    return mean_values, std_values
+    if pixel_max is None:
+        pixel_max = 255.0 if max(mean_values) > 1.0 else 1.0  # a mean above 1 cannot be on the [0, 1] scale
+    if not (math.isfinite(pixel_max) and pixel_max > 0):
+        raise UserError(f"autoaugment needs a positive pixel_max, got {pixel_max}")
+    return tuple(m / pixel_max for m in mean_values), tuple(s / pixel_max for s in std_values)
 
 
 def parse_augmentations(
@@ -127,14 +125,15 @@ def parse_augmentations(
     *,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    pixel_max: float | None = None,
 ) -> tuple[Augmentation, ...]:
     """Parse augmentation specs (see the module docstring) for images of shape (H, W, C).
 
     `mean`, `std` (per channel, or one value for all) describe the normalisation of the images that reach
-    `augment_batch`: normalised = (pixel - mean) / std with pixels in [0, 1]. Only autoaugment uses them; by
-    default the images are taken to be pixels in [0, 1]. Values given on the 0..255 scale (a mean above 1)
-    are divided by 255. Raises UserError (one line) on unknown names, bad parameters, repeated names, or
-    augmentations that do not fit the image shape.
+    `augment_batch`: normalised = (raw - mean) / std, where raw pixels run from 0 (black) to `pixel_max`
+    (white): 255 for uint8 data, 16 for scikit-learn's digits, 1 for [0, 1] floats. Only autoaugment uses
+    them. Defaults: mean 0, std 1; pixel_max 255 if a mean is above 1, else 1. Raises UserError (one line) on
+    unknown names, bad parameters, repeated names, or augmentations that do not fit the image shape.
     """
     if isinstance(specs, str):
         specs = [specs]
@@ -164,7 +163,7 @@ def parse_augmentations(
                 raise UserError(f"{spec!r}: the cutout square must be 1 to {min(height, width)} pixels wide")
             augmentations.append(Augmentation("cutout", size=size))
         elif name == "autoaugment":
-            mean_values, std_values = _normalisation(mean, std, channels)
+            mean_values, std_values = _normalisation(mean, std, channels, pixel_max)
             augmentations.append(Augmentation("autoaugment", mean=mean_values, std=std_values))
         else:  # mixup
             try:
@@ -312,9 +311,7 @@ def augment_batch(
     Jit with `augmentations` static; vmap over (key, images, targets) for a model axis.
     """
     if images.ndim != 4 or targets.ndim != 2 or targets.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"expected images [B, H, W, C] and targets [B, K], got {images.shape}, {targets.shape}"
-        )
+        raise ValueError(f"expected images [B, H, W, C] and targets [B, K], got {images.shape}, {targets.shape}")
     if not augmentations:
         return images, targets
     keys = jax.random.split(key, len(augmentations))
