@@ -27,7 +27,7 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     arch: str = "cnn"  # cnn | resnet18 | wrn
-    width: int = 16  # cnn: channels of the first conv (doubled twice); resnet18: 64 in the paper
+    width: int = 8  # cnn: channels of the first conv (doubled twice); resnet18: 64 in the paper
     depth: int = 28  # wrn only
     widen: int = 2  # wrn only
     dropout: float = 0.0  # before the classifier
@@ -36,14 +36,14 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    num_models: int = 16
-    epochs: int = 24
+    num_models: int = 64
+    epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 0.1  # peak of the cosine schedule
     warmup_epochs: float = 1.0
     momentum: float = 0.9
     nesterov: bool = True
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-3
     label_smoothing: float = 0.0
     augment: tuple[str, ...] = ()  # names from lira_jax.augment, e.g. ("flip", "crop:4")
     keep: str = "balanced"  # balanced: each example in exactly num_models / 2 models; bernoulli: each pair
@@ -55,7 +55,7 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class QueryConfig:
-    views: tuple[str, ...] = ("identity", "mirror")  # names from lira_jax.augment.parse_views
+    views: tuple[str, ...] = ("identity",)  # names from lira_jax.augment.parse_views; images: add "mirror"
     batch_size: int = 512  # examples per inference step
     logits_dtype: str = "float32"  # float16 | float32 | none (no logits.npy, for many classes)
 
@@ -116,9 +116,7 @@ def from_dict(tree: dict[str, Any], base: Config = Config()) -> Config:
         for key, value in values.items():
             if key not in field_types:
                 known = ", ".join(field_types)
-                raise UserError(
-                    f"unknown config key {section_name}.{key} (known in [{section_name}]: {known})"
-                )
+                raise UserError(f"unknown config key {section_name}.{key} (known in [{section_name}]: {known})")
             updates[key] = _coerce(f"{section_name}.{key}", value, field_types[key])
         sections[section_name] = dataclasses.replace(getattr(base, section_name), **updates)
     for section_name in tree:
@@ -217,9 +215,7 @@ def validate(config: Config) -> Config:
             raise UserError(f"{dotted} must be one of {', '.join(choices)}, got {value!r}")
     train = config.train
     if train.num_models < 2:
-        raise UserError(
-            f"train.num_models must be at least 2 (one target and one shadow), got {train.num_models}"
-        )
+        raise UserError(f"train.num_models must be at least 2 (one target and one shadow), got {train.num_models}")
     if train.keep == "balanced" and train.num_models % 2:
         raise UserError(f"train.num_models must be even with train.keep = 'balanced', got {train.num_models}")
     positive = {

@@ -41,16 +41,12 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m lira_jax.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="TOML config (default: the digits defaults, as configs/digits.toml)")
     parser.add_argument("--out", help="run folder (default: runs/<config name>)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.epochs=2"
-    )
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.epochs=2")
     parser.add_argument(
         "--models", metavar="A:B", help="train only models A..B-1 (job arrays); the attack waits for all"
     )
     parser.add_argument("--status", metavar="RUN", help="show which models of RUN are done, and exit")
-    parser.add_argument(
-        "--no-attack", action="store_true", help="do not run the attack when all models are done"
-    )
+    parser.add_argument("--no-attack", action="store_true", help="do not run the attack when all models are done")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -84,7 +80,13 @@ def main(argv: list[str] | None = None) -> int:
             jnp.dtype(config.train.precision),
             jax.default_backend(),
         ),
-        augmentations=parse_augmentations(config.train.augment, image_shape),
+        augmentations=parse_augmentations(
+            config.train.augment,
+            image_shape,
+            mean=dataset.mean,
+            std=dataset.std,
+            pixel_max=16 if config.data.source == "digits" else 255,
+        ),
         views=views,
         identity_view=views.index(identity) if identity in views else None,
         num_classes=dataset.num_classes,
@@ -102,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         run = store.create(out, config, keep, dataset.labels, len(views), dataset.num_classes)
     elif not np.array_equal(run.array("labels"), dataset.labels):
-        raise UserError(
-            f"the data set's labels differ from {out}/labels.npy: the data changed since the run began"
-        )
+        raise UserError(f"the data set's labels differ from {out}/labels.npy: the data changed since the run began")
 
     todo = todo[~run.done()[todo]]
     if len(todo):

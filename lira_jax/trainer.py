@@ -77,6 +77,7 @@ class ChunkTrainer:
             augmentations=plan.augmentations,
         )
         self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view)
+        self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks
         self.init = jax.jit(
             lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape),
             out_shardings=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(engine.MODEL_AXIS)),
@@ -99,8 +100,10 @@ class ChunkTrainer:
         budget = 0.8 * available_bytes(self.mesh.devices.flat[0]) * devices
         size = devices * math.ceil(num_todo / devices)
         while True:
-            needed = compiled_bytes(self.train_epoch.lower(*self._epoch_arguments(size)).compile())
+            compiled = self.train_epoch.lower(*self._epoch_arguments(size)).compile()
+            needed = compiled_bytes(compiled)
             if needed <= budget or size == devices:
+                self.compiled_epochs[size] = compiled
                 break
             size = devices * max(1, size // (2 * devices))
         if needed > budget:
@@ -118,26 +121,19 @@ class ChunkTrainer:
         states = self.init(keys)
         examples_per_epoch = len(model_indices) * self.steps * self.plan.config.train.batch_size
         epochs = self.plan.config.train.epochs
+        train_epoch = self.compiled_epochs.get(size, self.train_epoch)
         for epoch in range(epochs):
             started = time.perf_counter()
-            states, metrics = self.train_epoch(
-                states, keys, jnp.int32(epoch), keep_rows, self.images, self.labels
-            )
+            states, metrics = train_epoch(states, keys, jnp.int32(epoch), keep_rows, self.images, self.labels)
             loss = float(jnp.mean(metrics.loss[: len(model_indices)]))  # one sync per epoch, for the bar
             if not math.isfinite(loss):
-                raise UserError(
-                    f"training diverged (loss {loss}) in epoch {epoch}: lower train.learning_rate"
-                )
+                raise UserError(f"training diverged (loss {loss}) in epoch {epoch}: lower train.learning_rate")
             rate = examples_per_epoch / (time.perf_counter() - started)
-            progress.set_postfix_str(
-                f"epoch {epoch + 1}/{epochs}, loss {loss:.3f}, {rate:,.0f} model-examples/s"
-            )
+            progress.set_postfix_str(f"epoch {epoch + 1}/{epochs}, loss {loss:.3f}, {rate:,.0f} model-examples/s")
             progress.update(len(model_indices) / epochs)
         return states
 
-    def write_chunk(
-        self, run: RunFolder, model_indices: np.ndarray, states: Any, keeps_logits: bool
-    ) -> list[dict]:
+    def write_chunk(self, run: RunFolder, model_indices: np.ndarray, states: Any, keeps_logits: bool) -> list[dict]:
         """Queries the trained chunk on every example, streams rows into the run, returns per-model records."""
         num_examples = self.keep.shape[1]
         batch = min(self.plan.config.query.batch_size, num_examples)

@@ -49,15 +49,13 @@ def test_model_axis_of_one_trains_like_a_plain_single_model():
     steps = engine.steps_per_epoch(keep, config.batch_size)
     optimizer = engine.make_optimizer(config, steps)
     key = engine.model_keys(config.seed, np.array([0]))[0]
-    variables = model.init(jax.random.fold_in(key, 0), jnp.zeros((1, *SHAPE)), train=False)
+    variables = model.init(engine._init_key(key), jnp.zeros((1, *SHAPE)), train=False)
     params, batch_stats = variables["params"], variables["batch_stats"]
     opt_state = optimizer.init(params)
     members = np.flatnonzero(keep[0])
     for epoch in range(config.epochs):
         order_key, step_key = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 1), epoch))
-        order = np.argsort(
-            np.asarray(jax.random.uniform(order_key, (len(labels),))) + np.where(keep[0], 0.0, 2.0)
-        )
+        order = np.argsort(np.asarray(jax.random.uniform(order_key, (len(labels),))) + np.where(keep[0], 0.0, 2.0))
         assert set(order[: len(members)]) == set(members)
         for step in range(steps):
             indices = order[(step * config.batch_size + np.arange(config.batch_size)) % len(members)]
@@ -91,6 +89,10 @@ def test_a_model_trains_the_same_in_any_chunk():
     config = TrainConfig(epochs=1, batch_size=8)
     together, _ = train(model, config, keep, images, labels, np.arange(4))
     alone, _ = train(model, config, keep, images, labels, np.array([2, 3]))
+    fresh = engine.init_states(model, optax.sgd(0.1), engine.model_keys(0, np.array([3])), SHAPE)
+    first = engine.init_states(model, optax.sgd(0.1), engine.model_keys(0, np.arange(4)), SHAPE)
+    for got, expected in zip(jax.tree.leaves(fresh.params), jax.tree.leaves(first.params), strict=True):
+        np.testing.assert_array_equal(got[0], expected[3])
     for got, expected in zip(jax.tree.leaves(alone.params), jax.tree.leaves(together.params), strict=True):
         np.testing.assert_allclose(got, expected[2:], rtol=1e-5, atol=1e-6)
 
@@ -103,10 +105,7 @@ def test_each_model_draws_only_its_own_members_and_all_of_them():
     batch_size = 8
     steps = engine.steps_per_epoch(keep, batch_size)
     drawn = np.concatenate(
-        [
-            np.asarray(engine.batch_indices(orders, counts, jnp.int32(step), batch_size))
-            for step in range(steps)
-        ],
+        [np.asarray(engine.batch_indices(orders, counts, jnp.int32(step), batch_size)) for step in range(steps)],
         axis=1,
     )
     for model in range(6):
