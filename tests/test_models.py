@@ -8,13 +8,11 @@ from lira_jax.errors import UserError
 from lira_jax.models import Conv, build_model, max_pool_2x2
 
 
-@pytest.mark.parametrize(
-    ("size", "stride", "height"), [(3, 1, 8), (3, 2, 8), (3, 2, 7), (1, 2, 8), (1, 1, 5)]
-)
+@pytest.mark.parametrize(("size", "stride", "height"), [(3, 1, 8), (3, 2, 8), (3, 2, 7), (1, 2, 8), (1, 1, 5)])
 def test_matmul_conv_equals_native(size, stride, height):
-    images = jax.random.normal(jax.random.key(0), (2, height, height + 1, 3))
+    images = jax.random.normal(jax.random.key(0, impl="rbg"), (2, height, height + 1, 3))
     native = Conv(5, size, stride)
-    variables = native.init(jax.random.key(1), images)
+    variables = native.init(jax.random.key(1, impl="rbg"), images)
     expected = native.apply(variables, images)
     got = Conv(5, size, stride, matmul=True).apply(variables, images)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
@@ -23,7 +21,7 @@ def test_matmul_conv_equals_native(size, stride, height):
 def test_max_pool_matches_flax():
     import flax.linen as nn
 
-    x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
+    x = jax.random.normal(jax.random.key(0, impl="rbg"), (2, 7, 6, 3))
     np.testing.assert_array_equal(max_pool_2x2(x), nn.max_pool(x, (2, 2), strides=(2, 2)))
 
 
@@ -35,7 +33,7 @@ def test_models_give_logits(arch, shape):
     config = ModelConfig(arch=arch, width=8 if arch != "resnet18" else 4, depth=10, widen=1)
     model = build_model(config, 7, shape, jnp.float32, "cpu")
     images = jnp.ones((2, *shape))
-    variables = model.init(jax.random.key(0), images, train=False)
+    variables = model.init(jax.random.key(0, impl="rbg"), images, train=False)
     assert "batch_stats" in variables
     logits = model.apply(variables, images, train=False)
     assert logits.shape == (2, 7) and logits.dtype == jnp.float32
@@ -43,7 +41,7 @@ def test_models_give_logits(arch, shape):
 
 def test_bfloat16_compute_keeps_float32_parameters():
     model = build_model(ModelConfig(width=4), 10, (8, 8, 1), jnp.bfloat16, "cpu")
-    variables = model.init(jax.random.key(0), jnp.ones((1, 8, 8, 1)), train=False)
+    variables = model.init(jax.random.key(0, impl="rbg"), jnp.ones((1, 8, 8, 1)), train=False)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables))
     assert model.apply(variables, jnp.ones((2, 8, 8, 1)), train=False).dtype == jnp.float32
 
