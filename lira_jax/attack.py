@@ -1,0 +1,317 @@
+"""`python -m lira_jax.attack RUN`: every attack on a run folder, scored per target, pooled into one ROC.
+
+Reads keep.npy bool[M, N], labels.npy int[N], scores.npy float32[M, N, V] (and logits.npy
+float16|float32[M, N, V, C] when present); if models.json is there, only models marked done are used.
+Writes RUN/metrics.json (DESIGN.md) and RUN/roc.png, and prints a table. Every input is checked
+before anything is computed or written: a bad run folder is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lira_jax.baselines import FROM_LOGITS, FROM_SCORES, baseline_scores, check_logits, rmia
+from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
+from lira_jax.metrics import FPR_LEVELS, attack_metrics, roc_curve
+from lira_jax.scoring import LIRA_VARIANTS, lira_scores
+from lira_jax.streaming import ModelSubset, subset_models
+
+RMIA_ATTACKS = ("rmia_online", "rmia_offline")
+ATTACKS = (*LIRA_VARIANTS, *RMIA_ATTACKS, *FROM_SCORES, *FROM_LOGITS)
+
+
+def score_attacks(
+    scores: np.ndarray | ModelSubset,
+    keep: np.ndarray,
+    targets: Sequence[int] | None = None,
+    attacks: Sequence[str] = ATTACKS,
+    *,
+    logits: np.ndarray | ModelSubset | None = None,
+    labels: np.ndarray | None = None,
+    lira_centre: str = "median",
+    rmia_a: float = 0.3,
+    rmia_gamma: float = 1.0,
+    population: np.ndarray | None = None,
+    workers: int | None = None,
+) -> dict[str, np.ndarray]:
+    """{attack: float32[T, N]} for the named attacks (see ATTACKS); scores float32[M, N, V], keep bool[M, N].
+
+    LiRA variants share one pass over the scores; the others make one each.
+    """
+    unknown = [name for name in attacks if name not in ATTACKS]
+    if unknown:
+        raise UserError(f"unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
+    results = {}
+    lira = {name: replace(LIRA_VARIANTS[name], centre=lira_centre) for name in attacks if name in LIRA_VARIANTS}
+    if lira:
+        results.update(lira_scores(scores, keep, targets, lira, workers=workers))
+    for name in (name for name in attacks if name in RMIA_ATTACKS):
+        results[name] = rmia(
+            scores,
+            keep,
+            targets,
+            online=name == "rmia_online",
+            a=rmia_a,
+            gamma=rmia_gamma,
+            population=population,
+            workers=workers,
+        )
+    baselines = [name for name in attacks if name in FROM_SCORES + FROM_LOGITS]
+    if baselines:
+        results.update(baseline_scores(scores, keep, targets, baselines, logits=logits, labels=labels, workers=workers))
+    return {name: results[name] for name in attacks}
+
+
+def _load_array(path: Path, required: bool = True, mmap: bool = True) -> np.ndarray | None:
+    if not path.is_file():
+        if required:
+            raise UserError(f"{path} is missing")
+        return None
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+
+
+def _done_models(run_dir: Path, num_models: int) -> list[int]:
+    """Indices of the models that may be used: those models.json marks done, or all if it is absent."""
+    path = run_dir / "models.json"
+    if not path.is_file():
+        return list(range(num_models))
+    try:
+        records = json.loads(path.read_text())["models"]
+        done = [record["done"] for record in records]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f'{path} is not a JSON object with a list "models" of records with "done": {error}') from None
+    if len(done) != num_models or not all(isinstance(flag, bool) for flag in done):
+        raise UserError(
+            f"{path} must list {num_models} models (keep.npy has {num_models}), each with a boolean "
+            f'"done"; it lists {len(done)}'
+        )
+    return [index for index, flag in enumerate(done) if flag]
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """Opens and checks a run folder: {keep, labels, scores, logits (or None), models: indices used}."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory")
+    keep = _load_array(run_dir / "keep.npy", mmap=False)
+    labels = _load_array(run_dir / "labels.npy", mmap=False)
+    scores = _load_array(run_dir / "scores.npy")
+    logits = _load_array(run_dir / "logits.npy", required=False)
+    if keep.dtype != bool or keep.ndim != 2:
+        raise UserError(f"keep.npy must be bool [M, N], got {keep.dtype}{list(keep.shape)}")
+    num_models, num_examples = keep.shape
+    if labels.dtype.kind not in "iu" or labels.shape != (num_examples,):
+        raise UserError(f"labels.npy must be integers [N] = [{num_examples}], got {labels.dtype}{list(labels.shape)}")
+    if scores.dtype != np.float32 or scores.ndim != 3 or scores.shape[:2] != keep.shape or scores.shape[2] < 1:
+        raise UserError(
+            f"scores.npy must be float32 [M, N, V] with [M, N] = {list(keep.shape)} from keep.npy, "
+            f"got {scores.dtype}{list(scores.shape)}"
+        )
+    if logits is not None:
+        if logits.dtype not in (np.float16, np.float32):
+            raise UserError(f"logits.npy must be float16 or float32, got {logits.dtype}")
+        check_logits(logits, labels, scores.shape)
+    models = _done_models(run_dir, num_models)
+    if len(models) < 2:
+        raise UserError(
+            f"at least 2 finished models are needed (one target, one shadow); {run_dir} has "
+            f"{len(models)} of {num_models} done"
+        )
+    return {"keep": keep, "labels": labels, "scores": scores, "logits": logits, "models": models}
+
+
+def parse_targets(spec: str, models: Sequence[int]) -> list[int]:
+    """Model indices from `last`, `all`, `I,J,...` or `A:B` (B excluded); each must be a usable model."""
+    spec = spec.strip()
+    if spec == "all":
+        return list(models)
+    if spec == "last":
+        return [models[-1]]
+    try:
+        if ":" in spec:
+            start, _, stop = spec.partition(":")
+            chosen = list(range(int(start) if start else 0, int(stop) if stop else max(models) + 1))
+        else:
+            chosen = [int(part) for part in spec.split(",")]
+    except ValueError:
+        raise UserError(f"--targets must be last, all, I,J,... or A:B, got {spec!r}") from None
+    missing = sorted(set(chosen) - set(models))
+    if not chosen or missing or len(set(chosen)) != len(chosen):
+        raise UserError(
+            f"--targets {spec!r} must name distinct finished models (done: {len(models)}); not usable: {missing[:10]}"
+        )
+    return chosen
+
+
+def run_attack(
+    run_dir: str | Path,
+    targets: str = "all",
+    json_path: str | Path | None = None,
+    plot_path: str | Path | None = None,
+    *,
+    attacks: Sequence[str] | None = None,
+    lira_centre: str = "median",
+    rmia_a: float = 0.3,
+    delta: float = 1e-5,
+    distributions_path: str | Path | None = None,
+    examples: Sequence[int] | None = None,
+    print_table: bool = True,
+) -> dict[str, Any]:
+    """Scores every attack on a run folder, writes metrics.json and roc.png (by default into it), returns
+    the metrics dict and prints the table. Defaults: every attack the folder allows (those on logits
+    only with logits.npy); targets "all" (every model against all the others, ROC pooled)."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    json_path = Path(json_path) if json_path else run_dir / "metrics.json"
+    plot_path = Path(plot_path) if plot_path else run_dir / "roc.png"
+    for path in (json_path, plot_path, *([Path(distributions_path)] if distributions_path else [])):
+        if not path.parent.is_dir():
+            raise UserError(f"cannot write {path}: {path.parent} is not a directory")
+    models = run["models"]
+    target_ids = parse_targets(targets, models)
+    if attacks is None:
+        attacks = [name for name in ATTACKS if run["logits"] is not None or name not in FROM_LOGITS]
+    elif run["logits"] is None and any(name in FROM_LOGITS for name in attacks):
+        wanted = [name for name in attacks if name in FROM_LOGITS]
+        raise UserError(f"{', '.join(wanted)} need logits, but {run_dir} has no logits.npy")
+    use_all = len(models) == run["keep"].shape[0]
+    scores = run["scores"] if use_all else subset_models(run["scores"], models)
+    logits = run["logits"] if use_all or run["logits"] is None else subset_models(run["logits"], models)
+    keep = run["keep"][models]
+    positions = [models.index(target) for target in target_ids]
+    attack_scores = score_attacks(
+        scores,
+        keep,
+        positions,
+        list(attacks),
+        logits=logits,
+        labels=run["labels"],
+        lira_centre=lira_centre,
+        rmia_a=rmia_a,
+    )
+
+    from lira_jax import plots  # matplotlib only once the scores are in
+
+    membership = keep[positions]
+    per_attack, curves = {}, {}
+    for name, values in attack_scores.items():
+        roc = roc_curve(membership, values)  # exact; [T·N] points at most, so kept one at a time
+        per_attack[name] = attack_metrics(membership, None, roc=roc, delta=delta)
+        curves[name] = {**plots.roc_plot_data(roc), **per_attack[name]}
+    metrics = {
+        "num_models": len(models),
+        "num_examples": int(keep.shape[1]),
+        "num_views": int(scores.shape[2]),
+        "targets": target_ids,
+        "attacks": per_attack,
+        "options": {
+            "lira_centre": lira_centre,
+            "rmia_a": rmia_a,
+            "rmia_gamma": 1.0,
+            "delta": delta,
+            "roc": "pooled over every (target, example) pair",
+        },
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if not use_all:
+        metrics["models"] = models
+    distributions = None
+    if distributions_path:
+        distributions = examples if examples is not None else _most_exposed(attack_scores, membership)
+        if not distributions or min(distributions) < 0 or max(distributions) >= keep.shape[1]:
+            raise UserError(f"--examples must lie in [0, {keep.shape[1]}), got {distributions}")
+
+    from lira_jax.store import write_atomically
+
+    plots.plot_roc(curves, plot_path, title=f"{run_dir.name}: {len(target_ids)} target(s), {len(models)} models")
+    if distributions is not None:
+        plots.plot_score_distributions(scores, keep, distributions, distributions_path, target=positions[0])
+    write_atomically(json_path, json.dumps(metrics, indent=1) + "\n")
+    for path in (json_path, plot_path, *([Path(distributions_path)] if distributions is not None else [])):
+        path.chmod(0o644)  # temporary files are created private
+    if print_table:
+        print(format_table(metrics))
+    return metrics
+
+
+def _most_exposed(attack_scores: dict[str, np.ndarray], membership: np.ndarray, count: int = 4) -> list[int]:
+    """The members of the first target that the first attack scores highest."""
+    first = next(iter(attack_scores.values()))[0]
+    order = np.argsort(-np.where(membership[0], first, -np.inf), kind="stable")
+    return [int(n) for n in order[:count]]
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """The metrics as a fixed-width table (TPR in percent; n/m: not measurable with this many non-members)."""
+    levels = [str(alpha) for alpha in FPR_LEVELS]
+    header = f"{'attack':<24}{'AUC':>8}{'bal.acc':>9}" + "".join(f"{f'TPR@{float(a) * 100:g}%':>13}" for a in levels)
+    lines = [
+        f"{metrics['num_models']} models, {metrics['num_examples']} examples, {metrics['num_views']} views, "
+        f"{len(metrics['targets'])} target(s)",
+        header,
+    ]
+    for name, values in metrics["attacks"].items():
+        tprs = "".join(
+            f"{'n/m' if values['tpr_at_fpr'][a] is None else format(values['tpr_at_fpr'][a], '.2%'):>13}"
+            for a in levels
+        )
+        lines.append(f"{name:<24}{values['auc']:>8.4f}{values['balanced_accuracy']:>9.4f}{tprs}")
+    return "\n".join(lines)
+
+
+def _parse_examples(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--examples must be I,J,..., got {text!r}") from None
+
+
+@exits_cleanly
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m lira_jax.attack", description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="run folder with keep.npy, labels.npy, scores.npy")
+    parser.add_argument("--targets", default="all", help="last, all, I,J,... or A:B (default: all)")
+    parser.add_argument("--json", type=Path, help="where to write metrics (default: RUN/metrics.json)")
+    parser.add_argument("--plot", type=Path, help="where to draw the ROC (default: RUN/roc.png)")
+    parser.add_argument(
+        "--attacks", help=f"comma-separated subset of: {', '.join(ATTACKS)} (default: all that the folder allows)"
+    )
+    parser.add_argument("--lira-centre", choices=("median", "mean"), default="median")
+    parser.add_argument("--rmia-a", type=float, default=0.3, help="offline RMIA's a (default 0.3)")
+    parser.add_argument("--delta", type=float, default=1e-5, help="δ of the ε lower bound (default 1e-5)")
+    parser.add_argument("--distributions", type=Path, help="also draw IN/OUT score histograms to this PNG")
+    parser.add_argument("--examples", help="examples for --distributions, I,J,... (default: 4 most exposed)")
+    args = parser.parse_args(argv)
+    attacks = None if args.attacks is None else [name.strip() for name in args.attacks.split(",") if name.strip()]
+    if attacks is not None and (not attacks or any(name not in ATTACKS for name in attacks)):
+        raise UserError(f"--attacks takes names from: {', '.join(ATTACKS)}; got {args.attacks!r}")
+    run_attack(
+        args.run,
+        args.targets,
+        args.json,
+        args.plot,
+        attacks=attacks,
+        lira_centre=args.lira_centre,
+        rmia_a=args.rmia_a,
+        delta=args.delta,
+        distributions_path=args.distributions,
+        examples=_parse_examples(args.examples),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""ROC, AUC, balanced accuracy, TPR at fixed FPR with Clopper-Pearson intervals, an ε lower bound.
+
+membership: bool[...] (True = member), scores: float[...] of the same shape, higher = more likely a
+member. Every metric is exact: the ROC has one point per distinct score (tied scores move together,
+so a tie is one point, joined to the previous one by a straight segment).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import betaincinv
+
+from lira_jax.errors import UserError
+
+FPR_LEVELS = (1e-2, 1e-3, 1e-4, 1e-5)
+
+
+@dataclass(frozen=True)
+class Roc:
+    """Exact ROC with P points, from (0, 0) to (1, 1).
+
+    thresholds: float64[P], descending (the first is +inf): point i predicts "member" for scores
+    >= thresholds[i]; true_positives, false_positives: int64[P], the counts it then gets right/wrong.
+    """
+
+    thresholds: np.ndarray
+    true_positives: np.ndarray
+    false_positives: np.ndarray
+    num_members: int
+    num_nonmembers: int
+
+    @property
+    def tpr(self) -> np.ndarray:
+        return self.true_positives / self.num_members
+
+    @property
+    def fpr(self) -> np.ndarray:
+        return self.false_positives / self.num_nonmembers
+
+
+def roc_curve(membership: Any, scores: Any) -> Roc:
+    """The exact ROC of scores against membership (any equal shapes; flattened)."""
+    membership = np.asarray(membership)
+    scores = np.asarray(scores)
+    if membership.shape != scores.shape:
+        raise UserError(f"membership {list(membership.shape)} and scores {list(scores.shape)} differ in shape")
+    if membership.dtype != bool:
+        raise UserError(f"membership must be bool, got {membership.dtype}")
+    if scores.dtype.kind not in "fiu":
+        raise UserError(f"scores must be numbers, got {scores.dtype}")
+    membership, scores = membership.reshape(-1), scores.reshape(-1)
+    if not np.isfinite(scores).all():
+        raise UserError("scores hold NaN or infinite values")
+    member_scores = np.sort(scores[membership])
+    nonmember_scores = np.sort(scores[~membership])
+    if len(member_scores) == 0 or len(nonmember_scores) == 0:
+        raise UserError(f"the ROC needs members and non-members, got {len(member_scores)} and {len(nonmember_scores)}")
+    thresholds = np.unique(scores)[::-1]
+    # counts of scores >= each threshold, from the two sorted halves
+    true_positives = len(member_scores) - np.searchsorted(member_scores, thresholds, side="left")
+    false_positives = len(nonmember_scores) - np.searchsorted(nonmember_scores, thresholds, side="left")
+    return Roc(
+        thresholds=np.concatenate([[np.inf], thresholds.astype(np.float64)]),
+        true_positives=np.concatenate([[0], true_positives]).astype(np.int64),
+        false_positives=np.concatenate([[0], false_positives]).astype(np.int64),
+        num_members=len(member_scores),
+        num_nonmembers=len(nonmember_scores),
+    )
+
+
+def auc(roc: Roc) -> float:
+    """Area under the ROC (trapezoids: a tie counts one half, as in the Mann-Whitney U statistic)."""
+    return float(np.trapezoid(roc.tpr, roc.fpr))
+
+
+def balanced_accuracy(roc: Roc) -> float:
+    """max over thresholds of 1 − (FPR + FNR) / 2."""
+    return float(np.max(1.0 - (roc.fpr + 1.0 - roc.tpr) / 2))
+
+
+def points_at_fpr(roc: Roc, alphas: Any) -> np.ndarray:
+    """Index of the ROC point with the largest TPR among those with FPR <= alpha, for each alpha.
+
+    TPR and FPR both grow along the ROC, so that is the last point with FPR <= alpha.
+    """
+    return np.searchsorted(roc.fpr, np.asarray(alphas, dtype=np.float64), side="right") - 1
+
+
+def tpr_at_fpr(roc: Roc, alpha: float) -> float | None:
+    """Largest TPR among the points with FPR <= alpha; None (not measurable) if alpha < 1 / non-members."""
+    if alpha < 1.0 / roc.num_nonmembers:
+        return None
+    return float(roc.tpr[points_at_fpr(roc, alpha)])
+
+
+def clopper_pearson(successes: Any, trials: Any, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Exact two-sided binomial interval (low, high) for successes out of trials (arrays broadcast)."""
+    successes, trials = np.broadcast_arrays(
+        np.asarray(successes, dtype=np.float64), np.asarray(trials, dtype=np.float64)
+    )
+    tail = (1.0 - confidence) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(successes > 0, betaincinv(successes, trials - successes + 1, tail), 0.0)
+        high = np.where(successes < trials, betaincinv(successes + 1, trials - successes, 1.0 - tail), 1.0)
+    return low, high
+
+
+def epsilon_lower_bound(tpr_low: float, fpr_high: float, delta: float) -> float:
+    """ε >= log((TPR_low − δ) / FPR_high) for an (ε, δ)-DP training run; 0 when that says nothing."""
+    if tpr_low <= delta or fpr_high <= 0:
+        return 0.0
+    return max(0.0, math.log((tpr_low - delta) / fpr_high))
+
+
+def attack_metrics(
+    membership: Any,
+    scores: Any,
+    *,
+    fpr_levels: tuple[float, ...] = FPR_LEVELS,
+    delta: float = 1e-5,
+    confidence: float = 0.95,
+    roc: Roc | None = None,
+) -> dict[str, Any]:
+    """Every metric of one attack as a JSON-ready dict (DESIGN.md's metrics.json entry, plus more).
+
+    Keys: auc, balanced_accuracy, tpr_at_fpr {str(alpha): TPR or None}; at_fpr {str(alpha): the
+    point's TPR, FPR, counts, Clopper-Pearson intervals and ε bound, or None if alpha < 1 /
+    non-members}; epsilon_lower_bound {delta, epsilon (the largest over the levels), at_fpr};
+    best_accuracy {accuracy, threshold, precision, recall}; num_members, num_nonmembers, confidence.
+    """
+    roc = roc if roc is not None else roc_curve(membership, scores)
+    points = points_at_fpr(roc, fpr_levels)
+    tpr_low, tpr_high = clopper_pearson(roc.true_positives[points], roc.num_members, confidence)
+    fpr_low, fpr_high = clopper_pearson(roc.false_positives[points], roc.num_nonmembers, confidence)
+    at_fpr: dict[str, Any] = {}
+    best_epsilon = {"delta": delta, "epsilon": 0.0, "at_fpr": None}
+    for row, (alpha, point) in enumerate(zip(fpr_levels, points, strict=True)):
+        if alpha < 1.0 / roc.num_nonmembers:
+            at_fpr[str(alpha)] = None
+            continue
+        epsilon = epsilon_lower_bound(tpr_low[row], fpr_high[row], delta)
+        at_fpr[str(alpha)] = {
+            "tpr": float(roc.tpr[point]),
+            "fpr": float(roc.fpr[point]),
+            "true_positives": int(roc.true_positives[point]),
+            "false_positives": int(roc.false_positives[point]),
+            "tpr_interval": [float(tpr_low[row]), float(tpr_high[row])],
+            "fpr_interval": [float(fpr_low[row]), float(fpr_high[row])],
+            "epsilon_lower_bound": epsilon,
+        }
+        if epsilon > best_epsilon["epsilon"]:
+            best_epsilon.update(epsilon=epsilon, at_fpr=str(alpha))
+    total = roc.num_members + roc.num_nonmembers
+    accuracy = (roc.true_positives + roc.num_nonmembers - roc.false_positives) / total
+    best = int(np.argmax(accuracy))
+    predicted = int(roc.true_positives[best] + roc.false_positives[best])
+    return {
+        "auc": auc(roc),
+        "balanced_accuracy": balanced_accuracy(roc),
+        "tpr_at_fpr": {key: (None if value is None else value["tpr"]) for key, value in at_fpr.items()},
+        "at_fpr": at_fpr,
+        "epsilon_lower_bound": best_epsilon,
+        "best_accuracy": {
+            "accuracy": float(accuracy[best]),
+            "threshold": None if np.isinf(roc.thresholds[best]) else float(roc.thresholds[best]),
+            "precision": None if predicted == 0 else float(roc.true_positives[best] / predicted),
+            "recall": float(roc.tpr[best]),
+        },
+        "num_members": roc.num_members,
+        "num_nonmembers": roc.num_nonmembers,
+        "confidence": confidence,
+    }

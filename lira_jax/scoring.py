@@ -1,0 +1,471 @@
+"""Logit scaling and LiRA scores, streamed over examples, for every target model at once.
+
+Conventions (DESIGN.md): scores φ: float32[M, N, V] for M models, N examples, V query views;
+keep: bool[M, N]; every attack returns float32[T, N] for T targets, higher = more likely a member.
+For target t and example n, IN = {m != t : keep[m, n]} and OUT = {m != t : not keep[m, n]}.
+Arrays may be memmaps of any size: they are read in chunks of examples (`lira_jax.streaming`).
+
+All targets at once: the IN and OUT sets of target t differ from the full sets of all models only by t
+itself, so each example's sets are sorted and summed once, and every target's statistics follow in O(1)
+by taking its own score back out (`_SetStats.without`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy.special import log_ndtr
+
+from lira_jax.errors import UserError
+from lira_jax.streaming import ModelSubset, check_finite, check_scores_keep, check_shadows, map_example_chunks
+
+MIN_STD = 1e-6
+HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
+PIECE_BYTES = 4 << 20  # logit_scale computes about this much float64 at a time
+SET_CHUNK_BYTES = 4 << 20  # working memory of sorting and summing each example's sets
+DEFERRED_BYTES = 256 << 20  # fixed-variance LiRA keeps [T, N, V] float64 up to this size
+
+
+# ---------------------------------------------------------------------------------------------------
+# Logit scaling
+
+
+def _aligned_labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
+    """Labels shaped to broadcast against logits_shape[:-1] (see `logit_scale`)."""
+    labels = np.asarray(labels)
+    leading = len(logits_shape) - 1
+    if labels.ndim < leading:  # one label per example of the layout [..., N, V, C]: add the view axis
+        labels = labels[..., None]
+    try:
+        np.broadcast_shapes(labels.shape, logits_shape[:-1])
+    except ValueError:
+        raise UserError(f"labels of shape {labels.shape} do not match logits of shape {logits_shape}") from None
+    return labels
+
+
+def logit_scale(logits: Any, labels: Any) -> Any:
+    """φ = z_y − logsumexp_{j≠y} z_j (= log p_y − log(1 − p_y)), without forming probabilities.
+
+    logits: float16|float32|float64[..., C] (NumPy, memmap or JAX). labels: int; with fewer axes than
+    logits.shape[:-1] they first get a trailing view axis (the run-folder layout [..., N, V, C]), then
+    broadcast by NumPy's rules: logits [M, N, V, C] or [N, V, C] with labels [N], logits [N, C] with
+    labels [N]. For other layouts shape them to broadcast (logits [M, N, C]: labels[None, :]).
+    Returns float32[logits.shape[:-1]] (a JAX array for JAX input: see `logit_scale_jax`).
+    Exact to float32 rounding for any finite logits (|z| up to 1e4 and beyond): NumPy input (a
+    memmap too) is computed in float64 a piece of about PIECE_BYTES at a time.
+    """
+    if type(logits).__module__.startswith("jax"):
+        return logit_scale_jax(logits, labels)
+    logits = np.asarray(logits)
+    if logits.dtype.kind != "f" or logits.ndim < 1 or logits.shape[-1] < 2:
+        raise UserError(f"logits must be floating point [..., C] with C >= 2, got {logits.dtype}{list(logits.shape)}")
+    labels = _aligned_labels(labels, logits.shape)
+    if labels.dtype.kind not in "iu":
+        raise UserError(f"labels must be integers, got {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[-1]):
+        raise UserError(f"labels must lie in [0, {logits.shape[-1]}), got {labels.min()}..{labels.max()}")
+    out = np.empty(logits.shape[:-1], dtype=np.float32)
+    _logit_scale_into(out, logits, labels)
+    return out
+
+
+def _logit_scale_into(out: np.ndarray, logits: np.ndarray, labels: np.ndarray) -> None:
+    """out[...] = φ in pieces of about PIECE_BYTES of float64, splitting leading axes as far as needed."""
+    if logits.ndim == 1 or logits.size * 8 <= PIECE_BYTES:
+        out[...] = _phi(_finite_float64(logits), labels)
+        return
+    labels_per_row = labels.ndim == logits.ndim - 1 and labels.shape[0] != 1
+    rows = PIECE_BYTES // (logits[0].size * 8)
+    if rows == 0 and logits.ndim > 2:  # one row is too big: split it
+        has_axis = labels.ndim == logits.ndim - 1  # labels have this axis too (maybe of size 1)
+        for row in range(logits.shape[0]):
+            _logit_scale_into(out[row], logits[row], labels[row if labels_per_row else 0] if has_axis else labels)
+        return
+    rows = max(rows, 1)
+    for start in range(0, logits.shape[0], rows):
+        chunk_labels = labels[start : start + rows] if labels_per_row else labels
+        out[start : start + rows] = _phi(_finite_float64(logits[start : start + rows]), chunk_labels)
+
+
+def _finite_float64(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    if not np.isfinite(logits).all():
+        raise UserError("logits hold NaN or infinite values")
+    return logits
+
+
+def _phi(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    labels = np.broadcast_to(labels, logits.shape[:-1])[..., None]
+    true = np.take_along_axis(logits, labels, axis=-1)[..., 0]
+    others = logits.copy()
+    np.put_along_axis(others, labels, -np.inf, axis=-1)
+    top = others.max(axis=-1, keepdims=True)
+    return (true - top[..., 0]) - np.log(np.exp(others - top).sum(axis=-1))
+
+
+def logit_scale_jax(logits: Any, labels: Any) -> Any:
+    """`logit_scale` in jax.numpy: jittable, runs where the logits are (e.g. inside the inference step).
+
+    logits: float[..., C] (float16 is computed in float32); labels: int, shaped as for `logit_scale`,
+    e.g. logits float32[M, B, V, C] with labels int32[B] or int32[1, B, 1] -> float32[M, B, V].
+    """
+    import jax.numpy as jnp
+
+    logits = jnp.asarray(logits)
+    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+    labels = jnp.asarray(labels)
+    if labels.ndim < logits.ndim - 1:
+        labels = labels[..., None]
+    is_label = labels[..., None] == jnp.arange(logits.shape[-1])
+    true = jnp.sum(jnp.where(is_label, logits, 0), axis=-1)
+    others = jnp.where(is_label, -jnp.inf, logits)
+    top = jnp.max(others, axis=-1)
+    return (true - top) - jnp.log(jnp.sum(jnp.exp(others - top[..., None]), axis=-1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# LiRA
+
+
+@dataclass(frozen=True)
+class LiraOptions:
+    """One LiRA variant: online (IN and OUT Gaussians) or offline (OUT only, one-sided log Φ);
+    fixed_variance: one σ per target for all examples and views; centre: median or mean of each set;
+    two_sided: offline only, −log N(φ; μ_out, σ_out²) as in the public reference code."""
+
+    online: bool = True
+    fixed_variance: bool = False
+    centre: Literal["median", "mean"] = "median"
+    two_sided: bool = False
+
+    def __post_init__(self) -> None:
+        if self.centre not in ("median", "mean"):
+            raise UserError(f"LiRA centre must be 'median' or 'mean', got {self.centre!r}")
+        if self.two_sided and self.online:
+            raise UserError("two_sided is a variant of offline LiRA (online=False)")
+
+
+LIRA_VARIANTS: dict[str, LiraOptions] = {
+    "lira_online": LiraOptions(online=True),
+    "lira_online_fixed_var": LiraOptions(online=True, fixed_variance=True),
+    "lira_offline": LiraOptions(online=False),
+    "lira_offline_fixed_var": LiraOptions(online=False, fixed_variance=True),
+    "lira_offline_two_sided": LiraOptions(online=False, two_sided=True),
+}
+
+
+@dataclass
+class _SetStats:
+    """The IN or the OUT set of every example of a chunk, over all models: arrays [n, V], size [n].
+
+    Sums are of φ − shift, shift being the set's middle value, which keeps the variance accurate.
+    With the set sorted as a and p = (size − 1) // 2: low, middle, high = a[p − 1], a[p], a[p + 1].
+    """
+
+    size: np.ndarray
+    shift: np.ndarray
+    sum: np.ndarray
+    sum_squares: np.ndarray
+    low: np.ndarray
+    middle: np.ndarray
+    high: np.ndarray
+
+    def whole(self, centre: str) -> tuple[np.ndarray, np.ndarray]:
+        """(centre, variance) of each whole set: [n, V]."""
+        size = self.size[:, None].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):  # empty sets: refused before use
+            mean_offset = self.sum / size
+            variance = np.maximum(self.sum_squares / size - mean_offset**2, 0.0)
+        if centre == "mean":
+            return self.shift + mean_offset, variance
+        odd = (self.size % 2 == 1)[:, None]
+        return np.where(odd, self.middle, (self.middle + self.high) / 2), variance
+
+    def without(self, values: np.ndarray, centre: str) -> tuple[np.ndarray, np.ndarray]:
+        """(centre, variance)[T, n, V] of each set without a member whose score is values[T, n, V].
+
+        Removing the value at rank r from the sorted set of size k: for even k the median becomes
+        a[p + 1] if the value is at most a[p], else a[p]; for odd k, (a[p] + a[p + 1]) / 2 below a[p],
+        (a[p − 1] + a[p]) / 2 above it, (a[p − 1] + a[p + 1]) / 2 at it. Equal values are
+        interchangeable, so comparing values is as good as knowing ranks.
+        """
+        inverse_size = 1.0 / np.maximum(self.size - 1, 1)[:, None]  # size 1: refused before use
+        deviation = values - self.shift
+        mean_offset = (self.sum - deviation) * inverse_size
+        variance = (self.sum_squares - deviation * deviation) * inverse_size
+        variance -= mean_offset * mean_offset
+        np.maximum(variance, 0.0, out=variance)
+        if centre == "mean":
+            return self.shift + mean_offset, variance
+        odd = (self.size % 2 == 1)[:, None]
+        low, middle, high = self.low, self.middle, self.high
+        below = np.where(odd, (middle + high) / 2, high)
+        at = np.where(odd, (low + high) / 2, high)
+        above = np.where(odd, (low + middle) / 2, middle)
+        # Picking one of three per element: a flat take is several times faster than nested np.where.
+        candidates = np.stack([below, at, above], axis=-1).reshape(-1)
+        choice = np.subtract(values > middle, values < middle, dtype=np.intp)  # -1, 0, 1
+        choice += np.arange(1, candidates.size, 3).reshape(middle.shape)
+        return candidates.take(choice), variance
+
+
+_STAT_FIELDS = ("shift", "sum", "sum_squares", "low", "middle", "high")
+
+
+def _set_fields(sets: np.ndarray, sort: bool) -> tuple[np.ndarray, ...]:
+    """_STAT_FIELDS of S sets of k values each: sets float32[g, V, S, k] (sorted in place) -> [g, V, S] each."""
+    size = sets.shape[-1]
+    if sort:
+        sets.sort(axis=-1)
+    middle = (size - 1) // 2
+    deviation = sets.astype(np.float64)
+    shift = deviation[..., middle].copy()
+    deviation -= shift[..., None]
+    low = sets[..., max(middle - 1, 0)].astype(np.float64)
+    high = sets[..., min(middle + 1, size - 1)].astype(np.float64)
+    return shift, np.add.reduce(deviation, axis=-1), np.einsum("...k,...k->...", deviation, deviation), low, shift, high
+
+
+def _example_set_stats(
+    values: np.ndarray, keep: np.ndarray, start: int, sort: bool, source: Any = None
+) -> tuple[_SetStats, ...]:
+    """(IN, OUT) statistics of each example; values: float32[M, n, V] from example `start` of the array
+    `source` (for error messages), keep: bool[M, n].
+
+    Examples of equal IN-set size go together, a few at a time (about SET_CHUNK_BYTES of working memory:
+    the sorts and sums run best in cache). Their models are gathered IN first into [g, V, M] (a row take
+    moves V values at a time, far faster than element-wise fancy indexing, and transposes on the way)
+    and each set's part is sorted if `sort`; with M/2 models in each set, as one [g, V, 2, M/2] array.
+    """
+    num_models, num_examples, num_views = values.shape
+    keep_by_example = np.ascontiguousarray(keep.T)
+    sizes_in = keep_by_example.sum(axis=1)
+    fields = [{name: np.full((num_examples, num_views), np.nan) for name in _STAT_FIELDS} for _ in range(2)]
+    step = max(1, SET_CHUNK_BYTES // (16 * num_models * num_views))
+    for size_in in np.unique(sizes_in):
+        same_size = np.flatnonzero(sizes_in == size_in)
+        for at in range(0, len(same_size), step):
+            columns = same_size[at : at + step]
+            count = len(columns)
+            # A compact copy first: gathering rows from the whole chunk misses the TLB far more often.
+            if columns[-1] - columns[0] == count - 1:
+                columns = slice(columns[0], columns[-1] + 1)
+                compact = np.ascontiguousarray(values[:, columns])
+            else:
+                compact = values.take(columns, axis=1)
+            order = np.argsort(~keep_by_example[columns], axis=1, kind="stable")  # [g, M]: IN models, then OUT
+            rows = (order * count + np.arange(count)[:, None]).reshape(-1)
+            gathered = compact.reshape(num_models * count, num_views).take(rows, axis=0)
+            group = np.ascontiguousarray(gathered.reshape(count, num_models, num_views).transpose(0, 2, 1))
+            if 2 * size_in == num_models:
+                computed = _set_fields(group.reshape(*group.shape[:2], 2, size_in), sort)
+                per_set = [[field[..., which] for field in computed] for which in (0, 1)]
+            else:
+                parts = (group[..., None, :size_in], group[..., None, size_in:])
+                per_set = [
+                    [field[..., 0] for field in _set_fields(part, sort)] if part.shape[-1] else [] for part in parts
+                ]
+            for set_fields, computed in zip(fields, per_set, strict=True):
+                for name, field in zip(_STAT_FIELDS, computed, strict=False):
+                    set_fields[name][columns] = field
+    sizes = (sizes_in, num_models - sizes_in)
+    for set_fields, set_sizes in zip(fields, sizes, strict=True):
+        if not np.isfinite(set_fields["sum_squares"][set_sizes > 0]).all():  # NaN/inf spreads to the sums
+            check_finite(values, "scores", start, source)
+    return tuple(_SetStats(size=set_sizes, **set_fields) for set_fields, set_sizes in zip(fields, sizes, strict=True))
+
+
+@dataclass
+class _TargetStats:
+    """Each target against its shadow sets: residual φ_t − μ and variance (ddof 0), [T, n, V]."""
+
+    residual_in: np.ndarray | None
+    variance_in: np.ndarray | None
+    residual_out: np.ndarray
+    variance_out: np.ndarray
+
+
+def _target_stats(stats_in, stats_out, values, is_in, centre: str, online: bool) -> _TargetStats:
+    """Target t's IN and OUT sets are the full sets with t taken out of the one that holds it.
+
+    values: float64[T, n, V] the targets' own scores; is_in: bool[T, n, 1].
+    """
+    fields = []
+    for stats, holds_target, wanted in ((stats_in, is_in, online), (stats_out, ~is_in, True)):
+        if not wanted:
+            fields += [None, None]
+            continue
+        whole_centre, whole_variance = stats.whole(centre)
+        centre_without, variance_without = stats.without(values, centre)
+        fields.append(values - np.where(holds_target, centre_without, whole_centre))
+        fields.append(np.where(holds_target, variance_without, whole_variance))
+    return _TargetStats(*fields)
+
+
+def _fixed_sigmas(scores, keep, targets, online: bool, chunk_options) -> dict[bool, np.ndarray]:
+    """Pass 1 for fixed variance: {online?: σ[T]} from the mean over (n, v) of var_OUT (and var_IN)."""
+
+    def work(start: int, stop: int, values: np.ndarray) -> np.ndarray:
+        keep_chunk = keep[:, start:stop]
+        stats_in, stats_out = _example_set_stats(values, keep_chunk, start, False, scores)
+        target_values = values[targets].astype(np.float64)
+        is_in = keep_chunk[targets][:, :, None]
+        stats = _target_stats(stats_in, stats_out, target_values, is_in, "mean", online)
+        return np.stack(
+            [stats.variance_out.sum(axis=(1, 2))] + ([stats.variance_in.sum(axis=(1, 2))] if online else [])
+        )
+
+    num_models, num_examples, num_views = scores.shape
+    variance = np.sum(map_example_chunks(work, [scores], num_examples, **chunk_options), axis=0)
+    variance /= num_examples * num_views
+    sigmas = {False: np.maximum(np.sqrt(variance[0]), MIN_STD)}
+    if online:
+        sigmas[True] = np.maximum(np.sqrt(variance.mean(axis=0)), MIN_STD)
+    return sigmas
+
+
+def lira_scores(
+    scores: np.ndarray | ModelSubset,
+    keep: np.ndarray,
+    targets: Sequence[int] | None = None,
+    variants: Mapping[str, LiraOptions] | Iterable[str] = (
+        "lira_online",
+        "lira_online_fixed_var",
+        "lira_offline",
+        "lira_offline_fixed_var",
+    ),
+    *,
+    chunk_examples: int | None = None,
+    workers: int | None = None,
+) -> dict[str, np.ndarray]:
+    """LiRA scores of several variants from one pass over the scores (two for some fixed-variance runs).
+
+    scores: float32[M, N, V] (a memmap is read in chunks); keep: bool[M, N];
+    targets: model indices (default: all); variants: names of LIRA_VARIANTS or {name: LiraOptions}.
+    Returns {name: float32[T, N]}: the mean over views of
+      online:  log N(φ_t; μ_in, σ_in²) − log N(φ_t; μ_out, σ_out²)
+      offline: log Φ((φ_t − μ_out) / σ_out), or −log N(φ_t; μ_out, σ_out²) if two_sided,
+    with μ the per-view median (or mean) of each set, σ its std (ddof 0, at least 1e-6), or with fixed
+    variance one σ per target: sqrt of the mean over (n, v) of var_OUT (offline) or (var_IN + var_OUT) / 2.
+    """
+    if not isinstance(variants, Mapping):
+        unknown = [name for name in variants if name not in LIRA_VARIANTS]
+        if unknown:
+            raise UserError(f"unknown LiRA variant(s) {unknown}; known: {sorted(LIRA_VARIANTS)}")
+        variants = {name: LIRA_VARIANTS[name] for name in variants}
+    keep, targets = check_scores_keep(scores, keep, targets)
+    online = any(options.online for options in variants.values())
+    check_shadows(keep, targets, need_in=online, need_out=True, attack="LiRA")
+    num_models, num_examples, num_views = scores.shape
+    num_targets = len(targets)
+    # Chunks are sized for the per-target work, float64 [T, V] temporaries per example (about 30 live
+    # at once, but sizing for 8 amortises NumPy's per-call overhead); the sets are done in sub-chunks.
+    chunk_options = dict(
+        bytes_per_example=num_views * num_targets * 8 * 8,
+        chunk_examples=chunk_examples,
+        workers=workers,
+    )
+    fixed = [name for name, options in variants.items() if options.fixed_variance]
+    fixed_online = any(variants[name].online for name in fixed)
+    # A fixed σ needs every example first. Small problems keep what σ applies to and finish at the
+    # end; larger ones (T·N·V floats beyond DEFERRED_BYTES) make a first pass, without sorting, for σ.
+    deferred = bool(fixed) and num_targets * num_examples * num_views * 8 <= DEFERRED_BYTES
+    sigmas = _fixed_sigmas(scores, keep, targets, fixed_online, chunk_options) if fixed and not deferred else {}
+    results = {name: np.empty((num_targets, num_examples), dtype=np.float32) for name in variants}
+    kept = {name: np.empty((num_targets, num_examples, num_views)) for name in fixed if deferred}
+    centres = {options.centre for options in variants.values()}
+
+    def work(start: int, stop: int, values: np.ndarray) -> np.ndarray | None:
+        keep_chunk = keep[:, start:stop]
+        stats_in, stats_out = _example_set_stats(values, keep_chunk, start, "median" in centres, scores)
+        target_values = values[targets].astype(np.float64)
+        is_in = keep_chunk[targets][:, :, None]
+        by_centre = {
+            centre: _target_stats(stats_in, stats_out, target_values, is_in, centre, online) for centre in centres
+        }
+        for name, options in variants.items():
+            stats = by_centre[options.centre]
+            if name in kept:
+                kept[name][:, start:stop] = _fixed_variance_part(options, stats)
+                continue
+            if options.fixed_variance:
+                sigma = sigmas[options.online][:, None, None]
+                per_view = _with_fixed_sigma(options, _fixed_variance_part(options, stats), sigma)
+            else:
+                per_view = _per_example_variance_score(options, stats)
+            results[name][:, start:stop] = _mean_over_views(per_view)
+        if deferred:
+            stats = next(iter(by_centre.values()))
+            return np.stack(
+                [
+                    stats.variance_out.sum(axis=(1, 2)),
+                    stats.variance_in.sum(axis=(1, 2)) if online else np.zeros(num_targets),
+                ]
+            )
+        return None
+
+    partial_sums = map_example_chunks(work, [scores], num_examples, **chunk_options)
+    if deferred:
+        variance_sums = np.sum(partial_sums, axis=0) / (num_examples * num_views)  # [OUT, IN] per target
+        for name in fixed:
+            variance = variance_sums[:2].mean(axis=0) if variants[name].online else variance_sums[0]
+            sigma = np.maximum(np.sqrt(variance), MIN_STD)[:, None, None]
+            results[name][:] = _mean_over_views(_with_fixed_sigma(variants[name], kept.pop(name), sigma))
+    return results
+
+
+def _mean_over_views(per_view: np.ndarray) -> np.ndarray:
+    """[..., V] -> [...]; einsum's own loop: faster than .mean, and no BLAS call from worker threads."""
+    return np.einsum("...v,v->...", per_view, np.full(per_view.shape[-1], 1.0 / per_view.shape[-1]))
+
+
+def _per_example_variance_score(options: LiraOptions, stats: _TargetStats) -> np.ndarray:
+    """Per-view score [T, n, V] with each example's own σ_in, σ_out (σ² floored at MIN_STD²)."""
+    variance_out = np.maximum(stats.variance_out, MIN_STD**2)
+    if options.online:
+        variance_in = np.maximum(stats.variance_in, MIN_STD**2)
+        return 0.5 * (
+            np.log(variance_out / variance_in)
+            + stats.residual_out**2 / variance_out
+            - stats.residual_in**2 / variance_in
+        )
+    if options.two_sided:
+        return 0.5 * (np.log(variance_out) + stats.residual_out**2 / variance_out) + HALF_LOG_2PI
+    return log_ndtr(stats.residual_out / np.sqrt(variance_out))
+
+
+def _fixed_variance_part(options: LiraOptions, stats: _TargetStats) -> np.ndarray:
+    """What a fixed σ applies to: φ_t − μ_out (offline), ((φ_t − μ_out)² − (φ_t − μ_in)²) / 2 (online)."""
+    if options.online:
+        return 0.5 * (stats.residual_out**2 - stats.residual_in**2)
+    return stats.residual_out
+
+
+def _with_fixed_sigma(options: LiraOptions, part: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Per-view score from `_fixed_variance_part` and each target's σ [T, 1, 1]."""
+    if options.online:
+        return part / (sigma * sigma)
+    z_out = part / sigma
+    if options.two_sided:
+        return np.log(sigma) + HALF_LOG_2PI + 0.5 * z_out * z_out
+    return log_ndtr(z_out)
+
+
+def lira(
+    scores: np.ndarray | ModelSubset,
+    keep: np.ndarray,
+    targets: Sequence[int] | None = None,
+    *,
+    online: bool = True,
+    fixed_variance: bool = False,
+    centre: Literal["median", "mean"] = "median",
+    two_sided: bool = False,
+    chunk_examples: int | None = None,
+    workers: int | None = None,
+) -> np.ndarray:
+    """One LiRA variant (see `lira_scores`): float32[T, N] for scores float32[M, N, V], keep bool[M, N]."""
+    options = LiraOptions(online=online, fixed_variance=fixed_variance, centre=centre, two_sided=two_sided)
+    return lira_scores(scores, keep, targets, {"lira": options}, chunk_examples=chunk_examples, workers=workers)["lira"]

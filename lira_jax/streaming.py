@@ -1,0 +1,157 @@
+"""Reading run arrays in chunks of examples, and the input checks shared by every attack.
+
+Arrays may be memmaps of any size: `map_example_chunks` reads them a block of examples at a time
+(`read_examples`, with pread, not through the mapping) and hands chunks to the work function on a few
+threads (NumPy's sorts and ufuncs release the GIL), so memory stays bounded whatever M and N are.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+
+from lira_jax.errors import UserError
+
+CHUNK_BYTES = 4 << 20  # working set per chunk: small enough for the CPU caches to matter
+READ_BYTES = 64 << 10  # read memmaps at least this much per model row at a time
+BLOCK_BYTES = 16 << 20  # and at most this much at a time, all rows together
+
+Result = TypeVar("Result")
+
+
+class ModelSubset:
+    """Some models (rows) of a possibly memmapped array, read lazily: behaves as array[models]."""
+
+    def __init__(self, array: np.ndarray, models: Sequence[int]):
+        self.array = array
+        self.models = np.asarray(models, dtype=np.int64)
+        self.shape = (len(self.models), *array.shape[1:])
+        self.dtype = array.dtype
+        self.ndim = array.ndim
+
+
+def subset_models(array: np.ndarray | ModelSubset, models: Sequence[int]) -> ModelSubset:
+    """array[models] without reading it; composes with an existing ModelSubset."""
+    if isinstance(array, ModelSubset):
+        return ModelSubset(array.array, array.models[np.asarray(models)])
+    return ModelSubset(array, models)
+
+
+def read_examples(array: np.ndarray | ModelSubset, start: int, stop: int) -> np.ndarray:
+    """array[:, start:stop] as a C-contiguous in-memory array.
+
+    A memmapped .npy is read with pread, one call per model row, not through its mapping: the
+    kernel maps whole neighbourhoods of pages on each fault, which would fill the process's RSS with
+    the file however little of it is kept.
+    """
+    rows = array.models if isinstance(array, ModelSubset) else None
+    base = array.array if isinstance(array, ModelSubset) else array
+    if not (isinstance(base, np.memmap) and isinstance(base.base, mmap.mmap) and base.flags.c_contiguous):
+        return np.ascontiguousarray(base[slice(None) if rows is None else rows, start:stop])
+    rows = np.arange(base.shape[0]) if rows is None else rows
+    start, stop = min(start, base.shape[1]), min(stop, base.shape[1])
+    example_bytes = int(np.prod(base.shape[2:])) * base.dtype.itemsize
+    out = np.empty((len(rows), stop - start, *base.shape[2:]), dtype=base.dtype)
+    with open(base.filename, "rb", buffering=0) as handle:
+        for index, row in enumerate(rows):
+            target = memoryview(out[index]).cast("B")
+            position = base.offset + (int(row) * base.shape[1] + start) * example_bytes
+            if os.preadv(handle.fileno(), [target], position) != target.nbytes:
+                raise UserError(f"{base.filename} is shorter than its header says")
+    return out
+
+
+def map_example_chunks(
+    work: Callable[..., Result],
+    arrays: Sequence[Any],
+    num_examples: int,
+    bytes_per_example: int,
+    chunk_examples: int | None = None,
+    workers: int | None = None,
+) -> list[Result]:
+    """[work(start, stop, *chunks) for consecutive chunks of examples] in order, on `workers` threads.
+
+    chunks[i] = arrays[i][:, start:stop], in memory. Chunks hold about CHUNK_BYTES of working memory
+    (bytes_per_example each) unless chunk_examples is given. The arrays are read in blocks of whole
+    chunks: at least READ_BYTES per model row, so that reads are long, and at most BLOCK_BYTES in all.
+    """
+    row_bytes = [int(np.prod(a.shape[2:])) * np.dtype(a.dtype).itemsize for a in arrays] or [1]
+    largest_block = max(1, BLOCK_BYTES // sum(a.shape[0] * size for a, size in zip(arrays, row_bytes, strict=False)))
+    chunk = min(chunk_examples or max(1, CHUNK_BYTES // max(1, bytes_per_example)), largest_block)
+    block = chunk * max(1, min(-(-READ_BYTES // (chunk * min(row_bytes))), largest_block // chunk))
+
+    def run(block_start: int) -> list[Result]:
+        block_stop = min(block_start + block, num_examples)
+        blocks = [read_examples(array, block_start, block_stop) for array in arrays]
+        results = []
+        for start in range(block_start, block_stop, chunk):
+            stop = min(start + chunk, block_stop)
+            pieces = [np.ascontiguousarray(part[:, start - block_start : stop - block_start]) for part in blocks]
+            results.append(work(start, stop, *pieces))
+        return results
+
+    starts = range(0, num_examples, block)
+    workers = workers or min(4, os.cpu_count() or 1)
+    if workers == 1 or len(starts) == 1:
+        return [result for start in starts for result in run(start)]
+    with ThreadPoolExecutor(workers) as pool:
+        return [result for results in pool.map(run, starts) for result in results]
+
+
+def check_finite(values: np.ndarray, name: str, start: int, source: Any = None) -> None:
+    """UserError naming the first NaN/inf of a chunk values[rows, n, ...] that begins at example `start`;
+    source: the array read, so that a ModelSubset's rows are named by their model index."""
+    if not np.isfinite(values).all():
+        row, example, *_ = np.argwhere(~np.isfinite(values))[0]
+        model = source.models[row] if isinstance(source, ModelSubset) else row
+        raise UserError(f"{name} holds NaN or infinite values (model {model}, example {start + example})")
+
+
+def check_scores_keep(scores: Any, keep: Any, targets: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Validates scores float[M, N, V] against keep bool[M, N]; returns (keep as bool array, targets int64[T]).
+
+    targets: None (every model), or model indices (positions along the model axis), without repeats.
+    """
+    if getattr(scores, "ndim", None) != 3 or np.dtype(scores.dtype).kind != "f":
+        raise UserError(
+            f"scores must be floating point [M, N, V], got {getattr(scores, 'dtype', '?')}"
+            f"{list(getattr(scores, 'shape', []))}"
+        )
+    keep = np.asarray(keep)
+    if keep.dtype != bool or keep.shape != tuple(scores.shape[:2]):
+        raise UserError(
+            f"keep must be bool [M, N] = {list(scores.shape[:2])} to match scores, got {keep.dtype}{list(keep.shape)}"
+        )
+    num_models, num_examples = keep.shape
+    if num_examples == 0:
+        raise UserError("there are no examples (keep has N = 0)")
+    if num_models < 2:
+        raise UserError(f"at least 2 models are needed (one target and one shadow), got {num_models}")
+    targets = np.arange(num_models) if targets is None else np.asarray(targets).reshape(-1)
+    if targets.dtype.kind not in "iu" or len(targets) == 0:
+        raise UserError(f"targets must be a non-empty list of model indices, got {targets!r}")
+    if targets.min() < 0 or targets.max() >= num_models or len(np.unique(targets)) != len(targets):
+        raise UserError(f"targets must be distinct model indices in [0, {num_models}), got {targets.tolist()}")
+    return keep, targets.astype(np.int64)
+
+
+def check_shadows(keep: np.ndarray, targets: np.ndarray, need_in: bool, need_out: bool, attack: str) -> None:
+    """UserError if some example has no IN (need_in) or no OUT (need_out) model besides a target."""
+    for wanted, name in ((need_in, "IN"), (need_out, "OUT")):
+        if not wanted:
+            continue
+        in_set = keep if name == "IN" else ~keep
+        others = in_set.sum(axis=0)[None, :] - in_set[targets]  # [T, N]: set size without the target
+        empty = others == 0
+        if empty.any():
+            target_index, example = np.argwhere(empty)[0]
+            count = int(empty.any(axis=1).sum())
+            raise UserError(
+                f"{attack} needs an {name} shadow model for every example, but example {example} has none "
+                f"besides target {targets[target_index]} ({count} of {len(targets)} targets are affected)"
+            )

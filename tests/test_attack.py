@@ -1,0 +1,244 @@
+"""lira_jax.attack: the CLI and run_attack on synthetic run folders, with and without signal."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lira_jax.attack import ATTACKS, main, parse_targets, run_attack, score_attacks
+from lira_jax.errors import UserError
+from lira_jax.scoring import logit_scale
+
+
+def write_run(
+    folder: Path,
+    num_models=12,
+    num_examples=300,
+    num_views=2,
+    num_classes=5,
+    signal=1.5,
+    seed=0,
+    logits=True,
+    done=None,
+    balanced=True,
+) -> Path:
+    """A run folder as DESIGN.md lays it out; membership raises the true class's logit by `signal`.
+
+    balanced: each example in exactly half of the models, else in each model with probability 1/2.
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    if balanced:
+        keep = np.argsort(rng.random((num_models, num_examples)), axis=0) < num_models // 2
+    else:
+        keep = rng.random((num_models, num_examples)) < 0.5
+        sizes = keep.sum(axis=0)
+        keep[:, (sizes < 3) | (sizes > num_models - 3)] = np.arange(num_models)[:, None] % 2 == 0
+    labels = rng.integers(0, num_classes, num_examples).astype(np.int32)
+    values = rng.normal(0, 1, size=(num_models, num_examples, num_views, num_classes))
+    difficulty = rng.normal(2, 1.5, size=num_examples)
+    values[:, np.arange(num_examples), :, labels] += (difficulty + signal * keep).T[:, :, None]
+    values = values.astype(np.float16)
+    np.save(folder / "keep.npy", keep)
+    np.save(folder / "labels.npy", labels)
+    np.save(folder / "scores.npy", logit_scale(values, labels))
+    if logits:
+        np.save(folder / "logits.npy", values)
+    if done is not None:
+        records = [{"index": index, "done": bool(flag)} for index, flag in enumerate(done)]
+        (folder / "models.json").write_text(json.dumps({"models": records}))
+    return folder
+
+
+def test_attack_finds_the_signal(tmp_path, capsys):
+    run = write_run(tmp_path / "run")
+    assert main([str(run)]) == 0
+    table = capsys.readouterr().out
+    assert "lira_online" in table and "TPR@0.1%" in table
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (run / "roc.png").stat().st_size > 10_000
+    assert metrics["num_models"] == 12 and metrics["num_examples"] == 300 and metrics["num_views"] == 2
+    assert metrics["targets"] == list(range(12))
+    assert list(metrics["attacks"]) == list(ATTACKS)  # logits.npy is there: every attack runs
+    for name, values in metrics["attacks"].items():
+        assert set(values["tpr_at_fpr"]) == {"0.01", "0.001", "0.0001", "1e-05"}
+        assert values["tpr_at_fpr"]["1e-05"] is None  # 1,800 non-members: not measurable
+        assert 0.55 < values["auc"] < 1, name
+    offline = metrics["attacks"]["lira_offline"]
+    assert offline["auc"] > 0.8 and offline["tpr_at_fpr"]["0.01"] > 0.1
+    assert offline["tpr_at_fpr"]["0.01"] > metrics["attacks"]["global_threshold"]["tpr_at_fpr"]["0.01"]
+    assert offline["epsilon_lower_bound"]["epsilon"] > 1
+
+
+def test_null_control_every_attack_is_at_chance(tmp_path):
+    """keep independent of the scores: AUC near 0.5, and TPR near FPR within the intervals.
+
+    One target, so that its (example, score) pairs are independent and the binomial intervals hold
+    (pooling targets counts each example several times). keep is drawn independently per model and M
+    is large enough that no example comes near having no shadow on one side: both make the set sizes
+    a member target sees distributed like a non-member's. (With exactly half of the models per
+    example, taking the target out makes its own set one model smaller, which online LiRA's variance
+    estimates notice at small M: see the next test.)
+    """
+    run = write_run(tmp_path / "null", num_models=32, num_examples=5000, signal=0.0, seed=1, balanced=False)
+    metrics = run_attack(run, "last", print_table=False)
+    for name, values in metrics["attacks"].items():
+        members, nonmembers = values["num_members"], values["num_nonmembers"]
+        auc_spread = np.sqrt((members + nonmembers + 1) / (12 * members * nonmembers))
+        assert abs(values["auc"] - 0.5) < 4.5 * auc_spread, name
+        assert abs(values["balanced_accuracy"] - 0.5) < 0.05, name
+        for alpha in ("0.01", "0.001"):
+            point = values["at_fpr"][alpha]
+            (tpr_low, tpr_high), (fpr_low, fpr_high) = point["tpr_interval"], point["fpr_interval"]
+            assert tpr_low <= fpr_high and fpr_low <= tpr_high, (name, alpha, point)
+            assert point["fpr"] <= float(alpha)
+
+
+def test_balanced_keep_leaks_set_sizes_at_small_m(tmp_path):
+    """A property of DESIGN.md's protocol, kept here so that it stays visible: with every example in
+    exactly M/2 models, a member target leaves M/2 − 1 IN and M/2 OUT shadows and a non-member the
+    reverse. The smaller set's spread is underestimated, so under the null online LiRA scores members
+    lower: pessimistic, fading as 1/M."""
+    small = run_attack(
+        write_run(tmp_path / "m16", num_models=16, num_examples=600, signal=0.0, seed=1),
+        attacks=["lira_online"],
+        print_table=False,
+    )
+    assert small["attacks"]["lira_online"]["auc"] < 0.48
+
+
+def test_targets_subsets_and_unfinished_models(tmp_path):
+    done = [True] * 10
+    done[3] = done[7] = False
+    run = write_run(tmp_path / "partial", num_models=10, num_examples=120, done=done)
+    scores = np.load(run / "scores.npy")
+    scores[[3, 7]] = np.nan  # rows of unfinished models are never read
+    np.save(run / "scores.npy", scores)
+    attacks = ["lira_online", "lira_offline_fixed_var", "rmia_offline", "calibrated_loss", "entropy"]
+    metrics = run_attack(run, "last", attacks=attacks, print_table=False)
+    assert metrics["targets"] == [9] and metrics["num_models"] == 8 and metrics["models"] == [0, 1, 2, 4, 5, 6, 8, 9]
+    used = [0, 1, 2, 4, 5, 6, 8, 9]
+    keep = np.load(run / "keep.npy")[used]
+    logits = np.load(run / "logits.npy")[used]
+    direct = score_attacks(scores[used], keep, [7], attacks, logits=logits, labels=np.load(run / "labels.npy"))
+    from lira_jax.metrics import attack_metrics
+
+    for name in attacks:
+        assert metrics["attacks"][name]["auc"] == pytest.approx(attack_metrics(keep[[7]], direct[name])["auc"])
+    assert parse_targets("all", used) == used
+    assert parse_targets("0,2", used) == [0, 2]
+    assert parse_targets("4:7", used) == [4, 5, 6]
+    with pytest.raises(UserError, match="not usable: \\[3\\]"):
+        parse_targets("2:5", used)
+
+
+def test_distributions_plot(tmp_path):
+    run = write_run(tmp_path / "run", num_examples=80)
+    run_attack(
+        run, "0", attacks=["lira_online"], distributions_path=tmp_path / "hist.png", examples=[1, 5], print_table=False
+    )
+    assert (tmp_path / "hist.png").stat().st_size > 5_000
+
+
+def _save(run: Path, name: str, change) -> None:
+    """Rewrites run/name.npy as change(its array)."""
+    np.save(run / f"{name}.npy", change(np.load(run / f"{name}.npy")))
+
+
+def _nan_at(scores: np.ndarray) -> np.ndarray:
+    scores[2, 17, 1] = np.nan
+    return scores
+
+
+def _only_model_0_has(keep: np.ndarray) -> np.ndarray:
+    keep[:, 5] = False
+    keep[0, 5] = True
+    return keep
+
+
+def _models_json(records) -> str:
+    return json.dumps({"models": records})
+
+
+BAD_RUNS = {  # expected message (a regular expression) -> how to break a good run folder
+    r"scores\.npy is missing": lambda run: (run / "scores.npy").unlink(),
+    r"scores\.npy must be float32 .* got float64": lambda run: _save(run, "scores", lambda a: a.astype(float)),
+    r"scores\.npy must be .* \[M, N\] = \[6, 60\] from keep\.npy": lambda run: _save(run, "scores", lambda a: a[:, 1:]),
+    r"keep\.npy must be bool": lambda run: _save(run, "keep", lambda a: a.astype(np.int8)),
+    r"labels\.npy must be integers": lambda run: _save(run, "labels", lambda a: a.astype(float)),
+    r"logits\.npy must be float16 or float32": lambda run: _save(run, "logits", lambda a: a.astype(float)),
+    r"scores holds NaN or infinite values \(model 2, example 17\)": lambda run: _save(run, "scores", _nan_at),
+    r"at least 2 finished models .* 1 of 6 done": lambda run: (run / "models.json").write_text(
+        _models_json([{"done": index == 0} for index in range(6)])
+    ),
+    r"models\.json is not a JSON object": lambda run: (run / "models.json").write_text("{not json"),
+    r"must list 6 models": lambda run: (run / "models.json").write_text(_models_json([{"done": True}])),
+    r"IN shadow model for every example, but example 5 has none": lambda run: _save(run, "keep", _only_model_0_has),
+    r"cannot read .*keep\.npy": lambda run: (run / "keep.npy").write_bytes(b"garbage"),
+}
+
+
+@pytest.mark.parametrize("message", list(BAD_RUNS))
+def test_bad_run_folders_exit_2_and_write_nothing(tmp_path, capsys, message):
+    run = write_run(tmp_path / "run", num_models=6, num_examples=60, done=[True] * 6)
+    BAD_RUNS[message](run)
+    before = sorted(path.name for path in run.iterdir())
+    assert main([str(run), "--attacks", "lira_online,global_threshold"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert re.search(message, lines[0]), lines[0]
+    assert sorted(path.name for path in run.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--targets", "9"], "must name distinct finished models"),
+        (["--targets", "one"], "--targets must be"),
+        (["--attacks", "lira_online,vibes"], "--attacks takes names"),
+        (["--json", "/nonexistent/dir/m.json"], "is not a directory"),
+        (["--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_arguments_exit_2(tmp_path, capsys, arguments, message):
+    run = write_run(tmp_path / "run", num_models=4, num_examples=20, logits=False)
+    assert main([str(run), *arguments]) == 2
+    assert message in capsys.readouterr().err
+    assert not (run / "metrics.json").exists()
+
+
+def test_logit_attacks_without_logits(tmp_path, capsys):
+    run = write_run(tmp_path / "run", num_models=4, num_examples=20, logits=False)
+    assert main([str(run), "--attacks", "entropy"]) == 2
+    assert "entropy need logits" in capsys.readouterr().err
+    metrics = run_attack(run, print_table=False)  # the default attacks leave them out
+    assert "entropy" not in metrics["attacks"] and "rmia_online" in metrics["attacks"]
+
+
+def test_command_line_in_a_subprocess(tmp_path):
+    run = write_run(tmp_path / "run", num_models=4, num_examples=40, logits=False)
+    command = [
+        sys.executable,
+        "-m",
+        "lira_jax.attack",
+        str(run),
+        "--targets",
+        "last",
+        "--attacks",
+        "lira_online,lira_offline,global_threshold",
+        "--json",
+        str(tmp_path / "m.json"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["targets"] == [3]
+    (run / "labels.npy").unlink()
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2
+    assert failed.stderr.strip().count("\n") == 0 and "Traceback" not in failed.stderr
+    assert "labels.npy is missing" in failed.stderr
