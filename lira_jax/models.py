@@ -37,9 +37,7 @@ class Conv(nn.Module):
     @nn.compact
     def __call__(self, x):
         size, stride = self.kernel_size, self.stride
-        kernel = self.param(
-            "kernel", nn.initializers.lecun_normal(), (size, size, x.shape[-1], self.features)
-        )
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (size, size, x.shape[-1], self.features))
         x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
         pads = jax.lax.padtype_to_pads(x.shape[1:3], (size, size), (stride, stride), "SAME")
         if not self.matmul:
@@ -74,6 +72,14 @@ def max_pool_2x2(x):
 def _batch_norm(train: bool, dtype: Dtype) -> Callable[..., Any]:
     # momentum 0.9 (not Flax's 0.99): short shadow-model runs need running statistics that catch up.
     return partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype)
+
+
+def _pooled_classifier(features, num_classes: int, dropout: float, train: bool, dtype: Dtype):
+    """Global average pool, dropout, dense: float[B, H, W, F] -> logits float32[B, num_classes].
+
+    Called inside a parent's compact __call__, so its layers are the parent's submodules."""
+    pooled = nn.Dropout(dropout, deterministic=not train)(jnp.mean(features, axis=(1, 2)))
+    return nn.Dense(num_classes, dtype=dtype)(pooled).astype(jnp.float32)
 
 
 class CNN(nn.Module):
@@ -140,9 +146,7 @@ class ResNet18(nn.Module):
             for block in range(2):
                 stride = 2 if stage > 0 and block == 0 else 1
                 x = BasicBlock(self.width * 2**stage, stride, self.dtype, self.matmul_conv)(x, train)
-        x = jnp.mean(x, axis=(1, 2))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
+        return _pooled_classifier(x, self.num_classes, self.dropout, train, self.dtype)
 
 
 class WideBlock(nn.Module):
@@ -184,9 +188,7 @@ class WideResNet(nn.Module):
                 stride = 2 if group > 0 and block == 0 else 1
                 x = WideBlock(channels * self.widen, stride, self.dtype, self.matmul_conv)(x, train)
         x = nn.relu(_batch_norm(train, self.dtype)()(x))
-        x = jnp.mean(x, axis=(1, 2))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
+        return _pooled_classifier(x, self.num_classes, self.dropout, train, self.dtype)
 
 
 def build_model(
