@@ -1,0 +1,313 @@
+"""Training throughput of the digits CNN: the vmapped engine vs. loops over models (JAX and PyTorch).
+
+    python benchmarks/train_throughput.py --models 1,8,32 --epochs 3 --torch
+
+Prints one JSON object: the JAX device, the date, a measured matmul peak (2048x2048 float32, jitted) and,
+for the digits CNN (width 8, batch 64, engine.make_optimizer's SGD + cosine schedule, no augmentation):
+
+- "engine": engine.make_train_epoch at each chunk size. The first epoch compiles and is reported apart
+  (compile_s); model-examples/s is measured over the later epochs, with block_until_ready at the end.
+  Achieved FLOP/s = XLA's cost analysis of the compiled epoch ('flops') / measured seconds per epoch.
+- "jax_loop": a jitted single-model step (same model, batch, optimizer) called model after model.
+- "torch_loop" (with --torch and torch importable): the same architecture in PyTorch, SGD with Nesterov
+  momentum 0.9, trained model after model on 2 threads (the way existing tools train shadow models).
+
+Model-examples/s counts every example of every model's batches: models x steps x batch per epoch.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lira_jax import engine
+from lira_jax.config import ModelConfig, TrainConfig
+from lira_jax.data import load_dataset, make_keep
+from lira_jax.models import build_model
+
+BATCH = 64
+WIDTH = 8
+
+
+def flops_of(compiled) -> float:
+    """The 'flops' of XLA's cost analysis of a compiled executable (a dict, or a list of them)."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, list | tuple):
+        analysis = analysis[0] if analysis else {}
+    return float((analysis or {}).get("flops", float("nan")))
+
+
+def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a jitted size x size float32 matmul: the best of `repeats` calls."""
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    matmul(a, b).block_until_ready()
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        matmul(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best
+
+
+def keep_matrix(num_models: int, num_examples: int) -> np.ndarray:
+    """A balanced keep matrix for `num_models` (for one model: the first row of a two-model one)."""
+    return make_keep(max(2, num_models + num_models % 2), num_examples, seed=0)[:num_models]
+
+
+def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float) -> dict:
+    keep = keep_matrix(num_models, len(dataset.labels))
+    steps = engine.steps_per_epoch(keep, BATCH)
+    optimizer = engine.make_optimizer(train, steps)
+    train_epoch = engine.make_train_epoch(
+        model, optimizer, num_classes=dataset.num_classes, batch_size=BATCH, steps=steps,
+        label_smoothing=0.0, augmentations=(),
+    )  # fmt: skip
+    images, labels = jnp.asarray(dataset.images), jnp.asarray(dataset.labels, jnp.int32)
+    keys = engine.model_keys(train.seed, np.arange(num_models))
+    keep_rows = jnp.asarray(keep)
+    states = jax.jit(lambda keys: engine.init_states(model, optimizer, keys, images.shape[1:]))(keys)
+    jax.block_until_ready(states)
+
+    started = time.perf_counter()
+    compiled = train_epoch.lower(states, keys, jnp.int32(0), keep_rows, images, labels).compile()
+    states, metrics = compiled(states, keys, jnp.int32(0), keep_rows, images, labels)
+    jax.block_until_ready((states, metrics))
+    first_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for epoch in range(1, epochs):
+        states, metrics = compiled(states, keys, jnp.int32(epoch), keep_rows, images, labels)
+    jax.block_until_ready((states, metrics))
+    seconds = time.perf_counter() - started
+    timed_epochs = epochs - 1
+    # XLA's cost analysis counts a while loop's body once: the scan over steps is multiplied out here.
+    flops = flops_of(compiled) * steps
+    per_epoch = seconds / timed_epochs
+    return {
+        "models": num_models,
+        "steps_per_epoch": steps,
+        "first_epoch_s (compile + run)": round(first_s, 2),
+        "timed_epochs": timed_epochs,
+        "s_per_epoch": round(per_epoch, 4),
+        "model_examples_per_s": round(num_models * steps * BATCH / per_epoch),
+        "xla_flops_per_epoch (body x steps)": flops,
+        "achieved_flops_per_s": flops / per_epoch,
+        "fraction_of_matmul_peak": round(flops / per_epoch / peak, 4),
+        "final_loss_mean": round(float(jnp.mean(metrics.loss)), 4),
+    }
+
+
+def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float) -> dict:
+    """A jitted one-model step over a host-drawn batch, called model after model, step after step."""
+    keep = keep_matrix(max(2, num_models), len(dataset.labels))[:num_models]
+    steps = engine.steps_per_epoch(keep, BATCH)
+    optimizer = engine.make_optimizer(train, steps)
+    images, labels = jnp.asarray(dataset.images), jnp.asarray(dataset.labels, jnp.int32)
+    num_classes = dataset.num_classes
+
+    @jax.jit
+    def init(index):  # the engine's initialisation (rbg keys: fast to compile), for one model
+        states = engine.init_states(model, optimizer, engine.model_keys(train.seed, index[None]), images.shape[1:])
+        return jax.tree.map(lambda leaf: leaf[0], tuple(states))
+
+    def loss_fn(params, batch_stats, batch_images, batch_labels):
+        logits, updates = model.apply(
+            {"params": params, "batch_stats": batch_stats}, batch_images, train=True, mutable=["batch_stats"]
+        )
+        targets = jax.nn.one_hot(batch_labels, num_classes)
+        return optax.softmax_cross_entropy(logits, targets).mean(), updates["batch_stats"]
+
+    @jax.jit
+    def step(params, batch_stats, opt_state, indices):
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, batch_stats, images[indices], labels[indices]
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), batch_stats, opt_state, loss
+
+    rng = np.random.default_rng(0)
+    state = init(jnp.uint32(0))
+    warm_indices = jnp.zeros(BATCH, jnp.int32)
+    compiled = step.lower(*state, warm_indices).compile()
+    started = time.perf_counter()
+    jax.block_until_ready(compiled(*state, warm_indices))
+    warmup_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    loss = None
+    for m in range(num_models):
+        params, batch_stats, opt_state = init(jnp.uint32(m))
+        members = np.flatnonzero(keep[m])
+        for _ in range(epochs):
+            order = rng.permutation(members)
+            order = np.resize(order, steps * BATCH)  # wrap around, as the engine does
+            for s in range(steps):
+                indices = jnp.asarray(order[s * BATCH : (s + 1) * BATCH], jnp.int32)
+                params, batch_stats, opt_state, loss = compiled(params, batch_stats, opt_state, indices)
+    jax.block_until_ready(loss)
+    seconds = time.perf_counter() - started
+    examples = num_models * epochs * steps * BATCH
+    flops = flops_of(compiled) * num_models * epochs * steps
+    return {
+        "models": num_models,
+        "epochs": epochs,
+        "steps_per_epoch": steps,
+        "first_step_s": round(warmup_s, 4),
+        "seconds": round(seconds, 2),
+        "model_examples_per_s": round(examples / seconds),
+        "xla_flops_per_step": flops_of(compiled),
+        "achieved_flops_per_s": flops / seconds,
+        "fraction_of_matmul_peak": round(flops / seconds / peak, 4),
+        "final_loss": round(float(loss), 4),
+    }
+
+
+def bench_torch_loop(train: TrainConfig, dataset, num_models: int, epochs: int) -> dict:
+    """The same CNN in PyTorch, trained model after model (NCHW, 2 threads)."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(2)
+    keep = keep_matrix(max(2, num_models), len(dataset.labels))[:num_models]
+    steps = engine.steps_per_epoch(keep, BATCH)
+    images = torch.from_numpy(np.ascontiguousarray(dataset.images.transpose(0, 3, 1, 2)))
+    labels = torch.from_numpy(dataset.labels.astype(np.int64))
+    channels, height, width = images.shape[1:]
+
+    def make_model():
+        def block(cin, cout):
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        flat = 4 * WIDTH * (height // 4) * (width // 4)
+        return nn.Sequential(
+            *block(channels, WIDTH),
+            *block(WIDTH, 2 * WIDTH), nn.MaxPool2d(2),
+            *block(2 * WIDTH, 4 * WIDTH), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(flat, 4 * WIDTH), nn.ReLU(), nn.Linear(4 * WIDTH, dataset.num_classes),
+        )  # fmt: skip
+
+    warmup = round(train.warmup_epochs * steps)
+    total = max(train.epochs * steps, warmup + 1)
+
+    def schedule(step):  # optax.warmup_cosine_decay_schedule as a multiplier of the peak rate
+        if step < warmup:
+            return step / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    loss_fn = nn.CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+
+    def train_model(seed, model_epochs, model_steps=None):
+        torch.manual_seed(seed)
+        net = make_model()
+        net.train()
+        optimizer = torch.optim.SGD(
+            net.parameters(), lr=train.learning_rate, momentum=train.momentum, nesterov=train.nesterov,
+            weight_decay=train.weight_decay,
+        )  # fmt: skip
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        members = np.flatnonzero(keep[seed % num_models])
+        loss = None
+        for _ in range(model_epochs):
+            order = torch.from_numpy(np.resize(rng.permutation(members), steps * BATCH))
+            for s in range(model_steps or steps):
+                batch = order[s * BATCH : (s + 1) * BATCH]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(net(images[batch]), labels[batch])
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+        return loss.item()
+
+    train_model(0, 1, model_steps=3)  # warm-up
+    started = time.perf_counter()
+    for m in range(num_models):
+        loss = train_model(m, epochs)
+    seconds = time.perf_counter() - started
+    examples = num_models * epochs * steps * BATCH
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "models": num_models,
+        "epochs": epochs,
+        "steps_per_epoch": steps,
+        "seconds": round(seconds, 2),
+        "model_examples_per_s": round(examples / seconds),
+        "final_loss": round(loss, 4),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="1,8,32", help="chunk sizes of the vmapped engine")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per measurement (the first compiles)")
+    parser.add_argument("--loop-models", type=int, default=8, help="models trained by the per-model loops")
+    parser.add_argument("--torch", action="store_true", help="also time a PyTorch per-model loop")
+    parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2 (the first epoch compiles and is not timed)")
+    chunks = [int(part) for part in args.models.split(",") if part]
+
+    dataset = load_dataset("digits")
+    train = TrainConfig(epochs=args.epochs, batch_size=BATCH, augment=())
+    if args.torch_worker:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print(json.dumps("torch is not installed"))
+        else:
+            print(json.dumps(bench_torch_loop(train, dataset, args.loop_models, args.epochs)))
+        return 0
+    device = jax.devices()[0]
+    model = build_model(
+        ModelConfig(arch="cnn", width=WIDTH), dataset.num_classes, dataset.images.shape[1:], jnp.float32,
+        device.platform,
+    )  # fmt: skip
+    peak = matmul_peak()
+    result = {
+        "benchmark": "train_throughput",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count()},
+        "jax": jax.__version__,
+        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+        "setup": {"data": "digits", "examples": len(dataset.labels), "model": f"cnn width {WIDTH}",
+                  "conv": "matmul" if model.matmul_conv else "native", "batch": BATCH, "augment": [],
+                  "optimizer": "engine.make_optimizer (SGD nesterov 0.9, warmup+cosine, wd 5e-3)"},
+        "matmul_peak_flops_per_s": peak,
+        "engine": [bench_engine(model, train, dataset, size, args.epochs, peak) for size in chunks],
+        "jax_loop": bench_jax_loop(model, train, dataset, args.loop_models, args.epochs, peak),
+    }  # fmt: skip
+    if args.torch:
+        # In a fresh process: XLA's CPU thread pool in this one would compete with torch's threads.
+        command = [sys.executable, __file__, "--torch-worker", f"--epochs={args.epochs}"]
+        worker = subprocess.run([*command, f"--loop-models={args.loop_models}"], capture_output=True, text=True)
+        if worker.returncode:
+            result["torch_loop"] = f"failed: {worker.stderr.strip().splitlines()[-1:]}"
+        else:
+            result["torch_loop"] = json.loads(worker.stdout)
+    largest = max(result["engine"], key=lambda row: row["models"])
+    result["ratio_engine_to_jax_loop"] = round(
+        largest["model_examples_per_s"] / result["jax_loop"]["model_examples_per_s"], 2
+    )
+    if isinstance(result.get("torch_loop"), dict):
+        result[f"ratio_engine_{largest['models']}_to_torch_loop"] = round(
+            largest["model_examples_per_s"] / result["torch_loop"]["model_examples_per_s"], 2
+        )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
