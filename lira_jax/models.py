@@ -85,11 +85,11 @@ def _pooled_classifier(features, num_classes: int, dropout: float, train: bool, 
 class CNN(nn.Module):
     """Three 3x3 conv layers (width, 2 width, 4 width) with BatchNorm, two 2x2 max-pools, a dense head.
 
-    For 8x8 to 32x32 inputs: the default digits model (width 32) has 0.15 M parameters.
+    For 8x8 to 32x32 inputs: the default digits model (width 8) has 10,402 parameters.
     """
 
     num_classes: int
-    width: int = 32
+    width: int = 8
     dropout: float = 0.0
     dtype: Dtype = jnp.float32
     matmul_conv: bool = False
