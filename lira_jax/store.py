@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import tempfile
-import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,10 +46,6 @@ class RunFolder:
     def __init__(self, path: Path):
         self.path = path
         self._arrays: dict[str, np.memmap] = {}
-
-    @property
-    def config(self) -> Config:
-        return config_lib.load(self.path / "config.toml")
 
     def array(self, name: str, mode: str = "r") -> np.ndarray:
         return np.load(self.path / f"{name}.npy", mmap_mode=mode)
@@ -150,11 +145,9 @@ def check_resumable(path: Path, config: Config) -> RunFolder | None:
         return None
     run = open_existing(path)
     try:
-        stored = config_lib.from_dict(tomllib.loads((path / "config.toml").read_text()))
-    except (UserError, tomllib.TOMLDecodeError) as error:
-        raise UserError(
-            f"{path}/config.toml cannot be read ({error}); refusing to touch the folder"
-        ) from None
+        stored = config_lib.load(path / "config.toml")
+    except UserError as error:
+        raise UserError(f"{error}; refusing to touch the folder") from None
     ours, theirs = config_lib.identity(config), config_lib.identity(stored)
     if ours != theirs:
         changed = sorted(
