@@ -133,10 +133,11 @@ class ChunkTrainer:
             progress.update(len(model_indices) / epochs)
         return states
 
-    def write_chunk(self, run: RunFolder, model_indices: np.ndarray, states: Any, keeps_logits: bool) -> list[dict]:
+    def write_chunk(self, run: RunFolder, model_indices: np.ndarray, states: Any) -> list[dict]:
         """Queries the trained chunk on every example, streams rows into the run, returns per-model records."""
         num_examples = self.keep.shape[1]
         batch = min(self.plan.config.query.batch_size, num_examples)
+        keeps_logits = self.plan.config.query.logits_dtype != "none"
         count = len(model_indices)
         correct = np.zeros((count, num_examples), dtype=bool)
         for start in range(0, num_examples, batch):
@@ -144,14 +145,11 @@ class ChunkTrainer:
             # Pad the last batch to the same shape: one compiled inference for the whole run.
             positions = np.minimum(np.arange(start, start + batch), num_examples - 1)
             logits, scores, batch_correct = self.infer(states, self.images[positions], self.labels[positions])
-            logits, scores, batch_correct = jax.device_get((logits, scores, batch_correct))
+            rows = (slice(0, count), slice(0, stop - start))
             run.write_rows(
-                model_indices,
-                start,
-                scores[:count, : stop - start],
-                logits[:count, : stop - start] if keeps_logits else None,
+                model_indices, start, np.asarray(scores[rows]), np.asarray(logits[rows]) if keeps_logits else None
             )
-            correct[:, start:stop] = batch_correct[:count, : stop - start]
+            correct[:, start:stop] = np.asarray(batch_correct[rows])
         members = self.keep[model_indices]
         return [
             {
@@ -169,7 +167,6 @@ def train_run(run: RunFolder, plan: Plan, dataset: Dataset, todo: np.ndarray, *,
     mesh = engine.model_mesh()
     trainer = ChunkTrainer(plan, dataset, keep, mesh)
     size = trainer.chunk_size(plan.config.train.models_per_step, len(todo))
-    keeps_logits = plan.config.query.logits_dtype != "none"
     progress = tqdm(
         total=len(todo),
         unit="model",
@@ -184,7 +181,7 @@ def train_run(run: RunFolder, plan: Plan, dataset: Dataset, todo: np.ndarray, *,
             started = time.perf_counter()
             states = trainer.train_chunk(model_indices, size, progress)
             trained = time.perf_counter() - started
-            records = trainer.write_chunk(run, model_indices, states, keeps_logits)
+            records = trainer.write_chunk(run, model_indices, states)
             seconds = time.perf_counter() - started
             for record in records:
                 record.update(
