@@ -109,15 +109,19 @@ def test_bad_input(membership, scores, message):
         roc_curve(membership, scores)
 
 
-integer_scores = st.lists(st.integers(-20, 20), min_size=2, max_size=60)
+@st.composite
+def scores_and_membership(draw):
+    """Tied integer scores (float64[K]) and a random membership (bool[K]) with at least one of each."""
+    scores = np.array(draw(st.lists(st.integers(-20, 20), min_size=2, max_size=60)), dtype=np.float64)
+    membership = np.random.default_rng(draw(st.integers(0, 2**31 - 1))).random(len(scores)) < 0.5
+    membership[:2] = [True, False]
+    return scores, membership
 
 
 @settings(max_examples=60, deadline=None)
-@given(integer_scores, st.integers(0, 2**31 - 1))
-def test_strictly_increasing_transforms_change_nothing(values, seed):
-    scores = np.array(values, dtype=np.float64)
-    membership = np.random.default_rng(seed).random(len(scores)) < 0.5
-    membership[:2] = [True, False]
+@given(scores_and_membership())
+def test_strictly_increasing_transforms_change_nothing(drawn):
+    scores, membership = drawn
     reference = attack_metrics(membership, scores, fpr_levels=(0.1, 0.5))
     for transform in (lambda x: np.exp(x / 4), lambda x: x**3 + 7 * x, lambda x: 1000 * x - 3):
         transformed = attack_metrics(membership, transform(scores), fpr_levels=(0.1, 0.5))
@@ -126,11 +130,9 @@ def test_strictly_increasing_transforms_change_nothing(values, seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(integer_scores, st.integers(0, 2**31 - 1))
-def test_swapping_members_and_nonmembers_mirrors_the_roc(values, seed):
-    scores = np.array(values, dtype=np.float64)
-    membership = np.random.default_rng(seed).random(len(scores)) < 0.5
-    membership[:2] = [True, False]
+@given(scores_and_membership())
+def test_swapping_members_and_nonmembers_mirrors_the_roc(drawn):
+    scores, membership = drawn
     roc = roc_curve(membership, scores)
     swapped = roc_curve(~membership, scores)
     np.testing.assert_allclose(swapped.tpr, roc.fpr)
