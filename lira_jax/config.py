@@ -31,6 +31,7 @@ class ModelConfig:
     depth: int = 28  # wrn only
     widen: int = 2  # wrn only
     dropout: float = 0.0  # before the classifier
+    norm: str = "batch"  # batch | group: GroupNorm has no cross-example statistics (DP-SGD needs it)
     conv: str = "auto"  # native | matmul (im2col) | auto: matmul on CPU, native elsewhere (see models.Conv)
 
 
@@ -46,11 +47,30 @@ class TrainConfig:
     weight_decay: float = 5e-3
     label_smoothing: float = 0.0
     augment: tuple[str, ...] = ()  # names from lira_jax.augment, e.g. ("flip", "crop:4")
+    augment_strength: float = 1.0  # probability that an image of a batch gets the augmentations at all
     keep: str = "balanced"  # balanced: each example in exactly num_models / 2 models; bernoulli: each pair
     keep_probability: float = 0.5  # bernoulli only
     seed: int = 0
     models_per_step: int | str = "auto"  # models trained together; auto = the most that fit the device
     precision: str = "float32"  # float32 | bfloat16 (bf16 compute, fp32 parameters and optimizer state)
+    checkpoint_minutes: float = 10.0  # Orbax checkpoint of an unfinished chunk at most this often; 0: every epoch
+    dp_sgd: bool = False  # DP-SGD: clip each example's gradient to dp_clip_norm, add Gaussian noise
+    dp_noise_multiplier: float = 1.0  # noise standard deviation / dp_clip_norm
+    dp_clip_norm: float = 1.0
+    dp_delta: float = 1e-5  # the delta for which epsilon is reported
+
+
+@dataclasses.dataclass(frozen=True)
+class VaryConfig:
+    """Per-model hyperparameters: [low, high] draws one value per model from its global index; [] = all
+    models use the [train] value. learning_rate and weight_decay are log-uniform, epochs uniform integers
+    (inclusive), the others uniform."""
+
+    learning_rate: tuple[float, ...] = ()
+    weight_decay: tuple[float, ...] = ()
+    label_smoothing: tuple[float, ...] = ()
+    epochs: tuple[int, ...] = ()
+    augment_strength: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +78,7 @@ class QueryConfig:
     views: tuple[str, ...] = ("identity",)  # names from lira_jax.augment.parse_views; images: add "mirror"
     batch_size: int = 512  # examples per inference step
     logits_dtype: str = "float32"  # float16 | float32 | none (no logits.npy, for many classes)
+    save_epochs: tuple[int, ...] = ()  # also store scores (and logits) after these epochs, in epochs/E/
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +86,7 @@ class Config:
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    vary: VaryConfig = VaryConfig()
     query: QueryConfig = QueryConfig()
 
 
@@ -72,12 +94,13 @@ SECTIONS: dict[str, type] = {field.name: field.type for field in dataclasses.fie
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ("cnn", "resnet18", "wrn"),
     "model.conv": ("auto", "native", "matmul"),
+    "model.norm": ("batch", "group"),
     "train.keep": ("balanced", "bernoulli"),
     "train.precision": ("float32", "bfloat16"),
     "query.logits_dtype": ("float16", "float32", "none"),
 }
 # Keys that do not change what a run computes (up to float rounding): a run may resume with other values.
-NOT_IDENTITY = {"train.models_per_step", "model.conv"}
+NOT_IDENTITY = {"train.models_per_step", "model.conv", "train.checkpoint_minutes"}
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
@@ -90,11 +113,12 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         raise UserError(f"{key} must be a {annotation.__name__}, got {value!r}")
     origin = typing.get_origin(annotation)
     if origin is tuple:
-        if isinstance(value, str):
+        item_type = typing.get_args(annotation)[0]
+        if isinstance(value, str | int | float):
             value = [value]
-        if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-            raise UserError(f"{key} must be a list of strings, got {value!r}")
-        return tuple(value)
+        if not isinstance(value, list | tuple):
+            raise UserError(f"{key} must be a list of {item_type.__name__}s, got {value!r}")
+        return tuple(_coerce(f"{key}[{index}]", item, item_type) for index, item in enumerate(value))
     if origin in (types.UnionType, typing.Union):
         for option in typing.get_args(annotation):
             if type(value) is option:
@@ -240,16 +264,70 @@ def validate(config: Config) -> Config:
         raise UserError(f"train.keep_probability must be in (0, 1), got {train.keep_probability}")
     if train.weight_decay < 0 or train.warmup_epochs < 0 or config.data.limit < 0:
         raise UserError("train.weight_decay, train.warmup_epochs and data.limit must not be negative")
-    if train.warmup_epochs > train.epochs:
-        raise UserError(f"train.warmup_epochs ({train.warmup_epochs}) exceeds train.epochs ({train.epochs})")
+    shortest = config.vary.epochs[0] if config.vary.epochs else train.epochs
+    if train.warmup_epochs > shortest:
+        raise UserError(f"train.warmup_epochs ({train.warmup_epochs}) exceeds the epochs of a model ({shortest})")
     chunk = train.models_per_step
     if chunk != "auto" and not (isinstance(chunk, int) and 1 <= chunk <= train.num_models):
         raise UserError(
             f"train.models_per_step must be 'auto' or an integer in [1, train.num_models = {train.num_models}],"
             f" got {chunk!r}"
         )
+    _validate_dp(train, config.model)
+    _validate_vary(config.vary)
+    if not 0 <= train.augment_strength <= 1:
+        raise UserError(f"train.augment_strength must be in [0, 1], got {train.augment_strength}")
+    if train.checkpoint_minutes < 0:
+        raise UserError(f"train.checkpoint_minutes must not be negative, got {train.checkpoint_minutes}")
+    saved = config.query.save_epochs
+    if list(saved) != sorted(set(saved)) or (saved and not 1 <= saved[0] <= saved[-1] < longest_epochs(config)):
+        raise UserError(
+            f"query.save_epochs must be increasing epoch counts in [1, {longest_epochs(config) - 1}] (the last"
+            f" epoch is the run's own arrays), got {list(saved)}"
+        )
     if config.model.arch == "wrn" and (config.model.depth - 4) % 6:
         raise UserError(f"model.depth of a WRN must be 6k + 4 (e.g. 16, 28, 40), got {config.model.depth}")
     if not config.query.views:
         raise UserError("query.views must name at least one view (e.g. identity)")
     return config
+
+
+def longest_epochs(config: Config) -> int:
+    """Epochs of the longest-trained model: the run's length."""
+    return config.vary.epochs[1] if config.vary.epochs else config.train.epochs
+
+
+def _validate_dp(train: TrainConfig, model: ModelConfig) -> None:
+    if train.dp_noise_multiplier < 0:
+        raise UserError(f"train.dp_noise_multiplier must not be negative, got {train.dp_noise_multiplier}")
+    if train.dp_clip_norm <= 0:
+        raise UserError(f"train.dp_clip_norm must be positive, got {train.dp_clip_norm}")
+    if not 0 < train.dp_delta < 1:
+        raise UserError(f"train.dp_delta must be in (0, 1), got {train.dp_delta}")
+    if not train.dp_sgd:
+        return
+    if model.norm == "batch":
+        raise UserError(
+            "train.dp_sgd needs model.norm = 'group': BatchNorm mixes the examples of a batch, so per-example"
+            " gradients (and the privacy guarantee) do not exist with it"
+        )
+    if any(spec.split(":")[0] == "mixup" for spec in train.augment):
+        raise UserError("train.dp_sgd cannot be combined with mixup: a mixed example carries two examples' data")
+
+
+def _validate_vary(vary: VaryConfig) -> None:
+    allowed = {
+        "learning_rate": (lambda low, high: low > 0, "positive (it is drawn log-uniformly)"),
+        "weight_decay": (lambda low, high: low > 0, "positive (it is drawn log-uniformly)"),
+        "label_smoothing": (lambda low, high: low >= 0 and high < 1, "in [0, 1)"),
+        "epochs": (lambda low, high: low >= 1, "at least 1"),
+        "augment_strength": (lambda low, high: low >= 0 and high <= 1, "in [0, 1]"),
+    }
+    for key, (holds, requirement) in allowed.items():
+        values = getattr(vary, key)
+        if not values:
+            continue
+        if len(values) != 2 or values[0] > values[1]:
+            raise UserError(f"vary.{key} must be [] or [low, high] with low <= high, got {list(values)}")
+        if not holds(*values):
+            raise UserError(f"vary.{key} must be {requirement}, got {list(values)}")

@@ -48,6 +48,14 @@ def test_identity_ignores_chunking_only():
         ("train.models_per_step=128", "models_per_step"),
         ("train.label_smoothing=1.5", r"\[0, 1\)"),
         ("epochs", "KEY=VALUE"),
+        ("vary.epochs=[5, 2]", "low <= high"),
+        ("vary.learning_rate=[0, 0.1]", "positive"),
+        ("vary.label_smoothing=[0, 1]", r"\[0, 1\)"),
+        ("vary.augment_strength=[0.5]", r"\[low, high\]"),
+        ("query.save_epochs=[3, 1]", "increasing"),
+        ("query.save_epochs=[10]", r"\[1, 9\]"),
+        ("train.augment_strength=2", r"\[0, 1\]"),
+        ("model.norm=layer", "model.norm must be one of"),
     ],
 )
 def test_bad_overrides(assignment, message):
