@@ -3,7 +3,8 @@
 Data flow of one epoch, all on device, with no host sync inside:
   keep: bool[M, N] -> each model's members in its own random order (int32[M, N], members first)
   -> per step, indices int32[M, B] -> images[indices] float[M, B, H, W, C] (each model its own batch)
-  -> per-model augmentation (own key) -> per-model loss, gradient, BatchNorm statistics, optimizer update.
+  -> per-model augmentation (own key) -> per-model loss, gradient (or DP-SGD's clipped, noised one),
+  BatchNorm statistics, optimizer update with the model's own learning rate, schedule and weight decay.
 
 Randomness is keyed by the model's global index, never by its place in a chunk: model m gets the same
 initialisation, batches and augmentations whatever the chunk size, device count or resume point.
@@ -30,6 +31,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lira_jax.augment import apply_views, augment_batch
 from lira_jax.config import TrainConfig
+from lira_jax.hyperparameters import Hyperparameters
+from lira_jax.privacy import Privacy, private_gradient
 from lira_jax.scoring import logit_scale_jax
 
 MODEL_AXIS = "models"
@@ -59,20 +62,23 @@ def steps_per_epoch(keep: np.ndarray, batch_size: int) -> int:
     return max(1, math.ceil(int(keep.sum(axis=1).max()) / batch_size))
 
 
-def make_optimizer(train: TrainConfig, steps: int) -> optax.GradientTransformation:
-    """SGD with (Nesterov) momentum on a cosine schedule with linear warm-up, plus L2 weight decay."""
-    warmup = round(train.warmup_epochs * steps)
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=train.learning_rate,
-        warmup_steps=warmup,
-        decay_steps=max(train.epochs * steps, warmup + 1),
-        end_value=0.0,
-    )
-    return optax.chain(
-        optax.add_decayed_weights(train.weight_decay),
-        optax.sgd(schedule, momentum=train.momentum or None, nesterov=train.nesterov and train.momentum > 0),
-    )
+def make_optimizer(train: TrainConfig) -> optax.GradientTransformation:
+    """The direction of an SGD step: a (Nesterov) momentum trace of the gradient plus L2 weight decay.
+
+    Step size and weight decay vary per model (hyperparameters.Hyperparameters), so they are applied in
+    the train step, around this transformation: update = -lr(t) * trace(grad + weight_decay * params).
+    That is optax's chain(add_decayed_weights(wd), sgd(schedule, momentum, nesterov)), written per model.
+    """
+    return optax.trace(decay=train.momentum, nesterov=train.nesterov and train.momentum > 0)
+
+
+def learning_rate_at(step: jax.Array, peak: jax.Array, total_steps: jax.Array, warmup_steps: int) -> jax.Array:
+    """optax.warmup_cosine_decay_schedule(0, peak, warmup_steps, max(total_steps, warmup_steps + 1), 0) at
+    `step`, written in jnp so that `peak` and `total_steps` may differ per model (traced under vmap)."""
+    decay_steps = jnp.maximum(total_steps - warmup_steps, 1)
+    warming = peak * step / max(warmup_steps, 1)
+    decayed = jnp.clip(step - warmup_steps, 0, decay_steps) / decay_steps
+    return jnp.where(step < warmup_steps, warming, peak * 0.5 * (1 + jnp.cos(jnp.pi * decayed)))
 
 
 def _init_key(key: jax.Array) -> jax.Array:
@@ -115,6 +121,20 @@ def batch_indices(orders: jax.Array, counts: jax.Array, step_index: jax.Array, b
     return jnp.take_along_axis(orders, positions[None, :] % counts[:, None], axis=1)
 
 
+def _augment_some(
+    key: jax.Array, images: jax.Array, targets: jax.Array, augmentations: tuple, strength: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """augment_batch on a random `strength` fraction of the batch (each image with that probability)."""
+    if not augmentations:
+        return images, targets
+    augmented, mixed = augment_batch(key, images, targets, augmentations)
+    chosen = jax.random.bernoulli(jax.random.fold_in(key, 1), strength, images.shape[:1])
+    return (
+        jnp.where(chosen[:, None, None, None], augmented, images),
+        jnp.where(chosen[:, None], mixed, targets),
+    )
+
+
 def make_train_epoch(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
@@ -122,43 +142,74 @@ def make_train_epoch(
     num_classes: int,
     batch_size: int,
     steps: int,
-    label_smoothing: float,
+    warmup_steps: int,
     augmentations: tuple,
+    privacy: Privacy | None = None,
 ) -> Callable[..., tuple[TrainState, EpochMetrics]]:
-    """Builds the jitted `train_epoch(states, keys, epoch, keep, images, labels) -> (states, metrics)`.
+    """Builds the jitted `train_epoch(states, keys, hyperparameters, epoch, keep, images, labels)`.
 
-    states: TrainState with leading axis M; keys: key[M] (model_keys); epoch: int32 scalar;
-    keep: bool[M, N]; images: float32[N, H, W, C]; labels: int32[N].
+    states: TrainState with leading axis M; keys: key[M] (model_keys); hyperparameters: Hyperparameters
+    of float32[M] / int32[M] arrays; epoch: int32 scalar; keep: bool[M, N]; images: float32[N, H, W, C];
+    labels: int32[N]. Returns (states, EpochMetrics). Model m takes SGD steps while epoch * steps + step <
+    its epochs * steps, on its own warm-up + cosine schedule, and is left unchanged after that.
+    `privacy` switches to DP-SGD: per-example clipped gradients plus Gaussian noise (privacy.py).
     """
 
-    def loss_fn(params, batch_stats, images, targets, dropout_key):
-        logits, updates = model.apply(
+    def apply_train(params, batch_stats, images, dropout_key):
+        return model.apply(
             {"params": params, "batch_stats": batch_stats},
             images,
             train=True,
             mutable=["batch_stats"],
             rngs={"dropout": dropout_key},
         )
+
+    def batch_loss(params, batch_stats, images, targets, dropout_key):
+        logits, updates = apply_train(params, batch_stats, images, dropout_key)
         loss = optax.softmax_cross_entropy(logits, targets).mean()
         return loss, (updates.get("batch_stats", {}), logits)
 
-    def model_step(state: TrainState, key, indices, images, labels):
+    def gradient(state: TrainState, images, targets, key):
+        """(gradient, new batch statistics, loss, logits float32[B, K]) of one model's batch."""
+        if privacy is None:
+            (loss, (batch_stats, logits)), grads = jax.value_and_grad(batch_loss, has_aux=True)(
+                state.params, state.batch_stats, images, targets, key
+            )
+            return grads, batch_stats, loss, logits
+
+        def example_loss(params, image, target, dropout_key):
+            logits, _ = apply_train(params, state.batch_stats, image[None], dropout_key)
+            return optax.softmax_cross_entropy(logits[0], target), logits[0]
+
+        dropout_keys = jax.random.split(key, images.shape[0])
+        grads, losses, logits = private_gradient(
+            example_loss, state.params, (images, targets, dropout_keys), jax.random.fold_in(key, 1), privacy
+        )
+        return grads, state.batch_stats, losses.mean(), logits
+
+    def model_step(state: TrainState, key, hyperparameters: Hyperparameters, global_step, indices, images, labels):
         augment_key, dropout_key = jax.random.split(key)
         batch_labels = labels[indices]
-        targets = optax.smooth_labels(jax.nn.one_hot(batch_labels, num_classes), label_smoothing)
-        batch_images, targets = augment_batch(augment_key, images[indices], targets, augmentations)
-        (loss, (batch_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state.batch_stats, batch_images, targets, dropout_key
+        targets = optax.smooth_labels(jax.nn.one_hot(batch_labels, num_classes), hyperparameters.label_smoothing)
+        batch_images, targets = _augment_some(
+            augment_key, images[indices], targets, augmentations, hyperparameters.augment_strength
         )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        grads, batch_stats, loss, logits = gradient(state, batch_images, targets, dropout_key)
+        decayed = jax.tree.map(lambda grad, param: grad + hyperparameters.weight_decay * param, grads, state.params)
+        direction, opt_state = optimizer.update(decayed, state.opt_state)
+        total_steps = hyperparameters.epochs * steps
+        rate = learning_rate_at(global_step, hyperparameters.learning_rate, total_steps, warmup_steps)
+        params = jax.tree.map(lambda param, step: param - rate * step, state.params, direction)
+        trained = TrainState(params, batch_stats, opt_state)
+        still_training = global_step < total_steps
+        state = jax.tree.map(lambda new, old: jnp.where(still_training, new, old), trained, state)
         accuracy = jnp.mean(jnp.argmax(logits, -1) == batch_labels)
-        return TrainState(params, batch_stats, opt_state), (loss, accuracy)
+        return state, (loss, accuracy)
 
-    models_step = jax.vmap(model_step, in_axes=(0, 0, 0, None, None))
+    models_step = jax.vmap(model_step, in_axes=(0, 0, 0, None, 0, None, None))
 
     @jax.jit
-    def train_epoch(states: TrainState, keys, epoch, keep, images, labels):
+    def train_epoch(states: TrainState, keys, hyperparameters: Hyperparameters, epoch, keep, images, labels):
         epoch_keys = jax.vmap(lambda key: jax.random.fold_in(jax.random.fold_in(key, 1), epoch))(keys)
         order_keys, step_keys = jnp.moveaxis(jax.vmap(jax.random.split)(epoch_keys), 1, 0)
         orders = jax.vmap(_members_in_random_order)(order_keys, keep)
@@ -167,7 +218,8 @@ def make_train_epoch(
         def step(states, step_index):
             indices = batch_indices(orders, counts, step_index, batch_size)
             keys_now = jax.vmap(jax.random.fold_in, in_axes=(0, None))(step_keys, step_index)
-            return models_step(states, keys_now, indices, images, labels)
+            global_step = epoch * steps + step_index
+            return models_step(states, keys_now, hyperparameters, global_step, indices, images, labels)
 
         states, (losses, accuracies) = jax.lax.scan(step, states, jnp.arange(steps))
         return states, EpochMetrics(losses.mean(axis=0), accuracies.mean(axis=0))

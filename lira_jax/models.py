@@ -5,6 +5,7 @@ along a leading model axis with `jax.vmap`, so BatchNorm statistics stay per mod
 `model.apply(variables, images: float[B, H, W, C], train: bool) -> logits: float32[B, num_classes]`.
 """
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -69,7 +70,23 @@ def max_pool_2x2(x):
     return x.reshape(batch, height // 2, 2, width // 2, 2, channels).max(axis=(2, 4))
 
 
-def _batch_norm(train: bool, dtype: Dtype) -> Callable[..., Any]:
+class GroupNorm(nn.Module):
+    """GroupNorm over gcd(channels, 16) groups: no statistics shared across examples, so per-example
+    gradients exist (DP-SGD needs them); 16 groups as in De et al. 2022's private WRNs."""
+
+    scale_init: Callable[..., Any] = nn.initializers.ones
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        groups = math.gcd(x.shape[-1], 16)
+        return nn.GroupNorm(num_groups=groups, epsilon=1e-5, dtype=self.dtype, scale_init=self.scale_init)(x)
+
+
+def _norm(kind: str, train: bool, dtype: Dtype) -> Callable[..., Any]:
+    """A normalisation layer factory: `kind` "batch" (BatchNorm) or "group" (GroupNorm)."""
+    if kind == "group":
+        return partial(GroupNorm, dtype=dtype)
     # momentum 0.9 (not Flax's 0.99): short shadow-model runs need running statistics that catch up.
     return partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype)
 
@@ -93,10 +110,11 @@ class CNN(nn.Module):
     dropout: float = 0.0
     dtype: Dtype = jnp.float32
     matmul_conv: bool = False
+    norm: str = "batch"  # batch | group
 
     @nn.compact
     def __call__(self, images, train: bool):
-        norm = _batch_norm(train, self.dtype)
+        norm = _norm(self.norm, train, self.dtype)
         conv = partial(Conv, kernel_size=3, dtype=self.dtype, matmul=self.matmul_conv)
         x = images.astype(self.dtype)
         for stage, channels in enumerate((self.width, 2 * self.width, 4 * self.width)):
@@ -116,10 +134,11 @@ class BasicBlock(nn.Module):
     stride: int
     dtype: Dtype
     matmul_conv: bool
+    norm: str
 
     @nn.compact
     def __call__(self, x, train: bool):
-        norm = _batch_norm(train, self.dtype)
+        norm = _norm(self.norm, train, self.dtype)
         conv = partial(Conv, dtype=self.dtype, matmul=self.matmul_conv)
         y = nn.relu(norm()(conv(self.channels, 3, self.stride)(x)))
         y = norm(scale_init=nn.initializers.zeros)(conv(self.channels, 3)(y))
@@ -136,16 +155,17 @@ class ResNet18(nn.Module):
     dropout: float = 0.0
     dtype: Dtype = jnp.float32
     matmul_conv: bool = False
+    norm: str = "batch"  # batch | group
 
     @nn.compact
     def __call__(self, images, train: bool):
-        norm = _batch_norm(train, self.dtype)
+        norm = _norm(self.norm, train, self.dtype)
         x = Conv(self.width, 3, dtype=self.dtype, matmul=self.matmul_conv)(images)
         x = nn.relu(norm()(x))
         for stage in range(4):
             for block in range(2):
                 stride = 2 if stage > 0 and block == 0 else 1
-                x = BasicBlock(self.width * 2**stage, stride, self.dtype, self.matmul_conv)(x, train)
+                x = BasicBlock(self.width * 2**stage, stride, self.dtype, self.matmul_conv, self.norm)(x, train)
         return _pooled_classifier(x, self.num_classes, self.dropout, train, self.dtype)
 
 
@@ -156,10 +176,11 @@ class WideBlock(nn.Module):
     stride: int
     dtype: Dtype
     matmul_conv: bool
+    norm: str
 
     @nn.compact
     def __call__(self, x, train: bool):
-        norm = _batch_norm(train, self.dtype)
+        norm = _norm(self.norm, train, self.dtype)
         conv = partial(Conv, dtype=self.dtype, matmul=self.matmul_conv)
         activated = nn.relu(norm()(x))
         y = conv(self.channels, 3, self.stride)(activated)
@@ -178,6 +199,7 @@ class WideResNet(nn.Module):
     dropout: float = 0.0
     dtype: Dtype = jnp.float32
     matmul_conv: bool = False
+    norm: str = "batch"  # batch | group
 
     @nn.compact
     def __call__(self, images, train: bool):
@@ -186,8 +208,8 @@ class WideResNet(nn.Module):
         for group, channels in enumerate((16, 32, 64)):
             for block in range(blocks):
                 stride = 2 if group > 0 and block == 0 else 1
-                x = WideBlock(channels * self.widen, stride, self.dtype, self.matmul_conv)(x, train)
-        x = nn.relu(_batch_norm(train, self.dtype)()(x))
+                x = WideBlock(channels * self.widen, stride, self.dtype, self.matmul_conv, self.norm)(x, train)
+        x = nn.relu(_norm(self.norm, train, self.dtype)()(x))
         return _pooled_classifier(x, self.num_classes, self.dropout, train, self.dtype)
 
 
@@ -206,7 +228,7 @@ def build_model(
         )
     matmul = config.conv == "matmul" or (config.conv == "auto" and platform == "cpu")
     if config.arch == "cnn":
-        return CNN(num_classes, config.width, config.dropout, dtype, matmul)
+        return CNN(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
     if config.arch == "resnet18":
-        return ResNet18(num_classes, config.width, config.dropout, dtype, matmul)
-    return WideResNet(num_classes, config.depth, config.widen, config.dropout, dtype, matmul)
+        return ResNet18(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
+    return WideResNet(num_classes, config.depth, config.widen, config.dropout, dtype, matmul, config.norm)

@@ -1,10 +1,13 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from lira_jax import engine
-from lira_jax.config import TrainConfig
+from lira_jax.config import Config, TrainConfig, VaryConfig
+from lira_jax.hyperparameters import draw
 from lira_jax.models import CNN
 
 SHAPE = (8, 8, 1)
@@ -18,9 +21,9 @@ def tiny_problem(num_models=4, num_examples=40, seed=0):
     return images, labels, keep
 
 
-def train(model, config, keep, images, labels, model_indices):
+def train(model, config, keep, images, labels, model_indices, vary=None, privacy=None):
     steps = engine.steps_per_epoch(keep, config.batch_size)
-    optimizer = engine.make_optimizer(config, steps)
+    optimizer = engine.make_optimizer(config)
     keys = engine.model_keys(config.seed, model_indices)
     states = engine.init_states(model, optimizer, keys, SHAPE)
     train_epoch = engine.make_train_epoch(
@@ -29,12 +32,14 @@ def train(model, config, keep, images, labels, model_indices):
         num_classes=3,
         batch_size=config.batch_size,
         steps=steps,
-        label_smoothing=config.label_smoothing,
+        warmup_steps=round(config.warmup_epochs * steps),
         augmentations=(),
+        privacy=privacy,
     )
+    hyperparameters = draw(Config(train=config, vary=vary or VaryConfig()), model_indices)
     rows = jnp.asarray(keep[model_indices])
     for epoch in range(config.epochs):
-        states, metrics = train_epoch(states, keys, jnp.int32(epoch), rows, images, labels)
+        states, metrics = train_epoch(states, keys, hyperparameters, jnp.int32(epoch), rows, images, labels)
     return states, metrics
 
 
@@ -47,7 +52,11 @@ def test_model_axis_of_one_trains_like_a_plain_single_model():
     states, _ = train(model, config, keep, images, labels, np.array([0]))
 
     steps = engine.steps_per_epoch(keep, config.batch_size)
-    optimizer = engine.make_optimizer(config, steps)
+    warmup = round(config.warmup_epochs * steps)  # optax's own SGD and schedule: the obviously-correct reference
+    schedule = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, warmup, config.epochs * steps, 0.0)
+    optimizer = optax.chain(
+        optax.add_decayed_weights(config.weight_decay), optax.sgd(schedule, momentum=config.momentum, nesterov=True)
+    )
     key = engine.model_keys(config.seed, np.array([0]))[0]
     variables = model.init(engine._init_key(key), jnp.zeros((1, *SHAPE)), train=False)
     params, batch_stats = variables["params"], variables["batch_stats"]
@@ -135,3 +144,34 @@ def test_infer_shapes_and_scores():
     true = np.take_along_axis(log_probs, np.asarray(labels[:10])[None, :, None, None], axis=-1)[..., 0]
     np.testing.assert_allclose(scores, true - np.log1p(-np.exp(true)), rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(correct, np.argmax(logits[:, :, 0], -1) == np.asarray(labels[:10]))
+
+
+def test_per_model_hyperparameters_train_each_model_as_its_own_fixed_config():
+    """A model of a run with [vary] ranges ends exactly as a run of that model alone with its drawn values."""
+    images, labels, keep = tiny_problem()
+    model = CNN(3, width=4, matmul_conv=True)
+    config = TrainConfig(epochs=3, batch_size=8, warmup_epochs=0.5)
+    vary = VaryConfig(learning_rate=(0.01, 0.3), weight_decay=(1e-4, 1e-2), label_smoothing=(0.0, 0.2), epochs=(1, 3))
+    together, _ = train(model, config, keep, images, labels, np.arange(4), vary=vary)
+    drawn = draw(Config(train=config, vary=vary), np.arange(4))
+    assert len(set(drawn.epochs.tolist())) > 1 and len(set(drawn.learning_rate.tolist())) == 4
+    for index in range(4):
+        fixed = dataclasses.replace(
+            config,
+            learning_rate=float(drawn.learning_rate[index]),
+            weight_decay=float(drawn.weight_decay[index]),
+            label_smoothing=float(drawn.label_smoothing[index]),
+            epochs=int(drawn.epochs[index]),
+        )
+        alone, _ = train(model, fixed, keep, images, labels, np.array([index]))
+        for got, expected in zip(jax.tree.leaves(alone), jax.tree.leaves(together), strict=True):
+            np.testing.assert_allclose(got[0], expected[index], rtol=1e-5, atol=1e-6)
+
+
+def test_learning_rate_at_is_optax_warmup_cosine():
+    for warmup, total in [(0, 10), (3, 10), (5, 5), (2, 1)]:
+        schedule = optax.warmup_cosine_decay_schedule(0.0, 0.3, warmup, max(total, warmup + 1), 0.0)
+        for step in range(total + 3):
+            expected = schedule(step)
+            got = engine.learning_rate_at(jnp.int32(step), jnp.float32(0.3), jnp.int32(total), warmup)
+            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
