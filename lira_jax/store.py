@@ -1,7 +1,9 @@
 """The run folder: memmapped arrays, per-model progress, safe resume, atomic writes.
 
 Layout (DESIGN.md): config.toml, keep.npy bool[M, N], labels.npy int32[N], scores.npy float32[M, N, V],
-logits.npy float16|float32[M, N, V, C] (unless query.logits_dtype = "none"), models.json.
+logits.npy float16|float32[M, N, V, C] (unless query.logits_dtype = "none"), models.json; the same
+scores.npy and logits.npy under epochs/E/ for each epoch snapshot E of query.save_epochs; checkpoints/
+while a chunk is unfinished (checkpoints.py).
 
 Rules that keep a run from losing or faking anything:
 - A folder is created whole or not at all: it is built under a temporary name and renamed into place.
@@ -72,26 +74,38 @@ class RunFolder:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def write_rows(
-        self, model_indices: np.ndarray, start: int, scores: np.ndarray, logits: np.ndarray | None
+        self,
+        model_indices: np.ndarray,
+        start: int,
+        scores: np.ndarray,
+        logits: np.ndarray | None,
+        snapshot: int | None = None,
     ) -> None:
-        """Writes examples start..start+B of some models' rows (not yet marked done).
+        """Writes examples start..start+B of some models' rows (not yet marked done), into the final arrays
+        or those of epoch snapshot `snapshot` (epochs/E/).
 
         scores: float32[K, B, V]; logits: float[K, B, V, C] or None when the run keeps no logits.
         """
         stop = start + scores.shape[1]
-        self._open("scores")[model_indices, start:stop] = scores
+        folder = f"epochs/{snapshot}/" if snapshot is not None else ""
+        self._open(folder + "scores")[model_indices, start:stop] = scores
         if logits is not None:
-            self._open("logits")[model_indices, start:stop] = logits
+            self._open(folder + "logits")[model_indices, start:stop] = logits
 
-    def mark_done(self, model_indices: Sequence[int], records: Sequence[dict[str, Any]]) -> None:
-        """Flushes the rows written so far to disk, then records the models as done."""
+    def flush(self) -> None:
+        """Flushes every row written so far to disk."""
         for array in self._arrays.values():
             array.flush()
         self._arrays.clear()
+
+    def mark_done(self, model_indices: Sequence[int], records: Sequence[dict[str, Any]]) -> None:
+        """Flushes the rows written so far to disk, then records the models as done (keeping what their
+        records already held, such as their hyperparameters)."""
+        self.flush()
         with self._locked():
             models = self.models()
             for index, record in zip(model_indices, records, strict=True):
-                models[index] = {"index": int(index), "done": True, **record}
+                models[index] = {**models[index], "index": int(index), "done": True, **record}
             write_atomically(self.path / MODELS_FILE, json.dumps({"models": models}, indent=1))
 
     def _open(self, name: str) -> np.ndarray:
@@ -170,8 +184,10 @@ def create(
     labels: np.ndarray,
     num_views: int,
     num_classes: int,
+    records: Sequence[dict[str, Any]] | None = None,
 ) -> RunFolder:
-    """Creates the run folder whole: arrays (scores and logits as empty memmaps), config, models.json."""
+    """Creates the run folder whole: arrays (scores and logits as empty memmaps, also under epochs/E/ for
+    each of query.save_epochs), config, and models.json with `records` (one dict per model) merged in."""
     num_models, num_examples = keep.shape
     path.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial-"))
@@ -184,11 +200,15 @@ def create(
                 np.dtype(config.query.logits_dtype),
                 (num_models, num_examples, num_views, num_classes),
             )
-        for name, (dtype, shape) in shapes.items():
-            array = np.lib.format.open_memmap(building / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
-            array.flush()
-            del array
-        models = [{"index": index, "done": False} for index in range(num_models)]
+        folders = [building] + [building / "epochs" / str(epoch) for epoch in config.query.save_epochs]
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, (dtype, shape) in shapes.items():
+                array = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+                array.flush()
+                del array
+        extra = records or [{} for _ in range(num_models)]
+        models = [{"index": index, "done": False, **extra[index]} for index in range(num_models)]
         (building / MODELS_FILE).write_text(json.dumps({"models": models}, indent=1))
         (building / "config.toml").write_text(config_lib.to_toml(config))
         os.rename(building, path)

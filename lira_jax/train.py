@@ -20,6 +20,7 @@ from lira_jax.attack import run_attack
 from lira_jax.augment import parse_augmentations, parse_views
 from lira_jax.data import load_dataset, make_keep
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
+from lira_jax.hyperparameters import draw, records
 from lira_jax.models import build_model
 from lira_jax.trainer import Plan, train_run
 
@@ -102,7 +103,16 @@ def main(argv: list[str] | None = None) -> int:
             mode=config.train.keep,
             probability=config.train.keep_probability,
         )
-        run = store.create(out, config, keep, dataset.labels, len(views), dataset.num_classes)
+        hyperparameters = records(draw(config, np.arange(num_models)))
+        run = store.create(
+            out,
+            config,
+            keep,
+            dataset.labels,
+            len(views),
+            dataset.num_classes,
+            [{"hyperparameters": values} for values in hyperparameters],
+        )
     elif not np.array_equal(run.array("labels"), dataset.labels):
         raise UserError(f"the data set's labels differ from {out}/labels.npy: the data changed since the run began")
 

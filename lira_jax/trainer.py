@@ -2,10 +2,14 @@
 
 One chunk = `models_per_step` models trained together by the engine's jitted epoch, then queried on
 every example under every view; its rows stream into the memmaps batch by batch (host memory stays at
-one batch), and only after they are flushed are the models marked done.
+one batch), and only after they are flushed are the models marked done. After each epoch of
+query.save_epochs the chunk is also queried into RUN/epochs/E/ (early-stopping snapshots), and at most
+every train.checkpoint_minutes the chunk's state is checkpointed with Orbax (checkpoints.py), so a killed
+run resumes a long chunk from its last checkpoint instead of from scratch.
 """
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from lira_jax import config as config_lib
 from lira_jax import engine
+from lira_jax.checkpoints import ChunkCheckpoint
 from lira_jax.config import Config
 from lira_jax.data import Dataset
 from lira_jax.errors import UserError
-from lira_jax.store import RunFolder
+from lira_jax.hyperparameters import draw
+from lira_jax.privacy import Privacy, epsilon
+from lira_jax.store import RunFolder, compact_ranges
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,8 @@ class ChunkTrainer:
         self.plan, self.keep, self.mesh = plan, keep, mesh
         train = plan.config.train
         self.steps = engine.steps_per_epoch(keep, train.batch_size)
-        self.optimizer = engine.make_optimizer(train, self.steps)
+        self.epochs = config_lib.longest_epochs(plan.config)
+        self.optimizer = engine.make_optimizer(train)
         self.image_shape = dataset.images.shape[1:]
         self.images = engine.replicate(jnp.asarray(dataset.images), mesh)
         self.labels = engine.replicate(jnp.asarray(dataset.labels, jnp.int32), mesh)
@@ -73,23 +82,26 @@ class ChunkTrainer:
             num_classes=plan.num_classes,
             batch_size=train.batch_size,
             steps=self.steps,
-            label_smoothing=train.label_smoothing,
+            warmup_steps=round(train.warmup_epochs * self.steps),
             augmentations=plan.augmentations,
+            privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
         )
         self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view)
         self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks
+        self.model_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(engine.MODEL_AXIS))
         self.init = jax.jit(
             lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape),
-            out_shardings=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(engine.MODEL_AXIS)),
+            out_shardings=self.model_sharding,
         )
 
     def _epoch_arguments(self, size: int) -> tuple:
         """Abstract arguments of train_epoch for a chunk of `size` models (nothing is allocated)."""
         keys = jax.eval_shape(lambda: engine.model_keys(0, np.arange(size)))
         states = jax.eval_shape(self.init, keys)
+        hyperparameters = jax.eval_shape(lambda: draw(self.plan.config, np.arange(size)))
         keep = jax.ShapeDtypeStruct((size, self.keep.shape[1]), jnp.bool_)
         epoch = jax.ShapeDtypeStruct((), jnp.int32)
-        return states, keys, epoch, keep, self.images, self.labels
+        return states, keys, hyperparameters, epoch, keep, self.images, self.labels
 
     def chunk_size(self, requested: int | str, num_todo: int) -> int:
         """Models per step, a multiple of the device count. `auto`: the largest that XLA's memory analysis
@@ -113,28 +125,58 @@ class ChunkTrainer:
             )
         return size
 
-    def train_chunk(self, model_indices: np.ndarray, size: int, progress: tqdm) -> Any:
-        """Trains models `model_indices` (padded to `size`) for all epochs; returns their stacked state."""
-        padded = engine.padded_chunk(model_indices, size)
-        keys = engine.shard_models(engine.model_keys(self.plan.config.train.seed, padded), self.mesh)
+    def train_chunk(
+        self, run: RunFolder, model_indices: np.ndarray, padded: np.ndarray, checkpoint: ChunkCheckpoint, progress: tqdm
+    ) -> tuple[Any, dict]:
+        """Trains models `model_indices` (`padded` to the chunk size) for all epochs, writing the epoch
+        snapshots of query.save_epochs into `run` as it goes; resumes from `checkpoint` if it holds one.
+
+        Returns (stacked states, {"E": [per-model accuracy records]} of the snapshots).
+        """
+        config = self.plan.config
+        size = len(padded)
+        keys = engine.shard_models(engine.model_keys(config.train.seed, padded), self.mesh)
+        hyperparameters = engine.shard_models(draw(config, padded), self.mesh)
         keep_rows = engine.shard_models(jnp.asarray(self.keep[padded]), self.mesh)
-        states = self.init(keys)
-        examples_per_epoch = len(model_indices) * self.steps * self.plan.config.train.batch_size
-        epochs = self.plan.config.train.epochs
+        abstract = jax.tree.map(
+            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=self.model_sharding),
+            jax.eval_shape(self.init, keys),
+        )
+        restored = checkpoint.restore(abstract)
+        first_epoch, states, snapshots = restored if restored else (0, self.init(keys), {})
+        if restored and not progress.disable:
+            progress.write(
+                f"models {compact_ranges(model_indices.tolist())}: resumed after epoch {first_epoch}", file=sys.stderr
+            )
+        progress.update(len(model_indices) * first_epoch / self.epochs)
+        examples_per_epoch = len(model_indices) * self.steps * config.train.batch_size
         train_epoch = self.compiled_epochs.get(size, self.train_epoch)
-        for epoch in range(epochs):
+        last_checkpoint = time.perf_counter()
+        for epoch in range(first_epoch, self.epochs):
             started = time.perf_counter()
-            states, metrics = train_epoch(states, keys, jnp.int32(epoch), keep_rows, self.images, self.labels)
+            states, metrics = train_epoch(
+                states, keys, hyperparameters, jnp.int32(epoch), keep_rows, self.images, self.labels
+            )
             loss = float(jnp.mean(metrics.loss[: len(model_indices)]))  # one sync per epoch, for the bar
             if not math.isfinite(loss):
                 raise UserError(f"training diverged (loss {loss}) in epoch {epoch}: lower train.learning_rate")
             rate = examples_per_epoch / (time.perf_counter() - started)
-            progress.set_postfix_str(f"epoch {epoch + 1}/{epochs}, loss {loss:.3f}, {rate:,.0f} model-examples/s")
-            progress.update(len(model_indices) / epochs)
-        return states
+            progress.set_postfix_str(f"epoch {epoch + 1}/{self.epochs}, loss {loss:.3f}, {rate:,.0f} model-examples/s")
+            progress.update(len(model_indices) / self.epochs)
+            done = epoch + 1
+            if done in config.query.save_epochs:
+                snapshots[str(done)] = self.write_chunk(run, model_indices, states, snapshot=done)
+            if done < self.epochs and time.perf_counter() - last_checkpoint >= 60 * config.train.checkpoint_minutes:
+                run.flush()
+                checkpoint.save(done, states, snapshots)
+                last_checkpoint = time.perf_counter()
+        return states, snapshots
 
-    def write_chunk(self, run: RunFolder, model_indices: np.ndarray, states: Any) -> list[dict]:
-        """Queries the trained chunk on every example, streams rows into the run, returns per-model records."""
+    def write_chunk(
+        self, run: RunFolder, model_indices: np.ndarray, states: Any, snapshot: int | None = None
+    ) -> list[dict]:
+        """Queries the trained chunk on every example, streams rows into the run (into its epoch-`snapshot`
+        arrays if given), and returns per-model records: train and test accuracy, members."""
         num_examples = self.keep.shape[1]
         batch = min(self.plan.config.query.batch_size, num_examples)
         keeps_logits = self.plan.config.query.logits_dtype != "none"
@@ -147,7 +189,11 @@ class ChunkTrainer:
             logits, scores, batch_correct = self.infer(states, self.images[positions], self.labels[positions])
             rows = (slice(0, count), slice(0, stop - start))
             run.write_rows(
-                model_indices, start, np.asarray(scores[rows]), np.asarray(logits[rows]) if keeps_logits else None
+                model_indices,
+                start,
+                np.asarray(scores[rows]),
+                np.asarray(logits[rows]) if keeps_logits else None,
+                snapshot=snapshot,
             )
             correct[:, start:stop] = np.asarray(batch_correct[rows])
         members = self.keep[model_indices]
@@ -159,6 +205,24 @@ class ChunkTrainer:
             }
             for row in range(count)
         ]
+
+
+def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray, steps: int) -> list[dict]:
+    """Per-model {"dp_epsilon"} at train.dp_delta for a DP-SGD run (see privacy.py), else empty records."""
+    train = config.train
+    if not train.dp_sgd:
+        return [{} for _ in model_indices]
+    epochs = draw(config, model_indices).epochs
+    members = keep[model_indices].sum(axis=1)
+    return [
+        {
+            "dp_epsilon": epsilon(
+                train.dp_noise_multiplier, min(1.0, train.batch_size / count), int(model_epochs) * steps, train.dp_delta
+            ),
+            "dp_delta": train.dp_delta,
+        }
+        for count, model_epochs in zip(members, epochs, strict=True)
+    ]
 
 
 def train_run(run: RunFolder, plan: Plan, dataset: Dataset, todo: np.ndarray, *, quiet: bool = False) -> None:
@@ -178,15 +242,22 @@ def train_run(run: RunFolder, plan: Plan, dataset: Dataset, todo: np.ndarray, *,
     with progress:
         for start in range(0, len(todo), size):
             model_indices = todo[start : start + size]
+            padded = engine.padded_chunk(model_indices, size)
+            checkpoint = ChunkCheckpoint(run.path, padded)
             started = time.perf_counter()
-            states = trainer.train_chunk(model_indices, size, progress)
+            states, snapshots = trainer.train_chunk(run, model_indices, padded, checkpoint, progress)
             trained = time.perf_counter() - started
             records = trainer.write_chunk(run, model_indices, states)
             seconds = time.perf_counter() - started
-            for record in records:
+            privacy = privacy_records(plan.config, keep, model_indices, trainer.steps)
+            for row, record in enumerate(records):
                 record.update(
                     chunk_seconds=round(seconds, 3),
                     train_seconds=round(trained, 3),
                     chunk_size=len(model_indices),
+                    **privacy[row],
                 )
+                if snapshots:
+                    record["epochs"] = {epoch: rows[row] for epoch, rows in snapshots.items()}
             run.mark_done(model_indices, records)
+            checkpoint.remove()

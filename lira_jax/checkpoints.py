@@ -1,0 +1,81 @@
+"""Orbax epoch checkpoints of an unfinished chunk, so a killed run loses at most one checkpoint interval.
+
+A chunk's checkpoints live in RUN/checkpoints/chunk-<hash of its padded model indices>/<epoch>/ and hold
+the stacked TrainState plus a JSON item (the chunk's model indices and the accuracy records of the epoch
+snapshots written so far). A rerun that forms the same chunk (same unfinished models, same chunk size)
+restores the latest one and trains on from there; any other chunk starts fresh. The folder is removed
+once the chunk's models are marked done. Each process checkpoints its own chunks alone (its models are
+independent of every other process's), so Orbax runs single-process even under jax.distributed.
+"""
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class ChunkCheckpoint:
+    """The checkpoints of one chunk: `padded` are its global model indices, int[K] (padding included)."""
+
+    def __init__(self, run_path: Path, padded: np.ndarray):
+        digest = hashlib.sha1(np.asarray(padded, np.int64).tobytes()).hexdigest()[:16]
+        self.path = (run_path / "checkpoints" / f"chunk-{digest}").absolute()
+        self.padded = [int(index) for index in padded]
+        self._manager: ocp.CheckpointManager | None = None
+
+    def manager(self) -> ocp.CheckpointManager:
+        if self._manager is None:
+            process = jax.process_index()
+            self.path.mkdir(parents=True, exist_ok=True)  # Orbax leaves it to us with active_processes set
+            self._manager = ocp.CheckpointManager(
+                self.path,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=1,
+                    enable_async_checkpointing=False,
+                    create=False,
+                    multiprocessing_options=ocp.options.MultiprocessingOptions(
+                        primary_host=process, active_processes={process}
+                    ),
+                ),
+            )
+        return self._manager
+
+    def restore(self, abstract_states: Any) -> tuple[int, Any, dict] | None:
+        """(epochs done, states, snapshot records) of the latest checkpoint, or None if there is none.
+
+        abstract_states: jax.ShapeDtypeStruct leaves with their shardings, as the restored arrays should be.
+        """
+        if not self.path.is_dir():
+            return None
+        epoch = self.manager().latest_step()
+        if epoch is None:
+            return None
+        restored = self.manager().restore(
+            epoch,
+            args=ocp.args.Composite(states=ocp.args.StandardRestore(abstract_states), records=ocp.args.JsonRestore()),
+        )
+        if restored.records["models"] != self.padded:
+            return None
+        return epoch, restored.states, restored.records["snapshots"]
+
+    def save(self, epoch: int, states: Any, snapshots: dict) -> None:
+        """Saves the states after `epoch` epochs (blocking, so a kill right after cannot leave half of it)."""
+        self.manager().save(
+            epoch,
+            args=ocp.args.Composite(
+                states=ocp.args.StandardSave(states),
+                records=ocp.args.JsonSave({"models": self.padded, "snapshots": snapshots}),
+            ),
+        )
+        self.manager().wait_until_finished()
+
+    def remove(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self.path.parent.is_dir() and not any(self.path.parent.iterdir()):
+            self.path.parent.rmdir()

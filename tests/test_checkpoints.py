@@ -1,0 +1,71 @@
+"""Epoch snapshots (query.save_epochs) and Orbax epoch checkpoints: a chunk killed mid-training resumes
+from its last checkpoint and ends bit for bit where an uninterrupted run ends."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+SETTINGS = [
+    "--no-attack",
+    "--set",
+    "data.limit=200",
+    "--set",
+    "train.num_models=4",
+    "--set",
+    "train.epochs=4",
+    "--set",
+    "model.width=4",
+    "--set",
+    "train.models_per_step=4",
+    "--set",
+    "train.checkpoint_minutes=0",
+    "--set",
+    "query.save_epochs=[1, 2]",
+]
+
+
+def command(out, *extra):
+    return [sys.executable, "-m", "lira_jax.train", "--out", str(out), *SETTINGS, *extra]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "reference"
+    subprocess.run(command(out, "--quiet"), check=True, capture_output=True)
+    return out
+
+
+def test_snapshots_are_stored_per_epoch_with_their_accuracies(reference):
+    final = np.load(reference / "scores.npy")
+    first, second = (np.load(reference / "epochs" / epoch / "scores.npy") for epoch in ("1", "2"))
+    assert first.shape == second.shape == final.shape
+    assert np.isfinite(first).all() and not np.array_equal(first, second) and not np.array_equal(second, final)
+    assert np.load(reference / "epochs" / "1" / "logits.npy").shape == np.load(reference / "logits.npy").shape
+    for record in json.loads((reference / "models.json").read_text())["models"]:
+        assert set(record["epochs"]) == {"1", "2"}
+        assert 0 <= record["epochs"]["1"]["train_accuracy"] <= 1
+    assert not (reference / "checkpoints").exists()  # removed once the chunk is done
+
+
+def test_a_chunk_killed_after_a_checkpoint_resumes_from_it(reference, tmp_path):
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command(killed, "--quiet"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if list((killed / "checkpoints").glob("chunk-*/2")):
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not any(record["done"] for record in json.loads((killed / "models.json").read_text())["models"])
+
+    resumed = subprocess.run(command(killed), check=True, capture_output=True, text=True)
+    assert "resumed after epoch 2" in resumed.stderr or "resumed after epoch 3" in resumed.stderr
+    for name in ("scores.npy", "epochs/1/scores.npy", "epochs/2/scores.npy"):
+        np.testing.assert_array_equal(np.load(killed / name), np.load(reference / name))
+    assert not (killed / "checkpoints").exists()
