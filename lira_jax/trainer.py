@@ -27,7 +27,7 @@ from lira_jax.config import Config
 from lira_jax.data import Dataset
 from lira_jax.errors import UserError
 from lira_jax.hyperparameters import draw
-from lira_jax.privacy import Privacy, epsilon
+from lira_jax.privacy import Privacy, epsilon, sampling_probability
 from lira_jax.store import RunFolder, compact_ranges
 
 
@@ -217,7 +217,10 @@ def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray,
     return [
         {
             "dp_epsilon": epsilon(
-                train.dp_noise_multiplier, min(1.0, train.batch_size / count), int(model_epochs) * steps, train.dp_delta
+                train.dp_noise_multiplier,
+                sampling_probability(train.batch_size, int(count)),
+                int(model_epochs) * steps,
+                train.dp_delta,
             ),
             "dp_delta": train.dp_delta,
         }

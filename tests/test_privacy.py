@@ -9,7 +9,7 @@ from lira_jax import config as config_lib
 from lira_jax.config import Config, TrainConfig
 from lira_jax.errors import UserError
 from lira_jax.models import CNN
-from lira_jax.privacy import Privacy, epsilon, private_gradient
+from lira_jax.privacy import Privacy, epsilon, private_gradient, sampling_probability
 from lira_jax.train import main
 from tests.test_engine import tiny_problem, train
 
@@ -67,6 +67,12 @@ def test_dp_sgd_without_noise_or_clipping_is_plain_sgd_and_with_noise_is_not():
     assert not np.allclose(jax.tree.leaves(noisy.params)[0], jax.tree.leaves(plain.params)[0])
 
 
+def test_sampling_probability_rounds_up_to_three_digits():
+    assert sampling_probability(64, 898) == 0.0713  # 0.071269...
+    assert sampling_probability(16, 80) == 0.2
+    assert sampling_probability(64, 32) == 1.0
+
+
 def test_epsilon_falls_with_noise_and_rises_with_steps():
     assert epsilon(0.0, 0.01, 100, 1e-5) == np.inf
     values = [epsilon(sigma, 0.01, 1000, 1e-5) for sigma in (0.5, 1.0, 2.0, 4.0)]
@@ -97,5 +103,8 @@ def test_a_dp_sgd_run_reports_epsilon_per_model(tmp_path):
     records = json.loads((out / "models.json").read_text())["models"]
     for record in records:
         steps = -(-max(other["members"] for other in records) // 16)
-        assert record["dp_epsilon"] == pytest.approx(epsilon(1.5, 16 / record["members"], steps, 1e-5))
+        assert record["dp_epsilon"] == pytest.approx(
+            epsilon(1.5, sampling_probability(16, record["members"]), steps, 1e-5)
+        )
+        assert record["dp_epsilon"] >= epsilon(1.5, 16 / record["members"], steps, 1e-5)
         assert record["dp_delta"] == 1e-5
