@@ -123,6 +123,9 @@ class RunFolder:
             train = np.mean([record["train_accuracy"] for record in done])
             test = np.mean([record["test_accuracy"] for record in done])
             lines.append(f"mean train accuracy {train:.4f}, mean test accuracy {test:.4f}")
+        epsilons = [record["dp_epsilon"] for record in done if "dp_epsilon" in record]
+        if epsilons:
+            lines.append(f"DP-SGD: epsilon {min(epsilons):.3g} to {max(epsilons):.3g} at delta {done[0]['dp_delta']:g}")
         if missing:
             lines.append(f"to train: {compact_ranges(missing)}")
         return "\n".join(lines)
