@@ -177,55 +177,62 @@ class _Cell:
     pairs: tuple[np.ndarray, np.ndarray]
 
 
+def _seeds(seed: int, name: str, *more: int) -> np.random.SeedSequence:
+    """The randomness of one attack (and cell): independent of which other attacks run alongside."""
+    return np.random.SeedSequence([seed, CLASSIFIERS.index(name), *more])
+
+
 def _plan_cells(
-    names: Sequence[str],
+    name: str,
     labels: np.ndarray,
     num_models: int,
     targets: np.ndarray,
     split: CrossFit,
     max_rows: int,
-    rng: np.random.Generator,
+    seed: int,
     transfer: TransferShadow | None,
-) -> dict[str, list[_Cell]]:
-    cells: dict[str, list[_Cell]] = {name: [] for name in names}
+) -> list[_Cell]:
+    """The attack models of one attack: which rows each scores and which it is trained on."""
+    rng = np.random.default_rng(_seeds(seed, name))
+    if name == "ml_leaks_adv2":
+        return [
+            _Cell(
+                None,
+                None,
+                None,
+                _sample_pairs(np.array([transfer.model]), np.arange(transfer.keep.shape[1]), max_rows, rng),
+            )
+        ]
+    cells = []
     for fold in range(split.num_folds):
         shadows = split.shadows(num_models, targets, fold)
-        one_shadow = shadows[rng.integers(len(shadows))][None]
+        if name == "ml_leaks_adv1":
+            shadows = shadows[rng.integers(len(shadows))][None]  # one shadow model
         for half in (0, 1):
-            other_half = split.half != half
-            if "shokri" in names:
-                models, examples = _sample_pairs(shadows, np.flatnonzero(other_half), max_rows, rng)
-                for label in np.unique(labels):
-                    of_label = labels[examples] == label
-                    cells["shokri"].append(_Cell(fold, half, int(label), (models[of_label], examples[of_label])))
-            if "ml_leaks_adv1" in names:
-                pairs = _sample_pairs(one_shadow, np.flatnonzero(other_half), max_rows, rng)
-                cells["ml_leaks_adv1"].append(_Cell(fold, half, None, pairs))
-    if "ml_leaks_adv2" in names:
-        pairs = _sample_pairs(np.array([transfer.model]), np.arange(transfer.keep.shape[1]), max_rows, rng)
-        cells["ml_leaks_adv2"].append(_Cell(None, None, None, pairs))
+            models, examples = _sample_pairs(shadows, np.flatnonzero(split.half != half), max_rows, rng)
+            if name == "ml_leaks_adv1":
+                cells.append(_Cell(fold, half, None, (models, examples)))
+                continue
+            for label in np.unique(labels):  # shokri: the rows shared out over one attack model per class
+                of_label = labels[examples] == label
+                cells.append(_Cell(fold, half, int(label), (models[of_label], examples[of_label])))
     return cells
 
 
 def _fit_cells(
-    planned: list[tuple[str, int, _Cell]],
-    logits: ExampleArray,
-    keep: np.ndarray,
-    view: int,
-    first_seed: int,
-    workers: int | None,
-) -> dict[tuple[str, int], AttackModel]:
-    """{(name, index): AttackModel} for the planned cells, their rows read from logits in one pass."""
+    name: str, cells: list[_Cell], logits: ExampleArray, keep: np.ndarray, view: int, seed: int, workers: int | None
+) -> list[AttackModel]:
+    """One AttackModel per cell of an attack, their rows read from logits in one pass."""
     num_classes = logits.shape[3]
-    pair_models = np.concatenate([cell.pairs[0] for _, _, cell in planned])
-    pair_examples = np.concatenate([cell.pairs[1] for _, _, cell in planned])
-    features = _pair_features(logits, pair_models, pair_examples, max(num_classes, TOP_PROBABILITIES), view, workers)
-    fitted, offset = {}, 0
-    for position, (name, index, cell) in enumerate(planned):
+    pair_models = np.concatenate([cell.pairs[0] for cell in cells])
+    pair_examples = np.concatenate([cell.pairs[1] for cell in cells])
+    features = _pair_features(logits, pair_models, pair_examples, _width(name, num_classes), view, workers)
+    fitted, offset = [], 0
+    for index, cell in enumerate(cells):
         rows = slice(offset, offset + len(cell.pairs[0]))
         offset = rows.stop
-        cell_features = features[rows, : _width(name, num_classes)]
-        fitted[name, index] = AttackModel(cell_features, keep[cell.pairs], first_seed + position)
+        mlp_seed = int(_seeds(seed, name, index).generate_state(1)[0])
+        fitted.append(AttackModel(features[rows], keep[cell.pairs], mlp_seed))
     return fitted
 
 
@@ -241,12 +248,15 @@ def training_pairs(
 ) -> tuple[CrossFit, dict[str, list[tuple[int | None, int | None, int | None, np.ndarray, np.ndarray]]]]:
     """The cross-fitting plan of `classifier_scores` for this run's attacks (not ml_leaks_adv2), to inspect:
     (split, {name: [(fold, half, label, models int64[R], examples int64[R]) per attack model]})."""
-    rng = np.random.default_rng(seed)
-    targets = np.asarray(targets, dtype=np.int64)
-    split = cross_fit(targets, np.asarray(labels), model_folds, rng)
-    cells = _plan_cells(names, np.asarray(labels), np.asarray(keep).shape[0], targets, split, max_rows, rng, None)
+    targets, labels = np.asarray(targets, dtype=np.int64), np.asarray(labels)
+    split = cross_fit(targets, labels, model_folds, np.random.default_rng(seed))
+    num_models = np.asarray(keep).shape[0]
     return split, {
-        name: [(cell.fold, cell.half, cell.label, *cell.pairs) for cell in planned] for name, planned in cells.items()
+        name: [
+            (cell.fold, cell.half, cell.label, *cell.pairs)
+            for cell in _plan_cells(name, labels, num_models, targets, split, max_rows, seed, None)
+        ]
+        for name in names
     }
 
 
@@ -288,16 +298,15 @@ def classifier_scores(
         or not 0 <= transfer.model < transfer.keep.shape[0]
     ):
         raise UserError("ml_leaks_adv2 (data transfer) needs a shadow model of another run: logits [M, N, V, C], keep")
-    rng = np.random.default_rng(seed)
-    split = cross_fit(targets, labels, model_folds, rng)
-    cells = _plan_cells(names, labels, keep.shape[0], targets, split, max_rows, rng, transfer)
-    planned = [(name, index, cell) for name in names for index, cell in enumerate(cells[name])]
-    here = [item for item in planned if item[0] != "ml_leaks_adv2"]
-    there = [item for item in planned if item[0] == "ml_leaks_adv2"]
+    split = cross_fit(targets, labels, model_folds, np.random.default_rng(seed))
+    cells, models = {}, {}
     with threadpool_limits(1):  # BLAS threads only contend on these small matrices (9x slower on 2 cores)
-        models = _fit_cells(here, logits, keep, view, seed, workers) if here else {}
-        if there:
-            models.update(_fit_cells(there, transfer.logits, transfer.keep, 0, seed + len(here), workers))
+        for name in names:
+            cells[name] = _plan_cells(name, labels, keep.shape[0], targets, split, max_rows, seed, transfer)
+            if name == "ml_leaks_adv2":
+                models[name] = _fit_cells(name, cells[name], transfer.logits, transfer.keep, 0, seed, workers)
+            else:
+                models[name] = _fit_cells(name, cells[name], logits, keep, view, seed, workers)
     num_classes = logits.shape[3]
     width = max(num_classes, TOP_PROBABILITIES)
     target_logits = subset_models(logits, targets)
@@ -320,7 +329,7 @@ def classifier_scores(
                 cell_width = _width(name, num_classes)
                 picked = features[rows[:, None], columns[None, :], :cell_width].reshape(-1, cell_width)
                 values[rows[:, None], columns[None, :]] = (
-                    models[name, index].log_odds(picked).reshape(len(rows), len(columns))
+                    models[name][index].log_odds(picked).reshape(len(rows), len(columns))
                 )
             result[name] = values
         return result
