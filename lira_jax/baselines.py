@@ -14,8 +14,9 @@ import numpy as np
 from scipy.special import expit
 
 from lira_jax.errors import UserError
+from lira_jax.metrics import decision_metrics
 from lira_jax.streaming import (
-    ModelSubset,
+    ExampleArray,
     check_finite,
     check_scores_keep,
     check_shadows,
@@ -32,7 +33,7 @@ FROM_LOGITS = ("confidence", "entropy", "modified_entropy", "correctness")
 
 
 def rmia(
-    scores: np.ndarray | ModelSubset,
+    scores: ExampleArray,
     keep: np.ndarray,
     targets: Sequence[int] | None = None,
     *,
@@ -113,12 +114,12 @@ def _population_mask(population: Any, num_examples: int) -> np.ndarray:
 
 
 def baseline_scores(
-    scores: np.ndarray | ModelSubset,
+    scores: ExampleArray,
     keep: np.ndarray,
     targets: Sequence[int] | None = None,
     names: Iterable[str] = FROM_SCORES,
     *,
-    logits: np.ndarray | ModelSubset | None = None,
+    logits: ExampleArray | None = None,
     labels: np.ndarray | None = None,
     chunk_examples: int | None = None,
     workers: int | None = None,
@@ -246,3 +247,57 @@ def _from_logits(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> di
     if "correctness" in names:
         per_view["correctness"] = (logits.argmax(axis=-1) == labels[:, None]).astype(np.float64)
     return {name: values.mean(axis=-1).astype(np.float32) for name, values in per_view.items()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The prediction-correctness rule
+
+
+def labelled_right(
+    logits: ExampleArray, labels: Any, targets: Sequence[int], *, view: int = 0, workers: int | None = None
+) -> np.ndarray:
+    """bool[T, N]: whether each target's top class under query view `view` is the example's label.
+
+    logits: float[M, N, V, C]; targets: model indices. Ties in the logits go to the lower class index.
+    """
+    labels = check_logits(logits, labels, logits.shape[:3])
+    if not 0 <= view < logits.shape[2]:
+        raise UserError(f"view must lie in [0, {logits.shape[2]}), got {view}")
+    target_logits = subset_models(logits, targets)
+
+    def work(start: int, stop: int, chunk: np.ndarray) -> np.ndarray:
+        check_finite(chunk, "logits", start, target_logits)
+        return chunk[:, :, view].argmax(axis=-1) == labels[start:stop]
+
+    bytes_per_example = 8 * len(targets) * logits.shape[2] * logits.shape[3]
+    return np.concatenate(
+        map_example_chunks(work, [target_logits], logits.shape[1], bytes_per_example, workers=workers), axis=1
+    )
+
+
+def correctness_rule(membership: Any, correct: Any) -> dict[str, Any]:
+    """The rule "labelled right => member" (Irolla), pooled over targets, next to what the gap predicts.
+
+    membership, correct: bool[T, N] (target model t trained on / labels right example n). Returns the
+    rule's `decision_metrics` (accuracy, balanced_accuracy, precision, recall, counts) and
+    train_accuracy, test_accuracy: means over targets of each target's accuracy on its members and on its
+    non-members; generalisation_gap = train − test; gap_accuracy = (1 + gap) / 2; balanced_counts: every
+    target has n members and n non-members, with the same n for all. Then accuracy = balanced_accuracy
+    = gap_accuracy, exactly: each is the mean over targets of (members right + non-members wrong) / 2n.
+    Otherwise balanced_accuracy is (1 + gap) / 2 of the pooled accuracies, which weight targets by size.
+    """
+    membership, correct = np.asarray(membership), np.asarray(correct)
+    rule = decision_metrics(membership, correct)
+    members, nonmembers = membership.sum(axis=1), (~membership).sum(axis=1)
+    if membership.ndim != 2 or not (members > 0).all() or not (nonmembers > 0).all():
+        raise UserError("the correctness rule needs [T, N] arrays with members and non-members for every target")
+    train = float(np.mean((correct & membership).sum(axis=1) / members))
+    test = float(np.mean((correct & ~membership).sum(axis=1) / nonmembers))
+    return {
+        **rule,
+        "train_accuracy": train,
+        "test_accuracy": test,
+        "generalisation_gap": train - test,
+        "gap_accuracy": (1 + train - test) / 2,
+        "balanced_counts": bool((members == nonmembers).all() and len(np.unique(members)) == 1),
+    }

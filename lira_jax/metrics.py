@@ -174,3 +174,34 @@ def attack_metrics(
         "num_nonmembers": roc.num_nonmembers,
         "confidence": confidence,
     }
+
+
+def decision_metrics(membership: Any, predicted: Any) -> dict[str, Any]:
+    """Precision, recall, accuracy and balanced accuracy of yes/no membership decisions.
+
+    membership, predicted: bool[...] of one shape (predicted True = "member"). precision is None when
+    nothing is predicted a member. JSON-ready; counts included.
+    """
+    membership, predicted = np.asarray(membership), np.asarray(predicted)
+    if membership.shape != predicted.shape or membership.dtype != bool or predicted.dtype != bool:
+        raise UserError(
+            f"membership and predictions must be bool arrays of one shape, got {membership.dtype}"
+            f"{list(membership.shape)} and {predicted.dtype}{list(predicted.shape)}"
+        )
+    members, nonmembers = int(membership.sum()), int((~membership).sum())
+    if members == 0 or nonmembers == 0:
+        raise UserError(f"decisions need members and non-members, got {members} and {nonmembers}")
+    true_positives = int((membership & predicted).sum())
+    false_positives = int((~membership & predicted).sum())
+    predicted_members = true_positives + false_positives
+    recall, false_positive_rate = true_positives / members, false_positives / nonmembers
+    return {
+        "precision": None if predicted_members == 0 else true_positives / predicted_members,
+        "recall": recall,
+        "accuracy": (true_positives + nonmembers - false_positives) / (members + nonmembers),
+        "balanced_accuracy": (1 + recall - false_positive_rate) / 2,
+        "true_positives": true_positives,
+        "false_positives": false_positives,
+        "num_members": members,
+        "num_nonmembers": nonmembers,
+    }

@@ -16,7 +16,7 @@ import numpy as np
 
 from lira_jax.errors import UserError
 from lira_jax.metrics import Roc, clopper_pearson, points_at_fpr
-from lira_jax.streaming import ModelSubset, read_examples
+from lira_jax.streaming import ExampleArray, read_examples
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
@@ -94,7 +94,7 @@ def plot_roc(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title
 
 
 def plot_score_distributions(
-    scores: np.ndarray | ModelSubset,
+    scores: ExampleArray,
     keep: np.ndarray,
     examples: Sequence[int],
     path: str | Path,

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from lira_jax.errors import UserError
-from lira_jax.streaming import ModelSubset, check_finite, check_scores_keep, check_shadows, map_example_chunks
+from lira_jax.streaming import ExampleArray, check_finite, check_scores_keep, check_shadows, map_example_chunks
 
 MIN_STD = 1e-6
 HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
@@ -328,7 +328,7 @@ def _fixed_sigmas(scores, keep, targets, online: bool, chunk_options) -> dict[bo
 
 
 def lira_scores(
-    scores: np.ndarray | ModelSubset,
+    scores: ExampleArray,
     keep: np.ndarray,
     targets: Sequence[int] | None = None,
     variants: Mapping[str, LiraOptions] | Iterable[str] = (
@@ -455,7 +455,7 @@ def _with_fixed_sigma(options: LiraOptions, part: np.ndarray, sigma: np.ndarray)
 
 
 def lira(
-    scores: np.ndarray | ModelSubset,
+    scores: ExampleArray,
     keep: np.ndarray,
     targets: Sequence[int] | None = None,
     *,

@@ -35,20 +35,44 @@ class ModelSubset:
         self.ndim = array.ndim
 
 
-def subset_models(array: np.ndarray | ModelSubset, models: Sequence[int]) -> ModelSubset:
-    """array[models] without reading it; composes with an existing ModelSubset."""
+class MappedExamples:
+    """function(array[:, start:stop], start, stop), computed when read: an array derived chunk by chunk.
+
+    The function maps a chunk [M, n, ...] of `array` to one of `shape` [M, N, ...] and `dtype`, row by row
+    (model rows are independent), so it composes with `subset_models`.
+    """
+
+    def __init__(self, array: Any, function: Callable[[np.ndarray, int, int], np.ndarray], shape, dtype):
+        self.array = array
+        self.function = function
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+
+ExampleArray = np.ndarray | ModelSubset | MappedExamples  # what the attacks read with `read_examples`
+
+
+def subset_models(array: ExampleArray, models: Sequence[int]) -> ModelSubset | MappedExamples:
+    """array[models] without reading it; composes with an existing ModelSubset or MappedExamples."""
+    if isinstance(array, MappedExamples):
+        inner = subset_models(array.array, models)
+        return MappedExamples(inner, array.function, (inner.shape[0], *array.shape[1:]), array.dtype)
     if isinstance(array, ModelSubset):
         return ModelSubset(array.array, array.models[np.asarray(models)])
     return ModelSubset(array, models)
 
 
-def read_examples(array: np.ndarray | ModelSubset, start: int, stop: int) -> np.ndarray:
+def read_examples(array: ExampleArray, start: int, stop: int) -> np.ndarray:
     """array[:, start:stop] as a C-contiguous in-memory array.
 
     A memmapped .npy is read with pread, one call per model row, not through its mapping: the
     kernel maps whole neighbourhoods of pages on each fault, which would fill the process's RSS with
     the file however little of it is kept.
     """
+    if isinstance(array, MappedExamples):
+        stop = min(stop, array.shape[1])
+        return np.ascontiguousarray(array.function(read_examples(array.array, start, stop), start, stop))
     rows = array.models if isinstance(array, ModelSubset) else None
     base = array.array if isinstance(array, ModelSubset) else array
     if not (isinstance(base, np.memmap) and isinstance(base.base, mmap.mmap) and base.flags.c_contiguous):

@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lira_jax.attack import ATTACKS, main, parse_targets, run_attack, score_attacks
+from lira_jax.attack import ATTACKS, LABEL_BLIND, main, parse_targets, run_attack, score_attacks
+from lira_jax.classifiers import classifier_scores
 from lira_jax.errors import UserError
+from lira_jax.masking import mask_logits, parse_mask
+from lira_jax.metrics import attack_metrics, decision_metrics
 from lira_jax.scoring import logit_scale
 
 
@@ -56,14 +59,15 @@ def write_run(
 
 def test_attack_finds_the_signal(tmp_path, capsys):
     run = write_run(tmp_path / "run")
-    assert main([str(run)]) == 0
+    assert main([str(run), "--classifier-rows", "300"]) == 0
     table = capsys.readouterr().out
     assert "lira_online" in table and "TPR@0.1%" in table
     metrics = json.loads((run / "metrics.json").read_text())
     assert (run / "roc.png").stat().st_size > 10_000
     assert metrics["num_models"] == 12 and metrics["num_examples"] == 300 and metrics["num_views"] == 2
     assert metrics["targets"] == list(range(12))
-    assert list(metrics["attacks"]) == list(ATTACKS)  # logits.npy is there: every attack runs
+    # logits.npy is there: every attack runs but data transfer, which needs --shadow-run
+    assert list(metrics["attacks"]) == [name for name in ATTACKS if name != "ml_leaks_adv2"]
     for name, values in metrics["attacks"].items():
         assert set(values["tpr_at_fpr"]) == {"0.01", "0.001", "0.0001", "1e-05"}
         assert values["tpr_at_fpr"]["1e-05"] is None  # 1,800 non-members: not measurable
@@ -85,7 +89,7 @@ def test_null_control_every_attack_is_at_chance(tmp_path):
     estimates notice at small M: see the next test.)
     """
     run = write_run(tmp_path / "null", num_models=32, num_examples=5000, signal=0.0, seed=1, balanced=False)
-    metrics = run_attack(run, "last", print_table=False)
+    metrics = run_attack(run, "last", classifier_rows=600, print_table=False)
     for name, values in metrics["attacks"].items():
         members, nonmembers = values["num_members"], values["num_nonmembers"]
         auc_spread = np.sqrt((members + nonmembers + 1) / (12 * members * nonmembers))
@@ -125,8 +129,6 @@ def test_targets_subsets_and_unfinished_models(tmp_path):
     keep = np.load(run / "keep.npy")[used]
     logits = np.load(run / "logits.npy")[used]
     direct = score_attacks(scores[used], keep, [7], attacks, logits=logits, labels=np.load(run / "labels.npy"))
-    from lira_jax.metrics import attack_metrics
-
     for name in attacks:
         assert metrics["attacks"][name]["auc"] == pytest.approx(attack_metrics(keep[[7]], direct[name])["auc"])
     assert parse_targets("all", used) == used
@@ -242,3 +244,138 @@ def test_command_line_in_a_subprocess(tmp_path):
     assert failed.returncode == 2
     assert failed.stderr.strip().count("\n") == 0 and "Traceback" not in failed.stderr
     assert "labels.npy is missing" in failed.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output masking, the correctness rule, the attack classifiers, epoch snapshots
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("spec", ["top:1", "round:1"])
+def test_mask_applies_before_every_attack(tmp_path, spec):
+    run = write_run(tmp_path / "run", num_models=6, num_examples=120)
+    attacks = ["lira_online", "rmia_online", "global_threshold", "calibrated_loss", "entropy", "modified_entropy"]
+    metrics = run_attack(run, attacks=attacks, mask=spec, print_table=False)
+    assert metrics["mask"] == {"spec": spec, "floor": None if spec == "top:1" else 0.1 / 10}
+    keep, labels = np.load(run / "keep.npy"), np.load(run / "labels.npy")
+    masked = mask_logits(np.load(run / "logits.npy"), parse_mask(spec))
+    direct = score_attacks(logit_scale(masked, labels), keep, None, attacks, logits=masked, labels=labels)
+    plain = run_attack(run, attacks=attacks, print_table=False)
+    for name in attacks:
+        expected = attack_metrics(keep, direct[name])
+        assert metrics["attacks"][name]["auc"] == pytest.approx(expected["auc"], abs=1e-12), name
+        assert metrics["attacks"][name]["tpr_at_fpr"] == pytest.approx(expected["tpr_at_fpr"]), name
+    assert metrics["attacks"]["global_threshold"]["auc"] != plain["attacks"]["global_threshold"]["auc"]
+
+
+def test_label_only_mask_reduces_every_attack_to_correctness(tmp_path, capsys):
+    run = write_run(tmp_path / "run", num_models=6, num_examples=120)
+    metrics = run_attack(run, mask="label")
+    assert "label only" in capsys.readouterr().out
+    assert metrics["mask"]["left_out"] == list(LABEL_BLIND) and "correctness" in metrics["mask"]["note"]
+    assert not set(LABEL_BLIND) & set(metrics["attacks"])
+    correctness = metrics["attacks"]["correctness"]["auc"]
+    for name in ("global_threshold", "loss", "modified_entropy"):  # monotone in the views labelled right
+        assert metrics["attacks"][name]["auc"] == pytest.approx(correctness, abs=1e-12), name
+    assert main([str(run), "--mask", "label", "--attacks", "global_threshold,confidence"]) == 2
+    assert "confidence would score every example the same" in capsys.readouterr().err
+
+
+def test_correctness_rule_agrees_with_the_gap(tmp_path, capsys):
+    run = write_run(tmp_path / "run", num_models=6, num_examples=120, num_views=1)
+    metrics = run_attack(run, attacks=["global_threshold"])
+    assert "correctness rule" in capsys.readouterr().out
+    rule = metrics["correctness_rule"]
+    keep, labels, logits = np.load(run / "keep.npy"), np.load(run / "labels.npy"), np.load(run / "logits.npy")
+    correct = logits[:, :, 0].argmax(axis=-1) == labels
+    train = np.mean([correct[m][keep[m]].mean() for m in range(6)])
+    test = np.mean([correct[m][~keep[m]].mean() for m in range(6)])
+    assert rule["train_accuracy"] == pytest.approx(train) and rule["test_accuracy"] == pytest.approx(test)
+    assert rule["gap_accuracy"] == pytest.approx((1 + train - test) / 2)
+    pooled_train, pooled_test = correct[keep].mean(), correct[~keep].mean()
+    assert rule["balanced_accuracy"] == pytest.approx((1 + pooled_train - pooled_test) / 2, abs=1e-12)
+    assert not rule["balanced_counts"] and abs(rule["accuracy"] - rule["gap_accuracy"]) < 0.02
+    # every model trains on exactly half of the examples: the rule's accuracy is (1 + gap) / 2 exactly
+    np.save(run / "keep.npy", (np.arange(6)[:, None] + np.arange(120)[None, :]) % 2 == 0)
+    rule = run_attack(run, attacks=["global_threshold"], print_table=False)["correctness_rule"]
+    assert rule["balanced_counts"]
+    assert rule["accuracy"] == pytest.approx(rule["gap_accuracy"], abs=1e-12)
+    assert rule["balanced_accuracy"] == pytest.approx(rule["gap_accuracy"], abs=1e-12)
+
+
+def test_attack_classifiers_in_the_report(tmp_path, capsys):
+    run = write_run(tmp_path / "run", num_models=6, num_examples=200)
+    metrics = run_attack(run, attacks=["ml_leaks_adv1", "confidence", "entropy"], classifier_rows=200)
+    table = capsys.readouterr().out
+    assert "ml_leaks_adv1 (p > 0.5)" in table and "ML-Leaks adversary 3" in table
+    entry = metrics["attacks"]["ml_leaks_adv1"]
+    assert entry["auc"] > 0.6 and set(entry["tpr_at_fpr"]) == {"0.01", "0.001", "0.0001", "1e-05"}
+    keep, labels = np.load(run / "keep.npy"), np.load(run / "labels.npy")
+    scores = classifier_scores(np.load(run / "logits.npy"), keep, labels, None, ["ml_leaks_adv1"], max_rows=200)
+    decided = decision_metrics(keep, scores["ml_leaks_adv1"] > 0)
+    assert entry["at_decision_threshold"] == {"member_probability_above": 0.5, **decided}
+    assert metrics["classifiers"]["ml_leaks_adversary_3"] == ["confidence", "entropy"]
+    assert metrics["classifiers"]["model_folds"] == 2 and metrics["classifiers"]["max_rows"] == 200
+
+
+def test_shadow_run_from_another_data_set(tmp_path):
+    run = write_run(tmp_path / "run", num_models=4, num_examples=200)
+    other = write_run(tmp_path / "other", num_models=2, num_examples=300, num_classes=8, num_views=1, seed=5)
+    metrics = run_attack(run, attacks=["ml_leaks_adv2"], shadow_run=other, classifier_rows=300, print_table=False)
+    assert metrics["attacks"]["ml_leaks_adv2"]["auc"] > 0.6
+    assert metrics["classifiers"]["shadow_run"] == str(other)
+
+
+def test_epoch_snapshot(tmp_path, capsys):
+    run = write_run(tmp_path / "run", num_models=6, num_examples=120)
+    early = write_run(tmp_path / "early", num_models=6, num_examples=120, signal=0.4)  # same keep and labels
+    (run / "epochs" / "2").mkdir(parents=True)
+    for name in ("scores.npy", "logits.npy"):
+        (run / "epochs" / "2" / name).write_bytes((early / name).read_bytes())
+    attacks = ["lira_online", "entropy"]
+    metrics = run_attack(run, attacks=attacks, epoch=2, print_table=False)
+    assert metrics["epoch"] == 2
+    assert (run / "epochs" / "2" / "metrics.json").is_file() and (run / "epochs" / "2" / "roc.png").is_file()
+    assert not (run / "metrics.json").exists()
+    expected = run_attack(early, attacks=attacks, print_table=False)
+    assert metrics["attacks"] == expected["attacks"]
+    before = _tree(run)
+    assert main([str(run), "--epoch", "5", "--attacks", "lira_online"]) == 2
+    error = capsys.readouterr().err
+    assert "epoch 5 was not saved in" in error and "saved epochs: 2" in error
+    assert _tree(run) == before
+
+
+BAD_MASKS_AND_SOURCES = {  # message -> (arguments, whether the run has logits)
+    "--mask must be top:K": (["--mask", "top:0"], True),
+    "--mask must be top:K (K >= 1)": (["--mask", "round:-1"], True),
+    "got 'blur'": (["--mask", "blur"], True),
+    "more classes than the models output (5)": (["--mask", "top:6"], True),
+    "under --mask label every output is a one-hot vector": (["--mask", "label", "--attacks", "entropy"], True),
+    "masks the logits, but": (["--mask", "top:1"], False),
+    "shokri need logits": (["--attacks", "shokri"], False),
+    "ml_leaks_adv2 (data transfer) needs --shadow-run": (["--attacks", "ml_leaks_adv2"], True),
+    "is not a usable run folder": (["--shadow-run", "{tmp}/nowhere"], True),
+    "must be another run folder": (["--shadow-run", "{run}"], True),
+    "has no logits.npy, which the attack model is trained on": (["--shadow-run", "{tmp}/bare"], True),
+    "epoch 3 was not saved": (["--epoch", "3"], True),
+    "saved epochs: none": (["--epoch", "1"], True),
+}
+
+
+@pytest.mark.parametrize("message", list(BAD_MASKS_AND_SOURCES))
+def test_bad_masks_epochs_and_shadow_runs_exit_2(tmp_path, capsys, message):
+    arguments, logits = BAD_MASKS_AND_SOURCES[message]
+    run = write_run(tmp_path / "run", num_models=4, num_examples=40, logits=logits)
+    write_run(tmp_path / "bare", num_models=2, num_examples=30, logits=False)
+    if message == "epoch 3 was not saved":
+        (run / "epochs" / "2").mkdir(parents=True)
+    arguments = [argument.format(tmp=tmp_path, run=run) for argument in arguments]
+    before = _tree(tmp_path)
+    assert main([str(run), *arguments]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert _tree(tmp_path) == before
