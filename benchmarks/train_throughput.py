@@ -1,14 +1,17 @@
 """Training throughput of the digits CNN: the vmapped engine vs. loops over models (JAX and PyTorch).
 
-    python benchmarks/train_throughput.py --models 1,8,32 --epochs 3 --torch
+    python benchmarks/train_throughput.py --models 1,8,32,128 --epochs 3 --torch
 
 Prints one JSON object: the JAX device, the date, a measured matmul peak (2048x2048 float32, jitted) and,
-for the digits CNN (width 8, batch 64, engine.make_optimizer's SGD + cosine schedule, no augmentation):
+for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up + cosine schedule, no augmentation):
 
 - "engine": engine.make_train_epoch at each chunk size. The first epoch compiles and is reported apart
   (compile_s); model-examples/s is measured over the later epochs, with block_until_ready at the end.
   Achieved FLOP/s = XLA's cost analysis of the compiled epoch ('flops') / measured seconds per epoch.
 - "jax_loop": a jitted single-model step (same model, batch, optimizer) called model after model.
+- "auto_models_per_step": the chunk `models_per_step = "auto"` picks for 32 models here (on CPU: the
+  largest whose compiled step keeps its temporaries in the last-level cache); 32 models train as chunks
+  of that size, at that row's model-examples/s (plus one initialisation and inference per chunk).
 - "torch_loop" (with --torch and torch importable): the same architecture in PyTorch, SGD with Nesterov
   momentum 0.9, trained model after model on 2 threads (the way existing tools train shadow models).
 
@@ -31,9 +34,11 @@ import numpy as np
 import optax
 
 from lira_jax import engine
-from lira_jax.config import ModelConfig, TrainConfig
+from lira_jax.config import Config, ModelConfig, TrainConfig
 from lira_jax.data import load_dataset, make_keep
+from lira_jax.hyperparameters import draw
 from lira_jax.models import build_model
+from lira_jax.trainer import ChunkTrainer, Plan
 
 BATCH = 64
 WIDTH = 8
@@ -66,28 +71,37 @@ def keep_matrix(num_models: int, num_examples: int) -> np.ndarray:
     return make_keep(max(2, num_models + num_models % 2), num_examples, seed=0)[:num_models]
 
 
+def auto_chunk(model, train: TrainConfig, dataset, num_models: int) -> int:
+    """The chunk size `train.models_per_step = "auto"` picks for `num_models` of these models on this device."""
+    config = Config(model=ModelConfig(arch="cnn", width=WIDTH), train=train)
+    plan = Plan(config, model, (), (), None, dataset.num_classes)
+    keep = keep_matrix(num_models, len(dataset.labels))
+    return ChunkTrainer(plan, dataset, keep, engine.model_mesh()).chunk_size("auto", num_models)
+
+
 def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float) -> dict:
     keep = keep_matrix(num_models, len(dataset.labels))
     steps = engine.steps_per_epoch(keep, BATCH)
-    optimizer = engine.make_optimizer(train, steps)
+    optimizer = engine.make_optimizer(train)
     train_epoch = engine.make_train_epoch(
         model, optimizer, num_classes=dataset.num_classes, batch_size=BATCH, steps=steps,
-        label_smoothing=0.0, augmentations=(),
+        warmup_steps=round(train.warmup_epochs * steps), augmentations=(),
     )  # fmt: skip
     images, labels = jnp.asarray(dataset.images), jnp.asarray(dataset.labels, jnp.int32)
     keys = engine.model_keys(train.seed, np.arange(num_models))
+    hyperparameters = jax.tree.map(jnp.asarray, draw(Config(train=train), np.arange(num_models)))
     keep_rows = jnp.asarray(keep)
     states = jax.jit(lambda keys: engine.init_states(model, optimizer, keys, images.shape[1:]))(keys)
     jax.block_until_ready(states)
 
     started = time.perf_counter()
-    compiled = train_epoch.lower(states, keys, jnp.int32(0), keep_rows, images, labels).compile()
-    states, metrics = compiled(states, keys, jnp.int32(0), keep_rows, images, labels)
+    compiled = train_epoch.lower(states, keys, hyperparameters, jnp.int32(0), keep_rows, images, labels).compile()
+    states, metrics = compiled(states, keys, hyperparameters, jnp.int32(0), keep_rows, images, labels)
     jax.block_until_ready((states, metrics))
     first_s = time.perf_counter() - started
     started = time.perf_counter()
     for epoch in range(1, epochs):
-        states, metrics = compiled(states, keys, jnp.int32(epoch), keep_rows, images, labels)
+        states, metrics = compiled(states, keys, hyperparameters, jnp.int32(epoch), keep_rows, images, labels)
     jax.block_until_ready((states, metrics))
     seconds = time.perf_counter() - started
     timed_epochs = epochs - 1
@@ -112,7 +126,13 @@ def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: 
     """A jitted one-model step over a host-drawn batch, called model after model, step after step."""
     keep = keep_matrix(max(2, num_models), len(dataset.labels))[:num_models]
     steps = engine.steps_per_epoch(keep, BATCH)
-    optimizer = engine.make_optimizer(train, steps)
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, train.learning_rate, round(train.warmup_epochs * steps), train.epochs * steps, 0.0
+    )
+    optimizer = optax.chain(  # what the engine computes per model, as plain optax
+        optax.add_decayed_weights(train.weight_decay),
+        optax.sgd(schedule, momentum=train.momentum, nesterov=train.nesterov),
+    )
     images, labels = jnp.asarray(dataset.images), jnp.asarray(dataset.labels, jnp.int32)
     num_classes = dataset.num_classes
 
@@ -250,7 +270,7 @@ def bench_torch_loop(train: TrainConfig, dataset, num_models: int, epochs: int) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="1,8,32", help="chunk sizes of the vmapped engine")
+    parser.add_argument("--models", default="1,8,32,128", help="chunk sizes of the vmapped engine")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per measurement (the first compiles)")
     parser.add_argument("--loop-models", type=int, default=8, help="models trained by the per-model loops")
     parser.add_argument("--torch", action="store_true", help="also time a PyTorch per-model loop")
@@ -284,9 +304,10 @@ def main() -> int:
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "setup": {"data": "digits", "examples": len(dataset.labels), "model": f"cnn width {WIDTH}",
                   "conv": "matmul" if model.matmul_conv else "native", "batch": BATCH, "augment": [],
-                  "optimizer": "engine.make_optimizer (SGD nesterov 0.9, warmup+cosine, wd 5e-3)"},
+                  "optimizer": "SGD nesterov 0.9, warmup+cosine, wd 5e-3 (engine.make_optimizer + learning_rate_at)"},
         "matmul_peak_flops_per_s": peak,
         "engine": [bench_engine(model, train, dataset, size, args.epochs, peak) for size in chunks],
+        "auto_models_per_step": {"for 32 models": auto_chunk(model, train, dataset, 32)},
         "jax_loop": bench_jax_loop(model, train, dataset, args.loop_models, args.epochs, peak),
     }  # fmt: skip
     if args.torch:
@@ -297,6 +318,12 @@ def main() -> int:
             result["torch_loop"] = f"failed: {worker.stderr.strip().splitlines()[-1:]}"
         else:
             result["torch_loop"] = json.loads(worker.stdout)
+    auto_size = result["auto_models_per_step"]["for 32 models"]
+    auto = next((row for row in result["engine"] if row["models"] == auto_size), None)
+    if auto and isinstance(result.get("torch_loop"), dict):
+        result["ratio_32_models_auto_chunks_to_torch_loop"] = round(
+            auto["model_examples_per_s"] / result["torch_loop"]["model_examples_per_s"], 2
+        )
     largest = max(result["engine"], key=lambda row: row["models"])
     result["ratio_engine_to_jax_loop"] = round(
         largest["model_examples_per_s"] / result["jax_loop"]["model_examples_per_s"], 2
