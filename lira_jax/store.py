@@ -14,6 +14,7 @@ Rules that keep a run from losing or faking anything:
   records.
 """
 
+import errno
 import fcntl
 import json
 import os
@@ -190,7 +191,11 @@ def create(
     records: Sequence[dict[str, Any]] | None = None,
 ) -> RunFolder:
     """Creates the run folder whole: arrays (scores and logits as empty memmaps, also under epochs/E/ for
-    each of query.save_epochs), config, and models.json with `records` (one dict per model) merged in."""
+    each of query.save_epochs), config, and models.json with `records` (one dict per model) merged in.
+
+    If another process created `path` meanwhile (tasks of a job array started together), returns that run
+    instead, after checking its config like a resume; its keep matrix is the same (same seed, same config).
+    """
     num_models, num_examples = keep.shape
     path.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial-"))
@@ -215,6 +220,12 @@ def create(
         (building / MODELS_FILE).write_text(json.dumps({"models": models}, indent=1))
         (building / "config.toml").write_text(config_lib.to_toml(config))
         os.rename(building, path)
+    except OSError as error:
+        shutil.rmtree(building, ignore_errors=True)
+        if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        # Another process (a job-array task) created the run first: join it if its config is ours.
+        return check_resumable(path, config)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise

@@ -4,8 +4,12 @@
     python -m lira_jax.train --config configs/cifar10_wrn28_2.toml --set train.num_models=64
     python -m lira_jax.train --out runs/x --models 0:16       # one slice of an existing or new run
     python -m lira_jax.train --status runs/x                  # which models are done
+    python -m lira_jax.train --devices 2                      # shard over the first 2 local devices
+    python -m lira_jax.train --distributed                    # one process per host (SLURM, TPU pods)
 
 The same command resumes a killed run: finished models are kept, unfinished ones are trained again.
+With several processes (docs/scaling.md), each trains its share of the unfinished models on its own
+devices; process 0 creates the run folder first and runs the attack once all have finished.
 """
 
 from pathlib import Path
@@ -15,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lira_jax import config as config_lib
-from lira_jax import store
+from lira_jax import hosts, store
 from lira_jax.attack import run_attack
 from lira_jax.augment import parse_augmentations, parse_views
 from lira_jax.data import load_dataset, make_keep
@@ -47,6 +51,14 @@ def build_parser() -> ArgumentParser:
         "--models", metavar="A:B", help="train only models A..B-1 (job arrays); the attack waits for all"
     )
     parser.add_argument("--status", metavar="RUN", help="show which models of RUN are done, and exit")
+    parser.add_argument("--devices", type=int, metavar="N", help="use the first N local devices (default: all)")
+    hosts_group = parser.add_argument_group("several processes (docs/scaling.md)")
+    hosts_group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator")
+    hosts_group.add_argument("--num-processes", type=int, metavar="N", help="how many processes train the run")
+    hosts_group.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0..N-1")
+    hosts_group.add_argument(
+        "--distributed", action="store_true", help="read the processes from the cluster (SLURM, Open MPI, TPU pods)"
+    )
     parser.add_argument("--no-attack", action="store_true", help="do not run the attack when all models are done")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -58,10 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.status:
         print(store.open_existing(args.status).summary())
         return 0
+    hosts.initialize(args.coordinator, args.num_processes, args.process_id, args.distributed)
+    local_devices = len(jax.local_devices())
+    if args.devices is not None and not 1 <= args.devices <= local_devices:
+        raise UserError(f"--devices {args.devices}: this process has {local_devices} local device(s)")
+    first = jax.process_index() == 0
     config = config_lib.load(args.config) if args.config else config_lib.Config()
     config = config_lib.with_overrides(config, args.set)
     out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else "digits"))
-    run = store.check_resumable(out, config)  # refuse a different config before any work
+    # Refuse a different config before any work; other processes check once process 0 has made the folder.
+    run = store.check_resumable(out, config) if first else None
 
     dataset = load_dataset(
         config.data.source,
@@ -95,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     num_models = config.train.num_models
     todo = parse_slice(args.models, num_models) if args.models else np.arange(num_models)
 
-    if run is None:
+    if first and run is None:
         keep = make_keep(
             num_models,
             len(dataset.labels),
@@ -113,15 +131,24 @@ def main(argv: list[str] | None = None) -> int:
             dataset.num_classes,
             [{"hyperparameters": values} for values in hyperparameters],
         )
-    elif not np.array_equal(run.array("labels"), dataset.labels):
+    hosts.barrier("run folder ready")
+    if not first:
+        run = store.check_resumable(out, config)
+        if run is None:
+            raise UserError(f"{out} does not exist on process {jax.process_index()}: is the folder shared?")
+    if not np.array_equal(run.array("labels"), dataset.labels):
         raise UserError(f"the data set's labels differ from {out}/labels.npy: the data changed since the run began")
 
     todo = todo[~run.done()[todo]]
-    if len(todo):
-        train_run(run, plan, dataset, todo, quiet=args.quiet)
-    print(run.summary())
-    if not args.no_attack and run.done().all():
-        run_attack(out)
+    hosts.barrier("unfinished models read")  # before anyone marks a model done
+    mine = hosts.share(todo, jax.process_index(), jax.process_count())
+    if len(mine):
+        train_run(run, plan, dataset, mine, devices=args.devices, quiet=args.quiet)
+    hosts.barrier("all shares trained")
+    if first:
+        print(run.summary())
+        if not args.no_attack and run.done().all():
+            run_attack(out)
     return 0
 
 

@@ -228,10 +228,13 @@ def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray,
     ]
 
 
-def train_run(run: RunFolder, plan: Plan, dataset: Dataset, todo: np.ndarray, *, quiet: bool = False) -> None:
-    """Trains the models `todo` (global indices, not yet done) and writes them into `run`."""
+def train_run(
+    run: RunFolder, plan: Plan, dataset: Dataset, todo: np.ndarray, *, devices: int | None = None, quiet: bool = False
+) -> None:
+    """Trains the models `todo` (global indices, not yet done) and writes them into `run`, sharded over the
+    first `devices` local devices (default: all of them)."""
     keep = run.keep
-    mesh = engine.model_mesh()
+    mesh = engine.model_mesh(jax.local_devices()[:devices] if devices else None)
     trainer = ChunkTrainer(plan, dataset, keep, mesh)
     size = trainer.chunk_size(plan.config.train.models_per_step, len(todo))
     progress = tqdm(
