@@ -1,4 +1,4 @@
-"""Several processes (jax.distributed on localhost CPU) train one run: same folder as one process; bad flags."""
+"""Several processes (jax.distributed on localhost CPU) train one run as one process would; bad scaling flags."""
 
 import json
 import socket
@@ -72,9 +72,14 @@ def test_two_processes_write_the_run_of_one(tmp_path):
         (["--process-id", "1"], "give all three"),
         (["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"], "--process-id must lie in [0,"),
         (["--distributed", "--process-id", "0"], "without --coordinator"),
+        (["--models=-1:2"], "outside [0, 4)"),
+        (["--models", "0:5"], "outside [0, 4)"),
+        (["--models", "2:2"], "or empty"),
+        (["--models", "2"], "expects A:B"),
+        (["--set", "train.models_per_step=5"], "train.models_per_step must be 'auto' or an integer in [1,"),
     ],
 )
-def test_bad_device_and_host_flags_are_one_line_and_write_nothing(tmp_path, capsys, arguments, message):
+def test_bad_devices_hosts_slices_and_chunks_are_one_line_and_write_nothing(tmp_path, capsys, arguments, message):
     out = tmp_path / "run"
     assert main(["--out", str(out), *TINY, *arguments]) == 2
     error = capsys.readouterr().err.strip()
