@@ -1,6 +1,6 @@
 """Training throughput of the digits CNN: the vmapped engine vs. loops over models (JAX and PyTorch).
 
-    python benchmarks/train_throughput.py --models 1,8,32 --epochs 3 --torch
+    python benchmarks/train_throughput.py --models 1,8,32,128 --epochs 3 --torch
 
 Prints one JSON object: the JAX device, the date, a measured matmul peak (2048x2048 float32, jitted) and,
 for the digits CNN (width 8, batch 64, engine.make_optimizer's SGD + cosine schedule, no augmentation):
@@ -250,7 +250,7 @@ def bench_torch_loop(train: TrainConfig, dataset, num_models: int, epochs: int) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="1,8,32", help="chunk sizes of the vmapped engine")
+    parser.add_argument("--models", default="1,8,32,128", help="chunk sizes of the vmapped engine")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per measurement (the first compiles)")
     parser.add_argument("--loop-models", type=int, default=8, help="models trained by the per-model loops")
     parser.add_argument("--torch", action="store_true", help="also time a PyTorch per-model loop")
