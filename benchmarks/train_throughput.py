@@ -9,6 +9,9 @@ for the digits CNN (width 8, batch 64, engine.make_optimizer's SGD + cosine sche
   (compile_s); model-examples/s is measured over the later epochs, with block_until_ready at the end.
   Achieved FLOP/s = XLA's cost analysis of the compiled epoch ('flops') / measured seconds per epoch.
 - "jax_loop": a jitted single-model step (same model, batch, optimizer) called model after model.
+- "auto_models_per_step": the chunk `models_per_step = "auto"` picks for 32 models here (on CPU: the
+  largest whose compiled step keeps its temporaries in the last-level cache); 32 models train as chunks
+  of that size, at that row's model-examples/s (plus one initialisation and inference per chunk).
 - "torch_loop" (with --torch and torch importable): the same architecture in PyTorch, SGD with Nesterov
   momentum 0.9, trained model after model on 2 threads (the way existing tools train shadow models).
 
@@ -31,9 +34,10 @@ import numpy as np
 import optax
 
 from lira_jax import engine
-from lira_jax.config import ModelConfig, TrainConfig
+from lira_jax.config import Config, ModelConfig, TrainConfig
 from lira_jax.data import load_dataset, make_keep
 from lira_jax.models import build_model
+from lira_jax.trainer import ChunkTrainer, Plan
 
 BATCH = 64
 WIDTH = 8
@@ -64,6 +68,14 @@ def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
 def keep_matrix(num_models: int, num_examples: int) -> np.ndarray:
     """A balanced keep matrix for `num_models` (for one model: the first row of a two-model one)."""
     return make_keep(max(2, num_models + num_models % 2), num_examples, seed=0)[:num_models]
+
+
+def auto_chunk(model, train: TrainConfig, dataset, num_models: int) -> int:
+    """The chunk size `train.models_per_step = "auto"` picks for `num_models` of these models on this device."""
+    config = Config(model=ModelConfig(arch="cnn", width=WIDTH), train=train)
+    plan = Plan(config, model, (), (), None, dataset.num_classes)
+    keep = keep_matrix(num_models, len(dataset.labels))
+    return ChunkTrainer(plan, dataset, keep, engine.model_mesh()).chunk_size("auto", num_models)
 
 
 def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float) -> dict:
@@ -287,6 +299,7 @@ def main() -> int:
                   "optimizer": "engine.make_optimizer (SGD nesterov 0.9, warmup+cosine, wd 5e-3)"},
         "matmul_peak_flops_per_s": peak,
         "engine": [bench_engine(model, train, dataset, size, args.epochs, peak) for size in chunks],
+        "auto_models_per_step": {"for 32 models": auto_chunk(model, train, dataset, 32)},
         "jax_loop": bench_jax_loop(model, train, dataset, args.loop_models, args.epochs, peak),
     }  # fmt: skip
     if args.torch:
@@ -297,6 +310,12 @@ def main() -> int:
             result["torch_loop"] = f"failed: {worker.stderr.strip().splitlines()[-1:]}"
         else:
             result["torch_loop"] = json.loads(worker.stdout)
+    auto_size = result["auto_models_per_step"]["for 32 models"]
+    auto = next((row for row in result["engine"] if row["models"] == auto_size), None)
+    if auto and isinstance(result.get("torch_loop"), dict):
+        result["ratio_32_models_auto_chunks_to_torch_loop"] = round(
+            auto["model_examples_per_s"] / result["torch_loop"]["model_examples_per_s"], 2
+        )
     largest = max(result["engine"], key=lambda row: row["models"])
     result["ratio_engine_to_jax_loop"] = round(
         largest["model_examples_per_s"] / result["jax_loop"]["model_examples_per_s"], 2
