@@ -51,7 +51,7 @@ class TrainConfig:
     keep: str = "balanced"  # balanced: each example in exactly num_models / 2 models; bernoulli: each pair
     keep_probability: float = 0.5  # bernoulli only
     seed: int = 0
-    models_per_step: int | str = "auto"  # models trained together; auto = the most that fit the device
+    models_per_step: int | str = "auto"  # models trained together; auto: the most that fit (on CPU: in its cache)
     precision: str = "float32"  # float32 | bfloat16 (bf16 compute, fp32 parameters and optimizer state)
     checkpoint_minutes: float = 10.0  # Orbax checkpoint of an unfinished chunk at most this often; 0: every epoch
     dp_sgd: bool = False  # DP-SGD: clip each example's gradient to dp_clip_norm, add Gaussian noise
