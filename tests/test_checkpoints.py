@@ -69,3 +69,12 @@ def test_a_chunk_killed_after_a_checkpoint_resumes_from_it(reference, tmp_path):
     for name in ("scores.npy", "epochs/1/scores.npy", "epochs/2/scores.npy"):
         np.testing.assert_array_equal(np.load(killed / name), np.load(reference / name))
     assert not (killed / "checkpoints").exists()
+
+
+def test_attack_epoch_reads_a_real_snapshot(reference, tmp_path):
+    from lira_jax.attack import main as attack
+
+    outputs = ["--json", str(tmp_path / "m.json"), "--plot", str(tmp_path / "roc.png")]
+    assert attack([str(reference), "--epoch", "1", *outputs]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["epoch"] == 1 and 0 <= metrics["attacks"]["lira_online"]["auc"] <= 1
