@@ -2,13 +2,14 @@
 
     defences RUN1 RUN2 ...   one row per run (one defence each): train and test accuracy, their gap, ε if the
                              run records one, AUC and TPR at 0.1% FPR (with its interval) of every attack
-    gap RUN                  per target model: LiRA online's TPR at 0.1% FPR against its accuracy and loss gaps
+    gap RUN [RUN ...]        per target model: LiRA online's TPR at 0.1% FPR against its accuracy and loss gaps
+                             (several runs: their targets pooled, each scored against its own run's models)
     shadows RUN              LiRA with 1, 2, 4, ..., M−1 shadow models per target
     violins RUN              φ of members and non-members, split by correct and wrong predictions, and every
                              attack on all examples against on correctly classified examples only
 
 Each writes DIR/NAME.md (the table it prints), DIR/NAME.json and DIR/NAME.png. DIR defaults to
-RUN/study-NAME, and for `defences` to study-defences in the runs' common parent folder. Every input is
+RUN/study-NAME, and for several runs to study-NAME in their common parent folder. Every input is
 checked before anything is computed or written: bad input is one line on stderr and exit status 2.
 """
 
@@ -206,8 +207,6 @@ def _epsilon(run: Run) -> str | None:
 def study_defences(runs: Sequence[Run], options: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """One row per run; every attack pooled over all targets, as `python -m lira_jax.attack RUN` scores it."""
     _check_same_data(runs)
-    if len({run.path.resolve() for run in runs}) != len(runs):
-        raise UserError("the defence table got the same run folder twice")
     accuracies = [run.accuracies() for run in runs]
     rows = []
     for run, (train, test) in zip(runs, accuracies, strict=True):
@@ -290,21 +289,21 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
 HYPERPARAMETERS = ("learning_rate", "weight_decay", "label_smoothing", "epochs", "augment_strength")
 
 
-def study_gap(run: Run, options: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """Per target: LiRA online's TPR at 0.1% FPR (and AUC) on its own examples against its accuracy and loss gaps."""
+def _gap_points(run: Run, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """One point per target model of `run`, scored against the run's other models."""
     train, test = run.accuracies()
     positions = run.targets(options["targets"])
     phi, _ = identity_view_arrays(run, correctness=False)
     loss = np.logaddexp(0.0, -phi.astype(np.float64))  # cross-entropy −log σ(φ) = −log p_y
     online = lira_scores(run.scores, run.keep, positions, ["lira_online"])["lira_online"]
-    alpha = float(LOW_FPR)
     points = []
     for row, position in enumerate(positions):
         members = run.keep[position]
-        tpr, auc = per_target_tpr(members, online[row], alpha)
+        tpr, auc = per_target_tpr(members, online[row], float(LOW_FPR))
         record = run.records[position] if run.records else {}
         points.append(
             {
+                "run": str(run.path),
                 "model": run.models[position],
                 "tpr_at_0.1%_fpr": tpr,
                 "auc": auc,
@@ -321,6 +320,16 @@ def study_gap(run: Run, options: dict[str, Any]) -> tuple[str, dict[str, Any], d
                 },
             }
         )
+    return points
+
+
+def study_gap(runs: Sequence[Run], options: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Per target: LiRA online's TPR at 0.1% FPR (and AUC) on its own examples against its accuracy and loss gaps.
+
+    Several runs (say, one per defence) pool their targets; each is scored within its own run.
+    """
+    alpha = float(LOW_FPR)
+    points = [point for run in runs for point in _gap_points(run, options)]
     column = {
         key: np.array([point[key] for point in points])
         for key in ("tpr_at_0.1%_fpr", "auc", "accuracy_gap", "loss_gap")
@@ -528,7 +537,7 @@ def study_violins(run: Run, options: dict[str, Any]) -> tuple[str, dict[str, Any
 Study = Callable[..., tuple[str, dict[str, Any], dict[str, Any]]]
 STUDIES: dict[str, tuple[Study, bool]] = {  # name -> (study, takes several runs)
     "defences": (study_defences, True),
-    "gap": (study_gap, False),
+    "gap": (study_gap, True),
     "shadows": (study_shadows, False),
     "violins": (study_violins, False),
 }
@@ -551,6 +560,8 @@ def run_study(name: str, paths: Sequence[str | Path], out: str | Path | None = N
         raise UserError(
             f"the {name} study takes {'one or more run folders' if several else 'one run folder'}, got {len(paths)}"
         )
+    if len({path.resolve() for path in paths}) != len(paths):
+        raise UserError(f"the {name} study got the same run folder twice")
     out = Path(out) if out else default_out(name, paths)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
@@ -585,7 +596,7 @@ def _parse_counts(text: str | None) -> list[int] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m lira_jax.study", description=__doc__.splitlines()[0])
     parser.add_argument("name", help=f"which study: {', '.join(STUDIES)}")
-    parser.add_argument("runs", nargs="+", type=Path, help="run folder(s); several for defences")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folder(s); several for defences and gap")
     parser.add_argument("--out", type=Path, help="output folder (default: RUN/study-NAME)")
     parser.add_argument("--targets", default="all", help="gap, shadows, violins: last, all, I,J,... or A:B")
     parser.add_argument("--counts", help="shadows: shadow counts I,J,... (default 1, 2, 4, ..., M−1)")

@@ -35,10 +35,12 @@ def plot_defences(drawing: dict[str, Any], path: Path) -> None:
             high = np.array([max(point["tpr_interval"][1], TPR_FLOOR) for _, point in kept])
             x = np.array([index for index, _ in kept]) + shift
             left.errorbar(x, tpr, yerr=[tpr - low, high - tpr], fmt="o", ms=4, capsize=2, label=name)
-        right.plot(np.array(present) + shift, [rows[index]["attacks"][name]["auc"] for index in present], "o", ms=4, label=name)
+        right.plot(
+            np.array(present) + shift, [rows[index]["attacks"][name]["auc"] for index in present], "o", ms=4, label=name
+        )
     left.axhline(1e-3, color="k", ls="--", lw=0.8, label="chance (TPR = FPR)")
     right.axhline(0.5, color="k", ls="--", lw=0.8)
-    left.set(yscale="log", ylabel="TPR at 0.1% FPR (95% interval)", title="leakage at low FPR")
+    left.set(yscale="log", ylabel="TPR at 0.1% FPR (95% interval; 0 at 1e-4)", title="leakage at low FPR")
     right.set(ylabel="AUC", title="AUC")
     labels = [f"{name} {row['label'][:28]}" for name, row in zip(names, rows, strict=True)]
     for axes in (left, right):
@@ -77,7 +79,7 @@ def plot_shadows(drawing: dict[str, Any], path: Path) -> None:
     results, variants = drawing["results"], drawing["variants"]
     counts = [row["count"] for row in results]
     figure, panels = plt.subplots(1, 3, figsize=(13, 3.8))
-    measures = (("AUC", None), ("TPR at 0.1% FPR", "0.001"), ("TPR at 0.001% FPR", "1e-05"))
+    measures = (("AUC", None), ("TPR at 0.1% FPR (0 at 1e-4)", "0.001"), ("TPR at 0.001% FPR (0 at 1e-4)", "1e-05"))
     for axes, (label, level) in zip(panels, measures, strict=True):
         measured = False
         for name in variants:
@@ -95,6 +97,7 @@ def plot_shadows(drawing: dict[str, Any], path: Path) -> None:
             axes.set_yscale("log")
         axes.set(xscale="log", xlabel="shadow models per target", ylabel=label)
         axes.set_xticks(counts, [str(count) for count in counts])
+        axes.tick_params(axis="x", which="minor", labelbottom=False)
         axes.grid(True, alpha=0.3)
     panels[0].legend(fontsize=7)
     figure.tight_layout()
