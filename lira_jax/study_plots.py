@@ -124,6 +124,8 @@ def plot_violins(drawing: dict[str, Any], path: Path) -> None:
             parts = axes.violinplot([values], [position], showmedians=True, widths=0.9)
             for body in parts["bodies"]:
                 body.set(facecolor=colour, alpha=0.5)
+            for lines in ("cbars", "cmins", "cmaxes", "cmedians"):
+                parts[lines].set(color=colour, lw=1)
     axes.set_xticks([tick for tick, _ in ticks], [label for _, label in ticks], fontsize=8)
     axes.set(ylabel="φ (logit-scaled confidence, identity view)", title="confidence by membership and correctness")
     axes.grid(True, axis="y", alpha=0.3)

@@ -15,6 +15,6 @@ done
 out=docs/studies/digits
 mkdir -p "$out"
 python -m lira_jax.study defences "${runs[@]}" --out "$out"
-python -m lira_jax.study gap runs/study/digits_none --out "$out"
+python -m lira_jax.study gap "${runs[@]}" --out "$out"   # every defence run's targets, pooled
 python -m lira_jax.study shadows runs/study/digits_none --out "$out"
 python -m lira_jax.study violins runs/study/digits_none --out "$out"
