@@ -18,15 +18,20 @@ from lira_jax.metrics import attack_metrics
 from lira_jax.study import main, run_study, shadow_counts
 
 
-def make_run(folder: Path, *, dropout=0.0, records=None, **options) -> Path:
-    """write_run's folder with one view, plus config.toml and models.json with accuracies from the logits."""
-    options = {"num_models": 8, "num_examples": 300, "num_views": 1, **options}
+def make_run(folder: Path, *, dropout=0.0, records=None, views=("identity",), **options) -> Path:
+    """write_run's folder (one view by default), plus config.toml and models.json with accuracies from the
+    logits on the identity view."""
+    options = {"num_models": 8, "num_examples": 300, "num_views": len(views), **options}
     run = write_run(folder, **options)
     config = config_lib.Config()
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=dropout))
+    config = dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model, dropout=dropout),
+        query=dataclasses.replace(config.query, views=views),
+    )
     (run / "config.toml").write_text(config_lib.to_toml(config))
     keep, labels = np.load(run / "keep.npy"), np.load(run / "labels.npy")
-    correct = np.load(run / "logits.npy")[:, :, 0].argmax(axis=-1) == labels
+    correct = np.load(run / "logits.npy")[:, :, views.index("identity")].argmax(axis=-1) == labels
     models = [
         {
             "index": index,
@@ -255,3 +260,19 @@ def test_out_that_is_a_file(runs, tmp_path, capsys):
     (tmp_path / "taken").write_text("")
     assert main(["gap", str(runs["signal"]), "--out", str(tmp_path / "taken")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_the_identity_view_is_found_by_name(tmp_path, capsys):
+    """Two query views, identity second (as config.toml lists them): φ and correctness are read from view 1."""
+    run = make_run(tmp_path / "run", num_views=2, views=("mirror", "identity"))
+    keep, labels = np.load(run / "keep.npy"), np.load(run / "labels.npy")
+    correct = np.load(run / "logits.npy")[:, :, 1].argmax(axis=-1) == labels
+    phi = np.load(run / "scores.npy")[:, :, 1].astype(np.float64)
+    violins = run_study("violins", [run], tmp_path / "out")
+    assert violins["groups"]["member, correct"]["count"] == (correct & keep).sum()
+    gap = run_study("gap", [run], tmp_path / "out", targets="0")
+    loss = np.log1p(np.exp(-phi[0]))
+    assert gap["targets"][0]["loss_gap"] == pytest.approx(loss[~keep[0]].mean() - loss[keep[0]].mean())
+    (run / "config.toml").unlink()  # without a config, only a single view is taken for the identity
+    assert main(["violins", str(run), "--out", str(tmp_path / "none")]) == 2
+    assert "has no identity query view" in capsys.readouterr().err and not (tmp_path / "none").exists()
