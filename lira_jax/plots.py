@@ -38,13 +38,13 @@ def roc_plot_data(roc: Roc, confidence: float = 0.95, num_points: int = 400) -> 
     return {"fpr": grid, "tpr": roc.tpr[points], "tpr_low": low, "tpr_high": high}
 
 
-def _save(figure: Any, path: str | Path) -> None:
+def _save(figure: Any, path: str | Path, dpi: int = 150) -> None:
     """Writes the figure whole or not at all (temporary file, then rename)."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
     os.close(handle)
     try:
-        figure.savefig(temporary, dpi=150, bbox_inches="tight")
+        figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
         os.replace(temporary, path)
     finally:
         plt.close(figure)
