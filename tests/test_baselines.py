@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 from scipy.special import expit, softmax
+from scipy.stats import spearmanr
 
 from lira_jax.baselines import FROM_LOGITS, FROM_SCORES, baseline_scores, rmia
 from lira_jax.errors import UserError
+from lira_jax.metrics import attack_metrics
 from lira_jax.scoring import logit_scale
 
 
@@ -32,7 +34,7 @@ def naive_rmia(scores, keep, target, online, a=0.3, gamma=1.0, population=None):
         ratio[n] = p[target, n] / reference
     candidates = range(num_examples) if population is None else population
     zs = [z for z in candidates if not keep[target, z]]
-    return np.array([np.mean([ratio[x] / ratio[z] >= gamma for z in zs]) for x in range(num_examples)])
+    return np.array([np.mean([ratio[x] / ratio[z] >= gamma for z in zs if z != x]) for x in range(num_examples)])
 
 
 @pytest.mark.parametrize("online", [True, False])
@@ -44,7 +46,32 @@ def test_rmia_matches_loop(online):
         assert result.dtype == np.float32 and result.shape == (8, 30)
         for target in range(8):
             expected = naive_rmia(scores, keep, target, online, gamma=gamma, population=chosen)
-            np.testing.assert_allclose(result[target], expected, atol=1e-6)
+            in_population = np.zeros(30, bool)
+            in_population[chosen if chosen is not None else slice(None)] = True
+            size = np.sum(in_population & ~keep[target]) - (in_population & ~keep[target])
+            np.testing.assert_allclose(np.floor(result[target].astype(np.float64) * size + 1e-6) / size, expected)
+
+
+def test_rmia_breaks_ties_by_the_likelihood_ratio():
+    """Within a target no two examples tie, and the score orders examples as the ratio p_t(x) / Pr(x) does
+    up to neighbours (each x's own ratio is left out of its population)."""
+    keep, labels, logits, scores = random_logit_run(2, num_examples=60)
+    result = rmia(scores, keep, [0], online=True)[0]
+    p = expit(scores.astype(np.float64)).mean(axis=-1)
+    ratio = p[0] / p[1:].mean(axis=0)
+    assert len(np.unique(result)) == len(result)
+    assert spearmanr(result, ratio).statistic > 0.999
+    assert result.min() >= 0.0 and result.max() < 1.0 + 1.0 / (np.sum(~keep[0]) - 1)  # a step above 1 at most
+
+
+def test_rmia_null_control_at_the_lowest_fpr():
+    """No signal: members and non-members are exchangeable, so even below 1 / |Z| TPR stays near FPR."""
+    rng = np.random.default_rng(0)
+    keep = np.argsort(rng.random((32, 1000)), axis=0) < 16
+    scores = (rng.normal(2, 1.5, (32, 1000, 1)) + rng.normal(0, 1, (1, 1000, 1))).astype(np.float32)
+    metrics = attack_metrics(keep, rmia(scores, keep, online=True))
+    assert abs(metrics["auc"] - 0.5) < 0.01
+    assert metrics["tpr_at_fpr"]["0.0001"] < 0.0005  # the member-only top that leaving x in produced: ~0.2%
 
 
 def test_rmia_bad_input():

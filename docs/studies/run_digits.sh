@@ -5,7 +5,7 @@
 # are not trained again. About 1 to 2 minutes per run on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-defences=(none augment early_stopping dropout weight_decay label_smoothing mixup)
+defences=(none augment early_stopping dropout weight_decay label_smoothing mixup dp_sgd)
 runs=()
 for defence in "${defences[@]}"; do
   run="runs/study/digits_${defence}"
