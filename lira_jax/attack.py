@@ -222,7 +222,7 @@ def parse_targets(spec: str, models: Sequence[int]) -> list[int]:
     return chosen
 
 
-def _choose_attacks(
+def choose_attacks(
     attacks: Sequence[str] | None, run_dir: Path, has_logits: bool, mask: Mask | None, has_transfer: bool
 ) -> list[str]:
     """The attacks to run: those asked for, checked, or by default every one the run folder allows."""
@@ -316,7 +316,7 @@ def run_attack(
             raise UserError(f"--mask {mask} masks the logits, but {out_dir} has no logits.npy")
         check_mask(parsed_mask, run["logits"].shape[3])
     transfer = None if shadow_run is None else _load_transfer(shadow_run, run_dir, parsed_mask)
-    attacks = _choose_attacks(attacks, run_dir, run["logits"] is not None, parsed_mask, transfer is not None)
+    attacks = choose_attacks(attacks, run_dir, run["logits"] is not None, parsed_mask, transfer is not None)
     use_all = len(models) == run["keep"].shape[0]
     scores = run["scores"] if use_all else subset_models(run["scores"], models)
     logits = run["logits"] if use_all or run["logits"] is None else subset_models(run["logits"], models)

@@ -27,8 +27,7 @@ import numpy as np
 from scipy import stats
 
 from lira_jax import config as config_lib
-from lira_jax.attack import ATTACKS, load_run, parse_targets, score_attacks
-from lira_jax.baselines import FROM_LOGITS
+from lira_jax.attack import choose_attacks, load_run, parse_targets, score_attacks
 from lira_jax.config import Config
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
 from lira_jax.metrics import attack_metrics, points_at_fpr, roc_curve
@@ -66,7 +65,7 @@ class Run:
 
     def default_attacks(self) -> list[str]:
         """Every attack the folder allows, as `python -m lira_jax.attack` runs by default."""
-        return [name for name in ATTACKS if self.logits is not None or name not in FROM_LOGITS]
+        return choose_attacks(None, self.path, self.logits is not None, None, has_transfer=False)
 
     def identity_view(self) -> int:
         """Position of the identity query view (the only view of a folder without config.toml)."""

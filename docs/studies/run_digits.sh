@@ -12,9 +12,11 @@ for defence in "${defences[@]}"; do
   python -m lira_jax.train --config "configs/study/digits_${defence}.toml" --out "$run" --no-attack --quiet
   runs+=("$run")
 done
+# 128 models with per-model learning rate, weight decay, label smoothing and epochs ([vary]): wide gaps
+python -m lira_jax.train --config configs/study/digits_gap.toml --out runs/study/digits_gap --no-attack --quiet
 out=docs/studies/digits
 mkdir -p "$out"
 python -m lira_jax.study defences "${runs[@]}" --out "$out"
-python -m lira_jax.study gap "${runs[@]}" --out "$out"   # every defence run's targets, pooled
+python -m lira_jax.study gap runs/study/digits_gap --out "$out"
 python -m lira_jax.study shadows runs/study/digits_none --out "$out"
 python -m lira_jax.study violins runs/study/digits_none --out "$out"
