@@ -26,7 +26,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "cnn"  # cnn | resnet18 | wrn
+    arch: str = "cnn"  # cnn | fastnet | resnet18 | wrn
     width: int = 8  # cnn: channels of the first conv (doubled twice); resnet18: 64 in the paper
     depth: int = 28  # wrn only
     widen: int = 2  # wrn only
@@ -92,7 +92,7 @@ class Config:
 
 SECTIONS: dict[str, type] = {field.name: field.type for field in dataclasses.fields(Config)}
 CHOICES: dict[str, tuple[str, ...]] = {
-    "model.arch": ("cnn", "resnet18", "wrn"),
+    "model.arch": ("cnn", "fastnet", "resnet18", "wrn"),
     "model.conv": ("auto", "native", "matmul"),
     "model.norm": ("batch", "group"),
     "train.keep": ("balanced", "bernoulli"),

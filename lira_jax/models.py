@@ -1,4 +1,4 @@
-"""Flax models for the shadow models: a small CNN, ResNet-18 with the CIFAR stem, and WRN-depth-width.
+"""Flax models for the shadow models: a small CNN, a speed-run net, ResNet-18 with the CIFAR stem, and WRN.
 
 Every model is a plain `flax.linen` module over one model's parameters; the engine stacks many of them
 along a leading model axis with `jax.vmap`, so BatchNorm statistics stay per model. Call signature:
@@ -127,6 +127,34 @@ class CNN(nn.Module):
         return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
 
 
+class FastNet(nn.Module):
+    """A small net in the style of the CIFAR-10 speed runs (Keller Jordan's airbench, Page's DAWNBench
+    ResNet): a 3x3 stem of width / 2 channels, then three blocks of width, 2 width, 4 width channels, each
+    conv -> 2x2 max-pool -> BN -> ReLU -> conv -> BN -> ReLU; global max-pool and a dense head.
+
+    Why: pooling right after each block's first conv keeps two thirds of the convolutions at a quarter of
+    the resolution; width 16 costs about 4 M multiply-adds per 28x28 image. Needs images of at least 8x8.
+    """
+
+    num_classes: int
+    width: int = 16
+    dropout: float = 0.0
+    dtype: Dtype = jnp.float32
+    matmul_conv: bool = False
+    norm: str = "batch"  # batch | group
+
+    @nn.compact
+    def __call__(self, images, train: bool):
+        norm = _norm(self.norm, train, self.dtype)
+        conv = partial(Conv, kernel_size=3, dtype=self.dtype, matmul=self.matmul_conv)
+        x = nn.relu(norm()(conv(max(1, self.width // 2))(images.astype(self.dtype))))
+        for channels in (self.width, 2 * self.width, 4 * self.width):
+            x = nn.relu(norm()(max_pool_2x2(conv(channels)(x))))
+            x = nn.relu(norm()(conv(channels)(x)))
+        pooled = nn.Dropout(self.dropout, deterministic=not train)(jnp.max(x, axis=(1, 2)))
+        return nn.Dense(self.num_classes, dtype=self.dtype)(pooled).astype(jnp.float32)
+
+
 class BasicBlock(nn.Module):
     """ResNet basic block (two 3x3 convs) with a 1x1 projection shortcut when the shape changes."""
 
@@ -221,7 +249,7 @@ def build_model(
     `platform` ("cpu", "gpu", "tpu") picks the convolution when `model.conv` is "auto": matmul on CPU.
     """
     height, width, _ = image_shape
-    smallest = {"cnn": 4, "resnet18": 8, "wrn": 4}[config.arch]
+    smallest = {"cnn": 4, "fastnet": 8, "resnet18": 8, "wrn": 4}[config.arch]
     if min(height, width) < smallest:
         raise UserError(
             f"model.arch = {config.arch!r} needs images of at least {smallest}x{smallest}, got {height}x{width}"
@@ -229,6 +257,8 @@ def build_model(
     matmul = config.conv == "matmul" or (config.conv == "auto" and platform == "cpu")
     if config.arch == "cnn":
         return CNN(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
+    if config.arch == "fastnet":
+        return FastNet(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
     if config.arch == "resnet18":
         return ResNet18(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
     return WideResNet(num_classes, config.depth, config.widen, config.dropout, dtype, matmul, config.norm)

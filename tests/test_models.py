@@ -27,7 +27,14 @@ def test_max_pool_matches_flax():
 
 @pytest.mark.parametrize(
     ("arch", "shape"),
-    [("cnn", (8, 8, 1)), ("cnn", (32, 32, 3)), ("resnet18", (32, 32, 3)), ("wrn", (32, 32, 3))],
+    [
+        ("cnn", (8, 8, 1)),
+        ("cnn", (32, 32, 3)),
+        ("fastnet", (28, 28, 1)),
+        ("fastnet", (32, 32, 3)),
+        ("resnet18", (32, 32, 3)),
+        ("wrn", (32, 32, 3)),
+    ],
 )
 def test_models_give_logits(arch, shape):
     config = ModelConfig(arch=arch, width=8 if arch != "resnet18" else 4, depth=10, widen=1)
