@@ -3,8 +3,6 @@ architecture, augmentations and views; the data sets that cannot be read here ar
 arrays of the same shape and number of classes; plus the bad inputs that depend on the image size."""
 
 import json
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -57,7 +55,9 @@ def small_overrides(config_path: Path, stand_in_data: dict) -> list[str]:
     data = image_shape_and_classes(config_path)
     assignments = [
         *SMALL[arch],
+        "model.conv='native'",  # compiles faster than the im2col form; its speed does not matter here
         "train.num_models=2",
+        "train.models_per_step='auto'",
         "train.epochs=1",
         "train.warmup_epochs=0",
         "train.batch_size=8",
@@ -82,20 +82,6 @@ def test_every_config_trains_one_small_epoch(config_path, stand_in_data, tmp_pat
     for section, key in [("model", "arch"), ("train", "augment"), ("query", "views")]:
         assert run_config[section][key] == config.get(section, {}).get(key, run_config[section][key])
     assert all(record["done"] for record in json.loads((out / "models.json").read_text())["models"])
-
-
-def test_the_18_view_config_gives_18_views_from_the_command_line(stand_in_data, tmp_path):
-    config_path = CONFIGS / "cifar10_wrn28_2_18views.toml"
-    out = tmp_path / "run"
-    command = [sys.executable, "-m", "lira_jax.train", "--config", str(config_path), "--out", str(out)]
-    result = subprocess.run(
-        [*command, *small_overrides(config_path, stand_in_data), "--no-attack", "--quiet"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    assert np.load(out / "scores.npy", mmap_mode="r").shape == (2, NUM_EXAMPLES, 18)
-    assert np.load(out / "logits.npy", mmap_mode="r").shape == (2, NUM_EXAMPLES, 18, 10)
 
 
 @pytest.mark.parametrize(
