@@ -99,6 +99,7 @@ class ChunkTrainer:
             warmup_steps=round(train.warmup_epochs * self.steps),
             augmentations=plan.augmentations,
             privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
+            epochs_vary=bool(plan.config.vary.epochs),
         )
         self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view)
         self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks

@@ -35,6 +35,7 @@ def train(model, config, keep, images, labels, model_indices, vary=None, privacy
         warmup_steps=round(config.warmup_epochs * steps),
         augmentations=(),
         privacy=privacy,
+        epochs_vary=vary is not None and bool(vary.epochs),
     )
     hyperparameters = draw(Config(train=config, vary=vary or VaryConfig()), model_indices)
     rows = jnp.asarray(keep[model_indices])
