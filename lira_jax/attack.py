@@ -486,13 +486,14 @@ def _decision_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _parse_examples(text: str | None) -> list[int] | None:
+def parse_integers(text: str | None, option: str) -> list[int] | None:
+    """A command-line list "I,J,..." as integers (None stays None); anything else is a UserError naming `option`."""
     if text is None:
         return None
     try:
         return [int(part) for part in text.split(",")]
     except ValueError:
-        raise UserError(f"--examples must be I,J,..., got {text!r}") from None
+        raise UserError(f"{option} must be I,J,..., got {text!r}") from None
 
 
 @exits_cleanly
@@ -530,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rmia_a=args.rmia_a,
         delta=args.delta,
         distributions_path=args.distributions,
-        examples=_parse_examples(args.examples),
+        examples=parse_integers(args.examples, "--examples"),
         mask=args.mask,
         epoch=args.epoch,
         shadow_run=args.shadow_run,

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import stats
 
 from lira_jax import config as config_lib
-from lira_jax.attack import choose_attacks, load_run, parse_targets, score_attacks
+from lira_jax.attack import choose_attacks, load_run, parse_integers, parse_targets, score_attacks
 from lira_jax.config import Config
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
 from lira_jax.metrics import attack_metrics, points_at_fpr, roc_curve
@@ -582,15 +582,6 @@ def run_study(name: str, paths: Sequence[str | Path], out: str | Path | None = N
     return data
 
 
-def _parse_counts(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UserError(f"--counts must be I,J,..., got {text!r}") from None
-
-
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m lira_jax.study", description=__doc__.splitlines()[0])
@@ -601,7 +592,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--counts", help="shadows: shadow counts I,J,... (default 1, 2, 4, ..., M−1)")
     parser.add_argument("--seed", type=int, default=0, help="shadows: seed of the random shadow subsets")
     args = parser.parse_args(argv)
-    run_study(args.name, args.runs, args.out, targets=args.targets, seed=args.seed, counts=_parse_counts(args.counts))
+    run_study(
+        args.name,
+        args.runs,
+        args.out,
+        targets=args.targets,
+        seed=args.seed,
+        counts=parse_integers(args.counts, "--counts"),
+    )
     return 0
 
 
