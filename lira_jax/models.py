@@ -59,7 +59,10 @@ class Conv(nn.Module):
             ],
             axis=-1,
         )
-        return patches @ kernel.reshape(-1, self.features)
+        # As rows [B*H'*W', k*k*in]: the kernel's gradient is then one plain matmul. Left 4-D, XLA's CPU
+        # backend transposed the patches for it (2.1 ms against 0.9 ms; the digits step 15% faster).
+        rows = patches.reshape(-1, patches.shape[-1]) @ kernel.reshape(-1, self.features)
+        return rows.reshape(*patches.shape[:-1], self.features)
 
 
 def max_pool_2x2(x):
