@@ -5,13 +5,17 @@
 Prints one JSON object: the JAX device, the date, a measured matmul peak (2048x2048 float32, jitted) and,
 for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up + cosine schedule, no augmentation):
 
-- "engine": engine.make_train_epoch at each chunk size. The first epoch compiles and is reported apart
-  (compile_s); model-examples/s is measured over the later epochs, with block_until_ready at the end.
-  Achieved FLOP/s = XLA's cost analysis of the compiled epoch ('flops') / measured seconds per epoch.
+- "engine": engine.make_train_epoch at each chunk size, its model axis sharded over min(chunk, devices)
+  devices as `python -m lira_jax.train` shards it (on CPU: one device per core, lira_jax/devices.py).
+  The first epoch compiles and is reported apart; model-examples/s is measured over the later epochs,
+  with block_until_ready at the end.
+  Achieved FLOP/s = XLA's cost analysis of the compiled epoch ('flops', one device's program, times the
+  devices) / measured seconds per epoch.
 - "jax_loop": a jitted single-model step (same model, batch, optimizer) called model after model.
 - "auto_models_per_step": the chunk `models_per_step = "auto"` picks for 32 models here (on CPU: the
-  largest whose compiled step keeps its temporaries in the last-level cache); 32 models train as chunks
-  of that size, at that row's model-examples/s (plus one initialisation and inference per chunk).
+  largest whose compiled step keeps each device's temporaries in its share of the last-level caches);
+  32 models train as chunks of that size, at that row's model-examples/s (plus one initialisation and
+  inference per chunk).
 - "torch_loop" (with --torch and torch importable): the same architecture in PyTorch, SGD with Nesterov
   momentum 0.9, trained model after model on 2 threads (the way existing tools train shadow models).
 
@@ -36,6 +40,7 @@ import optax
 from lira_jax import engine
 from lira_jax.config import Config, ModelConfig, TrainConfig
 from lira_jax.data import load_dataset, make_keep
+from lira_jax.devices import use_every_cpu_core
 from lira_jax.hyperparameters import draw
 from lira_jax.models import build_model
 from lira_jax.trainer import ChunkTrainer, Plan
@@ -80,6 +85,8 @@ def auto_chunk(model, train: TrainConfig, dataset, num_models: int) -> int:
 
 
 def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float) -> dict:
+    """The engine as `python -m lira_jax.train` runs it: the model axis sharded over min(models, devices)."""
+    mesh = engine.model_mesh(jax.local_devices()[: min(num_models, jax.local_device_count())])
     keep = keep_matrix(num_models, len(dataset.labels))
     steps = engine.steps_per_epoch(keep, BATCH)
     optimizer = engine.make_optimizer(train)
@@ -87,11 +94,13 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
         model, optimizer, num_classes=dataset.num_classes, batch_size=BATCH, steps=steps,
         warmup_steps=round(train.warmup_epochs * steps), augmentations=(),
     )  # fmt: skip
-    images, labels = jnp.asarray(dataset.images), jnp.asarray(dataset.labels, jnp.int32)
+    images, labels = engine.replicate((jnp.asarray(dataset.images), jnp.asarray(dataset.labels, jnp.int32)), mesh)
     keys = engine.model_keys(train.seed, np.arange(num_models))
-    hyperparameters = jax.device_put(draw(Config(train=train), np.arange(num_models)))
-    keep_rows = jnp.asarray(keep)
+    hyperparameters = draw(Config(train=train), np.arange(num_models))
     states = jax.jit(lambda keys: engine.init_states(model, optimizer, keys, images.shape[1:]))(keys)
+    states, keys, hyperparameters, keep_rows = engine.shard_models(
+        (states, keys, hyperparameters, jnp.asarray(keep)), mesh
+    )
     jax.block_until_ready(states)
 
     started = time.perf_counter()
@@ -105,11 +114,12 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
     jax.block_until_ready((states, metrics))
     seconds = time.perf_counter() - started
     timed_epochs = epochs - 1
-    # XLA's cost analysis counts a while loop's body once: the scan over steps is multiplied out here.
-    flops = flops_of(compiled) * steps
+    # XLA's cost analysis is of one device's program, and counts a while loop's body once.
+    flops = flops_of(compiled) * steps * mesh.size
     per_epoch = seconds / timed_epochs
     return {
         "models": num_models,
+        "devices": mesh.size,
         "steps_per_epoch": steps,
         "first_epoch_s (compile + run)": round(first_s, 2),
         "timed_epochs": timed_epochs,
@@ -283,6 +293,7 @@ def main() -> int:
     parser.add_argument("--torch", action="store_true", help="also time a PyTorch per-model loop")
     parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    use_every_cpu_core()  # as python -m lira_jax.train does
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch compiles and is not timed)")
     chunks = [int(part) for part in args.models.split(",") if part]

@@ -10,6 +10,8 @@
 The same command resumes a killed run: finished models are kept, unfinished ones are trained again.
 With several processes (docs/scaling.md), each trains its share of the unfinished models on its own
 devices; process 0 creates the run folder first and runs the attack once all have finished.
+On a CPU the command makes one JAX device per core, each training its own models (lira_jax/devices.py);
+JAX_NUM_CPU_DEVICES=N or XLA_FLAGS=--xla_force_host_platform_device_count=N sets another count.
 """
 
 from pathlib import Path
@@ -23,6 +25,7 @@ from lira_jax import hosts, store
 from lira_jax.attack import run_attack
 from lira_jax.augment import parse_augmentations, parse_views
 from lira_jax.data import load_dataset, make_keep
+from lira_jax.devices import use_every_cpu_core
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
 from lira_jax.hyperparameters import draw, records
 from lira_jax.models import build_model
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     hosts.barrier("unfinished models read")  # before anyone marks a model done
     mine = hosts.share(todo, jax.process_index(), jax.process_count())
     if len(mine):
-        train_run(run, plan, dataset, mine, devices=args.devices, quiet=args.quiet)
+        train_run(run, plan, dataset, mine, device_count=args.devices, quiet=args.quiet)
     hosts.barrier("all shares trained")
     if first:
         print(run.summary())
@@ -153,4 +156,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    use_every_cpu_core()
     raise SystemExit(main())

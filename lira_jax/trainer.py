@@ -12,7 +12,6 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -22,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lira_jax import config as config_lib
-from lira_jax import engine
+from lira_jax import devices, engine
 from lira_jax.checkpoints import ChunkCheckpoint
 from lira_jax.config import Config
 from lira_jax.data import Dataset
@@ -42,29 +41,6 @@ class Plan:
     views: tuple
     identity_view: int | None
     num_classes: int
-
-
-def available_bytes(device: jax.Device) -> int:
-    """Memory the device can give a chunk: the accelerator's limit, or on CPU the host's available RAM."""
-    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-    with open("/proc/meminfo") as meminfo:
-        fields = dict(line.split(":", 1) for line in meminfo)
-    return int(fields["MemAvailable"].split()[0]) * 1024
-
-
-def last_level_cache_bytes() -> int | None:
-    """Size of the CPU's largest cache (Linux sysfs), or None where it cannot be read."""
-    sizes = []
-    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
-        try:
-            text = (entry / "size").read_text().strip()
-        except OSError:
-            continue
-        units = {"K": 2**10, "M": 2**20, "G": 2**30}
-        sizes.append(int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text))
-    return max(sizes, default=None)
 
 
 def compiled_bytes(compiled: Any) -> int:
@@ -120,32 +96,37 @@ class ChunkTrainer:
 
     def chunk_size(self, requested: int | str, num_todo: int) -> int:
         """Models per step, a multiple of the device count. `auto`: the largest that fits, by XLA's memory
-        analysis of the compiled epoch, starting from all models: in 80% of the device's free memory, and
-        on CPU with its scratch memory (temporaries) in the last-level cache.
+        analysis of the compiled epoch (one device's program), starting from all models: each device's
+        share in 80% of its free memory and, on CPU, its scratch memory (temporaries) in its share of the
+        last-level caches. CPU devices share the host's memory and caches, so each gets 1/count of them.
 
-        Why the cache on CPU: the digits CNN trains fastest per model at 4 to 8 models per step, whose
+        Why the cache on CPU: the digits CNN trains fastest per model at 4 to 8 models per core, whose
         temporaries (15 to 30 MiB) fit a 32 MiB L3; at 16 and 32 models (60, 120 MiB) it ran half as fast
         (benchmarks/RESULTS.md). Each try that does not fit jumps to the size its measured bytes scale to.
         """
-        devices = self.mesh.size
+        count = self.mesh.size
         if requested != "auto":
-            return devices * math.ceil(int(requested) / devices)
-        device = self.mesh.devices.flat[0]
-        memory = 0.8 * available_bytes(device) * devices
-        cache = last_level_cache_bytes() if device.platform == "cpu" else None
-        size = devices * math.ceil(num_todo / devices)
+            return count * math.ceil(int(requested) / count)
+        mesh_devices = list(self.mesh.devices.flat)
+        if mesh_devices[0].platform == "cpu":
+            memory = 0.8 * devices.free_bytes(mesh_devices[0]) / count
+            cache = devices.cpu_cache_bytes()
+            cache = cache / count if cache else None
+        else:
+            memory, cache = 0.8 * min(devices.free_bytes(device) for device in mesh_devices), None
+        size = count * math.ceil(num_todo / count)
         while True:
             compiled = self.train_epoch.lower(*self._epoch_arguments(size)).compile()
             needed, scratch = compiled_bytes(compiled), compiled.memory_analysis().temp_size_in_bytes
             shrink = min(memory / needed, cache / scratch if cache and scratch else 1.0)
-            if shrink >= 1 or size == devices:
+            if shrink >= 1 or size == count:
                 self.compiled_epochs[size] = compiled
                 break
-            size = devices * max(1, min(size // (2 * devices), int(size * shrink) // devices))
+            size = count * max(1, min(size // (2 * count), int(size * shrink) // count))
         if needed > memory:
             raise UserError(
-                f"even {size} model(s) per step need {needed / 2**30:.1f} GiB, more than the"
-                f" {memory / 2**30:.1f} GiB free: use a smaller model, batch or dataset"
+                f"even {size} model(s) per step need {needed / 2**30:.1f} GiB on each of {count} device(s),"
+                f" more than the {memory / 2**30:.1f} GiB free for each: use a smaller model, batch or dataset"
             )
         return size
 
@@ -253,12 +234,18 @@ def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray,
 
 
 def train_run(
-    run: RunFolder, plan: Plan, dataset: Dataset, todo: np.ndarray, *, devices: int | None = None, quiet: bool = False
+    run: RunFolder,
+    plan: Plan,
+    dataset: Dataset,
+    todo: np.ndarray,
+    *,
+    device_count: int | None = None,
+    quiet: bool = False,
 ) -> None:
     """Trains the models `todo` (global indices, not yet done) and writes them into `run`, sharded over the
-    first `devices` local devices (default: all of them)."""
+    first `device_count` local devices (default: all of them), and over no more devices than models."""
     keep = run.keep
-    mesh = engine.model_mesh(jax.local_devices()[:devices] if devices else None)
+    mesh = engine.model_mesh(jax.local_devices()[: min(device_count or jax.local_device_count(), len(todo))])
     trainer = ChunkTrainer(plan, dataset, keep, mesh)
     size = trainer.chunk_size(plan.config.train.models_per_step, len(todo))
     progress = tqdm(
@@ -285,6 +272,7 @@ def train_run(
                     chunk_seconds=round(seconds, 3),
                     train_seconds=round(trained, 3),
                     chunk_size=len(model_indices),
+                    devices=mesh.size,
                     **privacy[row],
                 )
                 if snapshots:

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from lira_jax import engine, trainer
+from lira_jax import devices, engine, trainer
 from lira_jax.config import Config, ModelConfig
 from lira_jax.data import load_dataset, make_keep
 from lira_jax.models import build_model
@@ -26,15 +26,10 @@ def scratch_bytes(compiled) -> int:
 
 def test_auto_on_cpu_keeps_the_temporaries_in_the_cache(chunk_trainer, monkeypatch):
     two = chunk_trainer.train_epoch.lower(*chunk_trainer._epoch_arguments(2)).compile()
-    monkeypatch.setattr(trainer, "last_level_cache_bytes", lambda: scratch_bytes(two))
+    monkeypatch.setattr(devices, "cpu_cache_bytes", lambda: scratch_bytes(two))
     size = chunk_trainer.chunk_size("auto", 8)
     assert 1 <= size <= 2 and scratch_bytes(chunk_trainer.compiled_epochs[size]) <= scratch_bytes(two)
     assert chunk_trainer.chunk_size(3, 8) == 3  # a fixed size is taken as it is
 
-    monkeypatch.setattr(trainer, "last_level_cache_bytes", lambda: 1)  # nothing fits: one model per device
+    monkeypatch.setattr(devices, "cpu_cache_bytes", lambda: 1)  # nothing fits: one model per device
     assert chunk_trainer.chunk_size("auto", 8) == jax.local_device_count()
-
-
-def test_last_level_cache_bytes_is_a_size_or_none():
-    size = trainer.last_level_cache_bytes()
-    assert size is None or size >= 2**16
