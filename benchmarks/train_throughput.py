@@ -1,6 +1,6 @@
 """Training throughput of the digits CNN: the vmapped engine vs. loops over models (JAX and PyTorch).
 
-    python benchmarks/train_throughput.py --models 1,8,32,128 --epochs 3 --torch
+    python benchmarks/train_throughput.py --models 1,8,32,128 --epochs 3 --torch --repeats 5
 
 Prints one JSON object: the JAX device, the date, a measured matmul peak (2048x2048 float32, jitted) and,
 for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up + cosine schedule, no augmentation):
@@ -13,11 +13,13 @@ for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up +
   devices) / measured seconds per epoch.
 - "jax_loop": a jitted single-model step (same model, batch, optimizer) called model after model.
 - "auto_models_per_step": the chunk `models_per_step = "auto"` picks for 32 models here (on CPU: the
-  largest whose compiled step keeps each device's temporaries in its share of the last-level caches);
-  32 models train as chunks of that size, at that row's model-examples/s (plus one initialisation and
-  inference per chunk).
+  largest whose compiled step keeps each device's temporaries in a quarter of its share of the
+  last-level caches), measured as an engine row too; 32 models train as chunks of that size, at that
+  row's model-examples/s (plus one initialisation and inference per chunk).
 - "torch_loop" (with --torch and torch importable): the same architecture in PyTorch, SGD with Nesterov
   momentum 0.9, trained model after model on 2 threads (the way existing tools train shadow models).
+- "goal_repeats" (with --torch --repeats R > 1): the auto chunk and the PyTorch loop timed R more times,
+  alternately, with each ratio and their median (one pair of figures moves by 20-40% on shared hardware).
 
 Model-examples/s counts every example of every model's batches: models x steps x batch per epoch.
 """
@@ -108,27 +110,51 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
     states, metrics = compiled(states, keys, hyperparameters, jnp.int32(0), keep_rows, images, labels)
     jax.block_until_ready((states, metrics))
     first_s = time.perf_counter() - started
-    started = time.perf_counter()
-    for epoch in range(1, epochs):
-        states, metrics = compiled(states, keys, hyperparameters, jnp.int32(epoch), keep_rows, images, labels)
-    jax.block_until_ready((states, metrics))
-    seconds = time.perf_counter() - started
-    timed_epochs = epochs - 1
+    epochs_run = 1
+
+    def run_epochs(count: int) -> float:
+        """Trains `count` more epochs; returns the mean seconds per epoch."""
+        nonlocal states, metrics, epochs_run
+        started = time.perf_counter()
+        for epoch in range(epochs_run, epochs_run + count):
+            states, metrics = compiled(states, keys, hyperparameters, jnp.int32(epoch), keep_rows, images, labels)
+        jax.block_until_ready((states, metrics))
+        epochs_run += count
+        return (time.perf_counter() - started) / count
+
+    per_epoch = run_epochs(epochs - 1)
     # XLA's cost analysis is of one device's program, and counts a while loop's body once.
     flops = flops_of(compiled) * steps * mesh.size
-    per_epoch = seconds / timed_epochs
-    return {
+    examples = num_models * steps * BATCH
+    row = {
         "models": num_models,
         "devices": mesh.size,
         "steps_per_epoch": steps,
         "first_epoch_s (compile + run)": round(first_s, 2),
-        "timed_epochs": timed_epochs,
+        "timed_epochs": epochs - 1,
         "s_per_epoch": round(per_epoch, 4),
-        "model_examples_per_s": round(num_models * steps * BATCH / per_epoch),
+        "model_examples_per_s": round(examples / per_epoch),
         "xla_flops_per_epoch (body x steps)": flops,
         "achieved_flops_per_s": flops / per_epoch,
         "fraction_of_matmul_peak": round(flops / per_epoch / peak, 4),
         "final_loss_mean": round(float(jnp.mean(metrics.loss)), 4),
+    }
+    return row, lambda count: examples / run_epochs(count)
+
+
+def goal_repeats(engine_rate, torch_rate, repeats: int) -> dict:
+    """The issue-4 goal, measured `repeats` times, engine and PyTorch loop alternately (the machine's speed
+    drifts by 20-40% over minutes on shared hardware, so one pair of figures can mislead either way)."""
+    engine_rates, torch_rates = [], []
+    for _ in range(repeats):
+        engine_rates.append(round(engine_rate()))
+        torch_rates.append(round(torch_rate()))
+    ratios = [round(engine / torch, 2) for engine, torch in zip(engine_rates, torch_rates, strict=True)]
+    return {
+        "engine_auto_model_examples_per_s": engine_rates,
+        "torch_loop_model_examples_per_s": torch_rates,
+        "ratios": ratios,
+        "median_ratio": float(np.median(ratios)),
     }
 
 
@@ -285,12 +311,24 @@ def bench_torch_loop(train: TrainConfig, dataset, num_models: int, epochs: int) 
     }
 
 
+def torch_worker(epochs: int, loop_models: int) -> dict | str:
+    """bench_torch_loop in a fresh process: XLA's CPU thread pool in this one would compete with torch's."""
+    command = [sys.executable, __file__, "--torch-worker", f"--epochs={epochs}", f"--loop-models={loop_models}"]
+    worker = subprocess.run(command, capture_output=True, text=True)
+    if worker.returncode:
+        return f"failed: {worker.stderr.strip().splitlines()[-1:]}"
+    return json.loads(worker.stdout)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="1,8,32,128", help="chunk sizes of the vmapped engine")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per measurement (the first compiles)")
     parser.add_argument("--loop-models", type=int, default=8, help="models trained by the per-model loops")
     parser.add_argument("--torch", action="store_true", help="also time a PyTorch per-model loop")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="with --torch: measure the goal ratio this many more times, alternately"
+    )
     parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     use_every_cpu_core()  # as python -m lira_jax.train does
@@ -314,6 +352,8 @@ def main() -> int:
         device.platform,
     )  # fmt: skip
     peak = matmul_peak()
+    auto_size = auto_chunk(model, train, dataset, 32)
+    chunks = sorted({*chunks, auto_size})  # the chunk 32 models train in, measured too
     result = {
         "benchmark": "train_throughput",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -324,28 +364,28 @@ def main() -> int:
                   "conv": "matmul" if model.matmul_conv else "native", "batch": BATCH, "augment": [],
                   "optimizer": "SGD nesterov 0.9, warmup+cosine, wd 5e-3"},
         "matmul_peak_flops_per_s": peak,
-        "engine": [bench_engine(model, train, dataset, size, args.epochs, peak) for size in chunks],
-        "auto_models_per_step": {"for 32 models": auto_chunk(model, train, dataset, 32)},
+        "engine": [],
+        "auto_models_per_step": {"for 32 models": auto_size},
         "jax_loop": bench_jax_loop(model, train, dataset, args.loop_models, args.epochs, peak),
     }  # fmt: skip
+    rates = {}
+    for size in chunks:
+        row, rates[size] = bench_engine(model, train, dataset, size, args.epochs, peak)
+        result["engine"].append(row)
     if args.torch:
-        # In a fresh process: XLA's CPU thread pool in this one would compete with torch's threads.
-        command = [sys.executable, __file__, "--torch-worker", f"--epochs={args.epochs}"]
-        worker = subprocess.run([*command, f"--loop-models={args.loop_models}"], capture_output=True, text=True)
-        if worker.returncode:
-            result["torch_loop"] = f"failed: {worker.stderr.strip().splitlines()[-1:]}"
-        else:
-            result["torch_loop"] = json.loads(worker.stdout)
-    auto_size = result["auto_models_per_step"]["for 32 models"]
-    auto = next((row for row in result["engine"] if row["models"] == auto_size), None)
-    if auto and isinstance(result.get("torch_loop"), dict):
+        result["torch_loop"] = torch_worker(args.epochs, args.loop_models)
+        if isinstance(result["torch_loop"], dict) and args.repeats > 1:
+            torch_rate = lambda: torch_worker(args.epochs, args.loop_models)["model_examples_per_s"]  # noqa: E731
+            result["goal_repeats"] = goal_repeats(lambda: rates[auto_size](args.epochs), torch_rate, args.repeats)
+    auto = next(row for row in result["engine"] if row["models"] == auto_size)
+    if isinstance(result.get("torch_loop"), dict):
         result["ratio_32_models_auto_chunks_to_torch_loop"] = round(
             auto["model_examples_per_s"] / result["torch_loop"]["model_examples_per_s"], 2
         )
-    largest = max(result["engine"], key=lambda row: row["models"])
-    result["ratio_engine_to_jax_loop"] = round(
-        largest["model_examples_per_s"] / result["jax_loop"]["model_examples_per_s"], 2
+    result["ratio_32_models_auto_chunks_to_jax_loop"] = round(
+        auto["model_examples_per_s"] / result["jax_loop"]["model_examples_per_s"], 2
     )
+    largest = max(result["engine"], key=lambda row: row["models"])
     if isinstance(result.get("torch_loop"), dict):
         result[f"ratio_engine_{largest['models']}_to_torch_loop"] = round(
             largest["model_examples_per_s"] / result["torch_loop"]["model_examples_per_s"], 2

@@ -54,6 +54,9 @@ def compiled_bytes(compiled: Any) -> int:
     )
 
 
+CACHE_SHARE = 0.25  # of each CPU device's share of the last-level caches, for its temporaries
+
+
 class ChunkTrainer:
     """Trains padded chunks of models on a device mesh; one instance per run and process."""
 
@@ -97,12 +100,12 @@ class ChunkTrainer:
     def chunk_size(self, requested: int | str, num_todo: int) -> int:
         """Models per step, a multiple of the device count. `auto`: the largest that fits, by XLA's memory
         analysis of the compiled epoch (one device's program), starting from all models: each device's
-        share in 80% of its free memory and, on CPU, its scratch memory (temporaries) in its share of the
-        last-level caches. CPU devices share the host's memory and caches, so each gets 1/count of them.
+        share in 80% of its free memory and, on CPU, its scratch memory (temporaries) in a quarter of its
+        share of the last-level caches (CPU devices share the host's memory and caches: 1/count each).
 
-        Why the cache on CPU: the digits CNN trains fastest per model at 4 to 8 models per core, whose
-        temporaries (15 to 30 MiB) fit a 32 MiB L3; at 16 and 32 models (60, 120 MiB) it ran half as fast
-        (benchmarks/RESULTS.md). Each try that does not fit jumps to the size its measured bytes scale to.
+        Why the cache on CPU: the digits CNN (3.75 MiB of temporaries per model; 2 cores, 16 MiB of L3
+        each) trained fastest at one model per core and slower with each doubling, by 10 to 20% a step
+        (benchmarks/RESULTS.md). Each try that does not fit jumps to the size its bytes scale to.
         """
         count = self.mesh.size
         if requested != "auto":
@@ -111,7 +114,7 @@ class ChunkTrainer:
         if mesh_devices[0].platform == "cpu":
             memory = 0.8 * devices.free_bytes(mesh_devices[0]) / count
             cache = devices.cpu_cache_bytes()
-            cache = cache / count if cache else None
+            cache = CACHE_SHARE * cache / count if cache else None
         else:
             memory, cache = 0.8 * min(devices.free_bytes(device) for device in mesh_devices), None
         size = count * math.ceil(num_todo / count)
