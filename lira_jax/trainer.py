@@ -170,7 +170,8 @@ class ChunkTrainer:
                 raise UserError(f"training diverged (loss {loss}) in epoch {epoch}: lower train.learning_rate")
             rate = examples_per_epoch / (time.perf_counter() - started)
             progress.set_postfix_str(f"epoch {epoch + 1}/{self.epochs}, loss {loss:.3f}, {rate:,.0f} model-examples/s")
-            progress.update(len(model_indices) / self.epochs)
+            # min: fractions of a model summed over many chunks can pass the total by a rounding error
+            progress.update(min(len(model_indices) / self.epochs, progress.total - progress.n))
             done = epoch + 1
             if done in config.query.save_epochs:
                 snapshots[str(done)] = self.write_chunk(run, model_indices, states, snapshot=done)
