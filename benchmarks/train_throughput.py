@@ -1,6 +1,9 @@
 """Training throughput of the digits CNN: the vmapped engine vs. loops over models (JAX and PyTorch).
 
     python benchmarks/train_throughput.py --models 1,8,32,128 --epochs 3 --torch --repeats 5
+    # the issue-4 GPU goal (256 ResNet-18, CIFAR-shaped, 25,000 examples each, 10 epochs, in 15 minutes):
+    python benchmarks/train_throughput.py --arch resnet18 --synthetic 50000 --precision bfloat16 \
+        --models 8,32,128,256 --goal-models 256 --epochs 3 [--conv native | --conv matmul]
 
 Prints one JSON object: the JAX device, the date, a measured matmul peak (2048x2048 float32, jitted) and,
 for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up + cosine schedule, no augmentation):
@@ -20,6 +23,9 @@ for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up +
   momentum 0.9, trained model after model on 2 threads (the way existing tools train shadow models).
 - "goal_repeats" (with --torch --repeats R > 1): the auto chunk and the PyTorch loop timed R more times,
   alternately, with each ratio and their median (one pair of figures moves by 20-40% on shared hardware).
+
+With --synthetic N, random CIFAR-shaped data stand in for the data set, and
+"seconds_for_256_models_x_25000_examples_x_10_epochs" extrapolates the goal from the auto chunk's rate.
 
 Model-examples/s counts every example of every model's batches: models x steps x batch per epoch.
 """
@@ -41,7 +47,7 @@ import optax
 
 from lira_jax import engine
 from lira_jax.config import Config, ModelConfig, TrainConfig
-from lira_jax.data import load_dataset, make_keep
+from lira_jax.data import Dataset, load_dataset, make_keep
 from lira_jax.devices import use_every_cpu_core
 from lira_jax.hyperparameters import draw
 from lira_jax.models import build_model
@@ -78,9 +84,9 @@ def keep_matrix(num_models: int, num_examples: int) -> np.ndarray:
     return make_keep(max(2, num_models + num_models % 2), num_examples, seed=0)[:num_models]
 
 
-def auto_chunk(model, train: TrainConfig, dataset, num_models: int) -> int:
+def auto_chunk(model, model_config: ModelConfig, train: TrainConfig, dataset, num_models: int) -> int:
     """The chunk size `train.models_per_step = "auto"` picks for `num_models` of these models on this device."""
-    config = Config(model=ModelConfig(arch="cnn", width=WIDTH), train=train)
+    config = Config(model=model_config, train=train)
     plan = Plan(config, model, (), (), None, dataset.num_classes)
     keep = keep_matrix(num_models, len(dataset.labels))
     return ChunkTrainer(plan, dataset, keep, engine.model_mesh()).chunk_size("auto", num_models)
@@ -311,6 +317,15 @@ def bench_torch_loop(train: TrainConfig, dataset, num_models: int, epochs: int) 
     }
 
 
+def synthetic_cifar(num_examples: int) -> Dataset:
+    """Random CIFAR-shaped data (float32[N, 32, 32, 3], 10 classes) for throughput: no data set here."""
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((num_examples, 32, 32, 3), dtype=np.float32)
+    labels = rng.integers(0, 10, num_examples).astype(np.int32)
+    zeros, ones = np.zeros(3, np.float32), np.ones(3, np.float32)
+    return Dataset(images, labels, 10, "synthetic-cifar", np.zeros(num_examples, np.int8), zeros, ones)
+
+
 def torch_worker(epochs: int, loop_models: int) -> dict | str:
     """bench_torch_loop in a fresh process: XLA's CPU thread pool in this one would compete with torch's."""
     command = [sys.executable, __file__, "--torch-worker", f"--epochs={epochs}", f"--loop-models={loop_models}"]
@@ -329,6 +344,14 @@ def main() -> int:
     parser.add_argument(
         "--repeats", type=int, default=1, help="with --torch: measure the goal ratio this many more times, alternately"
     )
+    parser.add_argument("--arch", default="cnn", choices=["cnn", "resnet18"], help="model (default: digits CNN)")
+    parser.add_argument("--width", type=int, help="model width (default: 8 for cnn, 64 for resnet18)")
+    parser.add_argument("--conv", default="auto", choices=["auto", "native", "matmul"], help="model.conv")
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
+    parser.add_argument(
+        "--synthetic", type=int, default=0, metavar="N", help="N random CIFAR-shaped examples instead of digits"
+    )
+    parser.add_argument("--goal-models", type=int, default=32, help="models whose auto chunk is measured")
     parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     use_every_cpu_core()  # as python -m lira_jax.train does
@@ -336,8 +359,8 @@ def main() -> int:
         parser.error("--epochs must be at least 2 (the first epoch compiles and is not timed)")
     chunks = [int(part) for part in args.models.split(",") if part]
 
-    dataset = load_dataset("digits")
-    train = TrainConfig(epochs=args.epochs, batch_size=BATCH, augment=())
+    dataset = load_dataset("digits") if not args.synthetic else synthetic_cifar(args.synthetic)
+    train = TrainConfig(epochs=args.epochs, batch_size=BATCH, augment=(), precision=args.precision)
     if args.torch_worker:
         try:
             import torch  # noqa: F401
@@ -347,12 +370,14 @@ def main() -> int:
             print(json.dumps(bench_torch_loop(train, dataset, args.loop_models, args.epochs)))
         return 0
     device = jax.devices()[0]
+    width = args.width or {"cnn": WIDTH, "resnet18": 64}[args.arch]
+    model_config = ModelConfig(arch=args.arch, width=width, conv=args.conv)
     model = build_model(
-        ModelConfig(arch="cnn", width=WIDTH), dataset.num_classes, dataset.images.shape[1:], jnp.float32,
-        device.platform,
-    )  # fmt: skip
+        model_config, dataset.num_classes, dataset.images.shape[1:], jnp.dtype(args.precision), device.platform
+    )
+    digits_cnn = args.arch == "cnn" and width == WIDTH and not args.synthetic
     peak = matmul_peak()
-    auto_size = auto_chunk(model, train, dataset, 32)
+    auto_size = auto_chunk(model, model_config, train, dataset, args.goal_models)
     chunks = sorted({*chunks, auto_size})  # the chunk 32 models train in, measured too
     result = {
         "benchmark": "train_throughput",
@@ -360,24 +385,30 @@ def main() -> int:
         "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count()},
         "jax": jax.__version__,
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
-        "setup": {"data": "digits", "examples": len(dataset.labels), "model": f"cnn width {WIDTH}",
+        "setup": {"data": dataset.source, "examples": len(dataset.labels), "model": f"{args.arch} width {width}",
                   "conv": "matmul" if model.matmul_conv else "native", "batch": BATCH, "augment": [],
-                  "optimizer": "SGD nesterov 0.9, warmup+cosine, wd 5e-3"},
+                  "precision": args.precision, "optimizer": "SGD nesterov 0.9, warmup+cosine, wd 5e-3"},
         "matmul_peak_flops_per_s": peak,
         "engine": [],
-        "auto_models_per_step": {"for 32 models": auto_size},
+        "auto_models_per_step": {f"for {args.goal_models} models": auto_size},
         "jax_loop": bench_jax_loop(model, train, dataset, args.loop_models, args.epochs, peak),
     }  # fmt: skip
     rates = {}
     for size in chunks:
         row, rates[size] = bench_engine(model, train, dataset, size, args.epochs, peak)
         result["engine"].append(row)
-    if args.torch:
+    auto = next(row for row in result["engine"] if row["models"] == auto_size)
+    if args.synthetic:  # the issue-4 GPU goal: 256 ResNet-18, 25,000 examples each, 10 epochs, in 15 minutes
+        result["seconds_for_256_models_x_25000_examples_x_10_epochs"] = round(
+            256 * 25_000 * 10 / auto["model_examples_per_s"]
+        )
+    if args.torch and not digits_cnn:
+        result["torch_loop"] = "the PyTorch loop is written for the digits CNN only"
+    elif args.torch:
         result["torch_loop"] = torch_worker(args.epochs, args.loop_models)
         if isinstance(result["torch_loop"], dict) and args.repeats > 1:
             torch_rate = lambda: torch_worker(args.epochs, args.loop_models)["model_examples_per_s"]  # noqa: E731
             result["goal_repeats"] = goal_repeats(lambda: rates[auto_size](args.epochs), torch_rate, args.repeats)
-    auto = next(row for row in result["engine"] if row["models"] == auto_size)
     if isinstance(result.get("torch_loop"), dict):
         result["ratio_32_models_auto_chunks_to_torch_loop"] = round(
             auto["model_examples_per_s"] / result["torch_loop"]["model_examples_per_s"], 2
