@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py --models 1,8,32,128 --epochs 3 --torch --repeats 5
     # the issue-4 GPU goal (256 ResNet-18, CIFAR-shaped, 25,000 examples each, 10 epochs, in 15 minutes):
     python benchmarks/train_throughput.py --arch resnet18 --synthetic 50000 --precision bfloat16 \
-        --models 8,32,128,256 --goal-models 256 --epochs 3 [--conv native | --conv matmul]
+        --models 8,32,128,256 --goal-models 256 --epochs 3 [--conv native|matmul] [--model-batching loop]
 
 Prints one JSON object: the JAX device, the date, a measured matmul peak (2048x2048 float32, jitted) and,
 for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up + cosine schedule, no augmentation):
@@ -101,6 +101,7 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
     train_epoch = engine.make_train_epoch(
         model, optimizer, num_classes=dataset.num_classes, batch_size=BATCH, steps=steps,
         warmup_steps=round(train.warmup_epochs * steps), augmentations=(),
+        loop_groups=mesh.size if train.model_batching == "loop" else 0,
     )  # fmt: skip
     images, labels = engine.replicate((jnp.asarray(dataset.images), jnp.asarray(dataset.labels, jnp.int32)), mesh)
     keys = engine.model_keys(train.seed, np.arange(num_models))
@@ -348,6 +349,7 @@ def main() -> int:
     parser.add_argument("--width", type=int, help="model width (default: 8 for cnn, 64 for resnet18)")
     parser.add_argument("--conv", default="auto", choices=["auto", "native", "matmul"], help="model.conv")
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
+    parser.add_argument("--model-batching", default="vmap", choices=["vmap", "loop"], help="train.model_batching")
     parser.add_argument(
         "--synthetic", type=int, default=0, metavar="N", help="N random CIFAR-shaped examples instead of digits"
     )
@@ -360,7 +362,9 @@ def main() -> int:
     chunks = [int(part) for part in args.models.split(",") if part]
 
     dataset = load_dataset("digits") if not args.synthetic else synthetic_cifar(args.synthetic)
-    train = TrainConfig(epochs=args.epochs, batch_size=BATCH, augment=(), precision=args.precision)
+    train = TrainConfig(
+        epochs=args.epochs, batch_size=BATCH, augment=(), precision=args.precision, model_batching=args.model_batching
+    )
     if args.torch_worker:
         try:
             import torch  # noqa: F401
@@ -387,7 +391,8 @@ def main() -> int:
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "setup": {"data": dataset.source, "examples": len(dataset.labels), "model": f"{args.arch} width {width}",
                   "conv": "matmul" if model.matmul_conv else "native", "batch": BATCH, "augment": [],
-                  "precision": args.precision, "optimizer": "SGD nesterov 0.9, warmup+cosine, wd 5e-3"},
+                  "precision": args.precision, "model_batching": args.model_batching,
+                  "optimizer": "SGD nesterov 0.9, warmup+cosine, wd 5e-3"},
         "matmul_peak_flops_per_s": peak,
         "engine": [],
         "auto_models_per_step": {f"for {args.goal_models} models": auto_size},

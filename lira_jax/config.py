@@ -53,6 +53,7 @@ class TrainConfig:
     seed: int = 0
     models_per_step: int | str = "auto"  # models trained together; auto: the most that fit (on CPU: in its cache)
     precision: str = "float32"  # float32 | bfloat16 (bf16 compute, fp32 parameters and optimizer state)
+    model_batching: str = "vmap"  # vmap: one batched computation; loop: each device's models in turn (lax.map)
     checkpoint_minutes: float = 10.0  # Orbax checkpoint of an unfinished chunk at most this often; 0: every epoch
     dp_sgd: bool = False  # DP-SGD: clip each example's gradient to dp_clip_norm, add Gaussian noise
     dp_noise_multiplier: float = 1.0  # noise standard deviation / dp_clip_norm
@@ -97,10 +98,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.norm": ("batch", "group"),
     "train.keep": ("balanced", "bernoulli"),
     "train.precision": ("float32", "bfloat16"),
+    "train.model_batching": ("vmap", "loop"),
     "query.logits_dtype": ("float16", "float32", "none"),
 }
 # Keys that do not change what a run computes (up to float rounding): a run may resume with other values.
-NOT_IDENTITY = {"train.models_per_step", "model.conv", "train.checkpoint_minutes"}
+NOT_IDENTITY = {"train.models_per_step", "model.conv", "train.checkpoint_minutes", "train.model_batching"}
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:

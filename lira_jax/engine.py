@@ -135,6 +135,24 @@ def _augment_some(
     )
 
 
+def over_models(function: Callable, loop_groups: int) -> Callable:
+    """`function` of one model's arrays, applied over the leading model axis of every argument (pytrees).
+
+    loop_groups = 0: one vmap. Otherwise the model axis is split into that many groups, [M, ...] ->
+    [groups, M / groups, ...]: the vmap over the groups follows the device sharding of the model axis
+    (one group per device, no communication) and each group's models run one after another (lax.map).
+    """
+    if not loop_groups:
+        return jax.vmap(function)
+
+    def looped(*arguments):
+        grouped = jax.tree.map(lambda leaf: leaf.reshape(loop_groups, -1, *leaf.shape[1:]), arguments)
+        results = jax.vmap(lambda *group: jax.lax.map(lambda one: function(*one), group))(*grouped)
+        return jax.tree.map(lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), results)
+
+    return looped
+
+
 def make_train_epoch(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
@@ -146,6 +164,7 @@ def make_train_epoch(
     augmentations: tuple,
     privacy: Privacy | None = None,
     epochs_vary: bool = False,
+    loop_groups: int = 0,
 ) -> Callable[..., tuple[TrainState, EpochMetrics]]:
     """Builds the jitted `train_epoch(states, keys, hyperparameters, epoch, keep, images, labels)`.
 
@@ -156,6 +175,9 @@ def make_train_epoch(
     `privacy` switches to DP-SGD: per-example clipped gradients plus Gaussian noise (privacy.py).
     `epochs_vary`: models may stop at different epochs, so finished ones are held still (a select over the
     whole state each step, about 20% of a digits CNN's step time on CPU: skipped when all train alike).
+    `loop_groups` > 0 (train.model_batching = "loop"): instead of one vmapped computation over the models,
+    each device's models take their steps one after another inside the step (over_models), so that each
+    runs plain convolutions where vmap would make grouped ones.
     """
 
     def apply_train(params, batch_stats, images, dropout_key):
@@ -210,7 +232,11 @@ def make_train_epoch(
         accuracy = jnp.mean(jnp.argmax(logits, -1) == batch_labels)
         return trained, (loss, accuracy)
 
-    models_step = jax.vmap(model_step, in_axes=(0, 0, 0, None, 0, None, None))
+    def models_step(states: TrainState, keys, hyperparameters, global_step, indices, images, labels):
+        def one_model(state, key, model_hyperparameters, model_indices):
+            return model_step(state, key, model_hyperparameters, global_step, model_indices, images, labels)
+
+        return over_models(one_model, loop_groups)(states, keys, hyperparameters, indices)
 
     @jax.jit
     def train_epoch(states: TrainState, keys, hyperparameters: Hyperparameters, epoch, keep, images, labels):
@@ -232,20 +258,22 @@ def make_train_epoch(
 
 
 def make_infer(
-    model: nn.Module, views: tuple, identity_view: int | None
+    model: nn.Module, views: tuple, identity_view: int | None, loop_groups: int = 0
 ) -> Callable[..., tuple[jax.Array, jax.Array, jax.Array]]:
     """Builds the jitted `infer(states, images, labels) -> (logits, scores, correct)` for one batch.
 
     images: float32[B, H, W, C], labels: int32[B] ->
     logits: float32[M, B, V, C], scores: float32[M, B, V] (logit-scaled confidence φ),
     correct: bool[M, B] (prediction on the unaltered image). BatchNorm runs on its running statistics.
-    `identity_view` is the index of the identity among `views`, if it is there.
+    `identity_view` is the index of the identity among `views`, if it is there. `loop_groups`: as in
+    make_train_epoch (over_models).
     """
 
     def apply_all(states: TrainState, images):
-        return jax.vmap(
-            lambda params, stats: model.apply({"params": params, "batch_stats": stats}, images, train=False)
-        )(states.params, states.batch_stats)
+        def one_model(params, batch_stats):
+            return model.apply({"params": params, "batch_stats": batch_stats}, images, train=False)
+
+        return over_models(one_model, loop_groups)(states.params, states.batch_stats)
 
     @jax.jit
     def infer(states: TrainState, images, labels):

@@ -69,6 +69,7 @@ class ChunkTrainer:
         self.image_shape = dataset.images.shape[1:]
         self.images = engine.replicate(jnp.asarray(dataset.images), mesh)
         self.labels = engine.replicate(jnp.asarray(dataset.labels, jnp.int32), mesh)
+        loop_groups = mesh.size if train.model_batching == "loop" else 0
         self.train_epoch = engine.make_train_epoch(
             plan.model,
             self.optimizer,
@@ -79,8 +80,9 @@ class ChunkTrainer:
             augmentations=plan.augmentations,
             privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
             epochs_vary=bool(plan.config.vary.epochs),
+            loop_groups=loop_groups,
         )
-        self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view)
+        self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view, loop_groups)
         self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks
         self.model_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(engine.MODEL_AXIS))
         self.init = jax.jit(

@@ -21,7 +21,7 @@ def tiny_problem(num_models=4, num_examples=40, seed=0):
     return images, labels, keep
 
 
-def train(model, config, keep, images, labels, model_indices, vary=None, privacy=None):
+def train(model, config, keep, images, labels, model_indices, vary=None, privacy=None, loop_groups=0):
     steps = engine.steps_per_epoch(keep, config.batch_size)
     optimizer = engine.make_optimizer(config)
     keys = engine.model_keys(config.seed, model_indices)
@@ -36,6 +36,7 @@ def train(model, config, keep, images, labels, model_indices, vary=None, privacy
         augmentations=(),
         privacy=privacy,
         epochs_vary=vary is not None and bool(vary.epochs),
+        loop_groups=loop_groups,
     )
     hyperparameters = draw(Config(train=config, vary=vary or VaryConfig()), model_indices)
     rows = jnp.asarray(keep[model_indices])
@@ -105,6 +106,18 @@ def test_a_model_trains_the_same_in_any_chunk():
         np.testing.assert_array_equal(got[0], expected[3])
     for got, expected in zip(jax.tree.leaves(alone.params), jax.tree.leaves(together.params), strict=True):
         np.testing.assert_allclose(got, expected[2:], rtol=1e-5, atol=1e-6)
+
+
+def test_models_looped_inside_the_step_train_as_vmapped_ones():
+    """train.model_batching = "loop" (lax.map over each group's models) computes what vmap computes."""
+    images, labels, keep = tiny_problem()
+    model = CNN(3, width=4, matmul_conv=True)
+    config = TrainConfig(epochs=1, batch_size=8)
+    vmapped, vmapped_metrics = train(model, config, keep, images, labels, np.arange(4))
+    looped, looped_metrics = train(model, config, keep, images, labels, np.arange(4), loop_groups=2)
+    for got, expected in zip(jax.tree.leaves(looped), jax.tree.leaves(vmapped), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(looped_metrics.loss, vmapped_metrics.loss, rtol=1e-5)
 
 
 def test_each_model_draws_only_its_own_members_and_all_of_them():

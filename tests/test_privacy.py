@@ -95,7 +95,7 @@ def test_bad_privacy_settings(assignment, message):
 
 def test_a_dp_sgd_run_reports_epsilon_per_model(tmp_path):
     out = tmp_path / "dp"
-    settings = ["data.limit=160", "train.num_models=4", "train.epochs=1", "model.width=4", "model.norm=group"]
+    settings = ["data.limit=160", "train.num_models=2", "train.epochs=1", "model.width=4", "model.norm=group"]
     settings += ["train.dp_sgd=true", "train.dp_noise_multiplier=1.5", "train.batch_size=16"]
     assert main(["--out", str(out), "--quiet", "--no-attack", *(f"--set={item}" for item in settings)]) == 0
     records = json.loads((out / "models.json").read_text())["models"]
