@@ -40,7 +40,8 @@ from lira_jax.classifiers import (
 )
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
 from lira_jax.masking import Mask, check_mask, mask_logits, parse_mask
-from lira_jax.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve
+from lira_jax.metrics import attack_metrics, decision_metrics, roc_curve
+from lira_jax.report import format_table
 from lira_jax.scoring import LIRA_VARIANTS, lira_scores, logit_scale
 from lira_jax.streaming import ExampleArray, MappedExamples, subset_models
 
@@ -427,63 +428,6 @@ def _most_exposed(attack_scores: dict[str, np.ndarray], membership: np.ndarray, 
     first = next(iter(attack_scores.values()))[0]
     order = np.argsort(-np.where(membership[0], first, -np.inf), kind="stable")
     return [int(n) for n in order[:count]]
-
-
-def format_table(metrics: dict[str, Any]) -> str:
-    """The metrics as a fixed-width table (TPR in percent; n/m: not measurable with this many non-members)."""
-    levels = [str(alpha) for alpha in FPR_LEVELS]
-    header = f"{'attack':<24}{'AUC':>8}{'bal.acc':>9}" + "".join(f"{f'TPR@{float(a) * 100:g}%':>13}" for a in levels)
-    lines = [
-        f"{metrics['num_models']} models, {metrics['num_examples']} examples, {metrics['num_views']} views, "
-        f"{len(metrics['targets'])} target(s)",
-        header,
-    ]
-    for name, values in metrics["attacks"].items():
-        tprs = "".join(
-            f"{'n/m' if values['tpr_at_fpr'][a] is None else format(values['tpr_at_fpr'][a], '.2%'):>13}"
-            for a in levels
-        )
-        lines.append(f"{name:<24}{values['auc']:>8.4f}{values['balanced_accuracy']:>9.4f}{tprs}")
-    return "\n".join(lines + _decision_lines(metrics))
-
-
-def _decision_lines(metrics: dict[str, Any]) -> list[str]:
-    """The attack classifiers at their own threshold, the correctness rule next to (1 + gap) / 2, the mask."""
-    rows = [
-        (f"{name} (p > 0.5)", values["at_decision_threshold"])
-        for name, values in metrics["attacks"].items()
-        if "at_decision_threshold" in values
-    ]
-    rule = metrics.get("correctness_rule")
-    if rule is not None:
-        rows.append(("correctness rule", rule))
-    lines = []
-    if rows:
-        lines += ["", f"{'at the decision threshold':<32}{'precision':>10}{'recall':>9}{'accuracy':>10}{'bal.acc':>9}"]
-        for name, values in rows:
-            precision = "n/a" if values["precision"] is None else f"{values['precision']:.4f}"
-            lines.append(
-                f"{name:<32}{precision:>10}{values['recall']:>9.4f}{values['accuracy']:>10.4f}"
-                f"{values['balanced_accuracy']:>9.4f}"
-            )
-    if rule is not None:
-        lines.append(
-            f"correctness rule (labelled right => member): balanced accuracy {rule['balanced_accuracy']:.4f}; "
-            f"(1 + train {rule['train_accuracy']:.4f} - test {rule['test_accuracy']:.4f}) / 2 = "
-            f"{rule['gap_accuracy']:.4f}"
-            + ("" if rule["balanced_counts"] else " (equal when every target has n members and n non-members)")
-        )
-    adversary_3 = metrics.get("classifiers", {}).get("ml_leaks_adversary_3")
-    if adversary_3:
-        lines.append(f"ML-Leaks adversary 3 (thresholds, no shadow model): {' and '.join(adversary_3)} above")
-    if "mask" in metrics:
-        lines.append(
-            f"output mask {metrics['mask']['spec']}"
-            + (f": {metrics['mask']['note']}" if "note" in metrics["mask"] else "")
-        )
-    if "epoch" in metrics:
-        lines.append(f"models as of epoch {metrics['epoch']}")
-    return lines
 
 
 def parse_integers(text: str | None, option: str) -> list[int] | None:
