@@ -94,14 +94,14 @@ def auto_chunk(model, model_config: ModelConfig, train: TrainConfig, dataset, nu
 
 def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float) -> dict:
     """The engine as `python -m lira_jax.train` runs it: the model axis sharded over min(models, devices)."""
-    mesh = engine.model_mesh(jax.local_devices()[: min(num_models, jax.local_device_count())])
+    mesh = engine.model_mesh(num_models)
     keep = keep_matrix(num_models, len(dataset.labels))
     steps = engine.steps_per_epoch(keep, BATCH)
     optimizer = engine.make_optimizer(train)
     train_epoch = engine.make_train_epoch(
         model, optimizer, num_classes=dataset.num_classes, batch_size=BATCH, steps=steps,
         warmup_steps=round(train.warmup_epochs * steps), augmentations=(),
-        loop_groups=mesh.size if train.model_batching == "loop" else 0,
+        loop_groups=engine.loop_groups(train.model_batching, mesh),
     )  # fmt: skip
     images, labels = engine.replicate((jnp.asarray(dataset.images), jnp.asarray(dataset.labels, jnp.int32)), mesh)
     keys = engine.model_keys(train.seed, np.arange(num_models))

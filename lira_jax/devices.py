@@ -16,9 +16,15 @@ import jax
 CPU_DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 
+def usable_core_ids() -> set[int] | None:
+    """The CPU cores this process may run on (its affinity mask), or None where the OS does not say."""
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+
+
 def usable_cores() -> int:
-    """The number of CPU cores this process may run on (its affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The number of CPU cores this process may run on."""
+    cores = usable_core_ids()
+    return len(cores) if cores is not None else os.cpu_count() or 1
 
 
 def use_every_cpu_core() -> int | None:
@@ -58,7 +64,7 @@ def cpu_cache_bytes(cores: Iterable[int] | None = None, sysfs: Path = Path("/sys
     """Total size of the last-level caches serving `cores` (default: those this process may run on), each
     cache counted once however many of the cores share it; from Linux sysfs. None where it cannot be read."""
     if cores is None:
-        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else ()
+        cores = usable_core_ids() or ()
     caches: dict[tuple[int, str], int] = {}  # (level, cores sharing it) -> bytes
     for core in cores:
         for entry in (sysfs / f"cpu{core}" / "cache").glob("index*"):

@@ -289,9 +289,18 @@ def make_infer(
     return infer
 
 
-def model_mesh(devices: list | None = None) -> Mesh:
-    """A 1-D mesh over the local devices whose one axis is the model axis."""
-    return Mesh(np.asarray(devices if devices is not None else jax.local_devices()), (MODEL_AXIS,))
+def model_mesh(num_models: int | None = None, device_count: int | None = None) -> Mesh:
+    """A 1-D mesh whose one axis is the model axis, over the first local devices: all of them, or at most
+    `device_count`, and never more than `num_models` (a device without a model of its own would only
+    train padding copies)."""
+    count = min(device_count or jax.local_device_count(), num_models or jax.local_device_count())
+    return Mesh(np.asarray(jax.local_devices()[:count]), (MODEL_AXIS,))
+
+
+def loop_groups(model_batching: str, mesh: Mesh) -> int:
+    """The `loop_groups` of make_train_epoch and make_infer for train.model_batching: one per device for
+    "loop", none (one vmap) for "vmap"."""
+    return mesh.size if model_batching == "loop" else 0
 
 
 def shard_models(tree: Any, mesh: Mesh) -> Any:

@@ -69,7 +69,7 @@ class ChunkTrainer:
         self.image_shape = dataset.images.shape[1:]
         self.images = engine.replicate(jnp.asarray(dataset.images), mesh)
         self.labels = engine.replicate(jnp.asarray(dataset.labels, jnp.int32), mesh)
-        loop_groups = mesh.size if train.model_batching == "loop" else 0
+        loop_groups = engine.loop_groups(train.model_batching, mesh)
         self.train_epoch = engine.make_train_epoch(
             plan.model,
             self.optimizer,
@@ -251,7 +251,7 @@ def train_run(
     """Trains the models `todo` (global indices, not yet done) and writes them into `run`, sharded over the
     first `device_count` local devices (default: all of them), and over no more devices than models."""
     keep = run.keep
-    mesh = engine.model_mesh(jax.local_devices()[: min(device_count or jax.local_device_count(), len(todo))])
+    mesh = engine.model_mesh(len(todo), device_count)
     trainer = ChunkTrainer(plan, dataset, keep, mesh)
     size = trainer.chunk_size(plan.config.train.models_per_step, len(todo))
     progress = tqdm(
