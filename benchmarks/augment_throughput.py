@@ -21,7 +21,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from lira_jax.augment import apply_views, augment_batch, parse_augmentations, parse_views
+from lira_jax.shadow.augment import apply_views, augment_batch, parse_augmentations, parse_views
 
 SPECS = ("flip", "crop:4", "cutout:16", "autoaugment", "mixup:1.0")
 PIPELINES = {

@@ -45,13 +45,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lira_jax import engine
 from lira_jax.config import Config, ModelConfig, TrainConfig
-from lira_jax.data import Dataset, load_dataset, make_keep
-from lira_jax.devices import use_every_cpu_core
-from lira_jax.hyperparameters import draw
-from lira_jax.models import build_model
-from lira_jax.trainer import ChunkTrainer, Plan
+from lira_jax.shadow import engine
+from lira_jax.shadow.data import Dataset, load_dataset, make_keep
+from lira_jax.shadow.devices import use_every_cpu_core
+from lira_jax.shadow.hyperparameters import draw
+from lira_jax.shadow.models import build_model
+from lira_jax.shadow.trainer import ChunkTrainer, Plan
 
 BATCH = 64
 WIDTH = 8

@@ -3,7 +3,7 @@
 Reads keep.npy bool[M, N], labels.npy int[N], scores.npy float32[M, N, V] (and logits.npy
 float16|float32[M, N, V, C] when present); if models.json is there, only models marked done are used.
 With --epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/ instead. With --mask,
-every attack reads the masked output (`lira_jax.masking`): φ is recomputed from the masked logits.
+every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked logits.
 Writes RUN/metrics.json (DESIGN.md) and RUN/roc.png (RUN/epochs/E/ with --epoch), and prints a table.
 Every input is checked before anything is computed or written: a bad run folder is one line on stderr
 and exit status 2.
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.baselines import (
+from lira_jax.audit.baselines import (
     FROM_LOGITS,
     FROM_SCORES,
     baseline_scores,
@@ -29,7 +29,7 @@ from lira_jax.baselines import (
     labelled_right,
     rmia,
 )
-from lira_jax.classifiers import (
+from lira_jax.audit.classifiers import (
     CLASSIFIERS,
     HIDDEN_UNITS,
     MAX_ROWS,
@@ -38,12 +38,12 @@ from lira_jax.classifiers import (
     TransferShadow,
     classifier_scores,
 )
+from lira_jax.audit.masking import Mask, check_mask, mask_logits, parse_mask
+from lira_jax.audit.metrics import attack_metrics, decision_metrics, roc_curve
+from lira_jax.audit.report import format_table
+from lira_jax.audit.scoring import LIRA_VARIANTS, lira_scores, logit_scale
+from lira_jax.audit.streaming import ExampleArray, MappedExamples, subset_models
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
-from lira_jax.masking import Mask, check_mask, mask_logits, parse_mask
-from lira_jax.metrics import attack_metrics, decision_metrics, roc_curve
-from lira_jax.report import format_table
-from lira_jax.scoring import LIRA_VARIANTS, lira_scores, logit_scale
-from lira_jax.streaming import ExampleArray, MappedExamples, subset_models
 
 RMIA_ATTACKS = ("rmia_online", "rmia_offline")
 ATTACKS = (*LIRA_VARIANTS, *RMIA_ATTACKS, *FROM_SCORES, *FROM_LOGITS, *CLASSIFIERS)
@@ -71,7 +71,7 @@ def score_attacks(
     """{attack: float32[T, N]} for the named attacks (see ATTACKS); scores float32[M, N, V], keep bool[M, N].
 
     LiRA variants share one pass over the scores; the others make one each. The attack classifiers
-    (`lira_jax.classifiers`, scores: member log-odds) need logits, ml_leaks_adv2 also `transfer`;
+    (`lira_jax.audit.classifiers`, scores: member log-odds) need logits, ml_leaks_adv2 also `transfer`;
     classifier_rows bounds each attack model's training rows.
     """
     unknown = [name for name in attacks if name not in ATTACKS]
@@ -299,7 +299,7 @@ def run_attack(
     RUN/epochs/E/ with epoch E), returns the metrics dict and prints the table. Defaults: every attack the
     folder allows (those on logits only with logits.npy, ml_leaks_adv2 only with shadow_run); targets
     "all" (every model against all the others, ROC pooled). mask: `top:K`, `round:D` or `label`
-    (`lira_jax.masking`), applied to the logits before any attack."""
+    (`lira_jax.audit.masking`), applied to the logits before any attack."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
     parsed_mask = None if mask is None else parse_mask(mask)

@@ -46,7 +46,7 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float = 5e-3
     label_smoothing: float = 0.0
-    augment: tuple[str, ...] = ()  # names from lira_jax.augment, e.g. ("flip", "crop:4")
+    augment: tuple[str, ...] = ()  # names from lira_jax.shadow.augment, e.g. ("flip", "crop:4")
     augment_strength: float = 1.0  # probability that an image of a batch gets the augmentations at all
     keep: str = "balanced"  # balanced: each example in exactly num_models / 2 models; bernoulli: each pair
     keep_probability: float = 0.5  # bernoulli only
@@ -76,7 +76,7 @@ class VaryConfig:
 
 @dataclasses.dataclass(frozen=True)
 class QueryConfig:
-    views: tuple[str, ...] = ("identity",)  # names from lira_jax.augment.parse_views; images: add "mirror"
+    views: tuple[str, ...] = ("identity",)  # names from lira_jax.shadow.augment.parse_views; images: add "mirror"
     batch_size: int = 512  # examples per inference step
     logits_dtype: str = "float32"  # float16 | float32 | none (no logits.npy, for many classes)
     save_epochs: tuple[int, ...] = ()  # also store scores (and logits) after these epochs, in epochs/E/

@@ -28,12 +28,12 @@ from scipy import stats
 
 from lira_jax import config as config_lib
 from lira_jax.attack import choose_attacks, load_run, parse_integers, parse_targets, score_attacks
+from lira_jax.audit.metrics import attack_metrics, points_at_fpr, roc_curve
+from lira_jax.audit.scoring import lira_scores
+from lira_jax.audit.streaming import ModelSubset, map_example_chunks, read_examples, subset_models
 from lira_jax.config import Config
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
-from lira_jax.metrics import attack_metrics, points_at_fpr, roc_curve
-from lira_jax.scoring import lira_scores
 from lira_jax.store import MODELS_FILE, write_atomically
-from lira_jax.streaming import ModelSubset, map_example_chunks, read_examples, subset_models
 
 LOW_FPR = "0.001"  # the FPR every study reports TPR at (0.1%)
 LOWEST_FPR = "1e-05"

@@ -21,15 +21,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from lira_jax import config as config_lib
-from lira_jax import hosts, store
+from lira_jax import store
 from lira_jax.attack import run_attack
-from lira_jax.augment import parse_augmentations, parse_views
-from lira_jax.data import load_dataset, make_keep
-from lira_jax.devices import use_every_cpu_core
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
-from lira_jax.hyperparameters import draw, records
-from lira_jax.models import build_model
-from lira_jax.trainer import Plan, train_run
+from lira_jax.shadow import hosts
+from lira_jax.shadow.augment import parse_augmentations, parse_views
+from lira_jax.shadow.data import load_dataset, make_keep
+from lira_jax.shadow.devices import use_every_cpu_core
+from lira_jax.shadow.hyperparameters import draw, records
+from lira_jax.shadow.models import build_model
+from lira_jax.shadow.trainer import Plan, train_run
 
 
 def parse_slice(text: str, num_models: int) -> np.ndarray:

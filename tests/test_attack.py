@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from lira_jax.attack import ATTACKS, LABEL_BLIND, main, parse_targets, run_attack, score_attacks
-from lira_jax.classifiers import classifier_scores
+from lira_jax.audit.classifiers import classifier_scores
+from lira_jax.audit.masking import mask_logits, parse_mask
+from lira_jax.audit.metrics import attack_metrics, decision_metrics
+from lira_jax.audit.scoring import logit_scale
 from lira_jax.errors import UserError
-from lira_jax.masking import mask_logits, parse_mask
-from lira_jax.metrics import attack_metrics, decision_metrics
-from lira_jax.scoring import logit_scale
 
 
 def write_run(

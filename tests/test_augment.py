@@ -1,4 +1,4 @@
-"""Tests of lira_jax.augment (training augmentations, query views) and lira_jax.autoaugment."""
+"""Tests of lira_jax.shadow.augment (training augmentations, query views) and lira_jax.shadow.autoaugment."""
 
 import functools
 from unittest import mock
@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lira_jax import autoaugment
-from lira_jax.augment import (
+from lira_jax.errors import UserError
+from lira_jax.shadow import autoaugment
+from lira_jax.shadow.augment import (
     TRAIN_AUGMENTATIONS,
     VIEWS,
     Augmentation,
@@ -25,7 +26,6 @@ from lira_jax.augment import (
     random_flip,
     random_pad_crop,
 )
-from lira_jax.errors import UserError
 
 SHAPE = (10, 12, 3)  # not square, so that a mix-up of height and width shows
 ALL_SPECS = ("flip", "crop:2", "cutout:4", "autoaugment", "mixup:0.5")

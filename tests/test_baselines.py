@@ -1,14 +1,14 @@
-"""lira_jax.baselines: RMIA and the baselines against plain loops over targets and examples."""
+"""lira_jax.audit.baselines: RMIA and the baselines against plain loops over targets and examples."""
 
 import numpy as np
 import pytest
 from scipy.special import expit, softmax
 from scipy.stats import spearmanr
 
-from lira_jax.baselines import FROM_LOGITS, FROM_SCORES, baseline_scores, rmia
+from lira_jax.audit.baselines import FROM_LOGITS, FROM_SCORES, baseline_scores, rmia
+from lira_jax.audit.metrics import attack_metrics
+from lira_jax.audit.scoring import logit_scale
 from lira_jax.errors import UserError
-from lira_jax.metrics import attack_metrics
-from lira_jax.scoring import logit_scale
 
 
 def random_logit_run(seed, num_models=8, num_examples=30, num_views=2, num_classes=5):

@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from lira_jax import devices, engine, trainer
 from lira_jax.config import Config, ModelConfig
-from lira_jax.data import load_dataset, make_keep
-from lira_jax.models import build_model
+from lira_jax.shadow import devices, engine, trainer
+from lira_jax.shadow.data import load_dataset, make_keep
+from lira_jax.shadow.models import build_model
 
 
 @pytest.fixture(scope="module")

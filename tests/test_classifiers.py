@@ -1,19 +1,19 @@
-"""lira_jax.classifiers: features against NumPy, the cross-fitting plan, signal found, and a null control."""
+"""lira_jax.audit.classifiers: features against NumPy, the cross-fitting plan, signal found, and a null control."""
 
 import numpy as np
 import pytest
 from scipy.special import softmax
 
-from lira_jax.classifiers import (
+from lira_jax.audit.classifiers import (
     CLASSIFIERS,
     TransferShadow,
     classifier_scores,
     sorted_probabilities,
     training_pairs,
 )
+from lira_jax.audit.metrics import attack_metrics
+from lira_jax.audit.streaming import subset_models
 from lira_jax.errors import UserError
-from lira_jax.metrics import attack_metrics
-from lira_jax.streaming import subset_models
 
 
 def logit_run(seed, num_models=8, num_examples=400, num_classes=5, signal=2.0):

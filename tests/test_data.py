@@ -1,4 +1,4 @@
-"""Tests of lira_jax.data: the keep matrix and every data source with its validation errors."""
+"""Tests of lira_jax.shadow.data: the keep matrix and every data source with its validation errors."""
 
 import gzip
 import struct
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lira_jax.data import DEBIAN_FASHION_MNIST_DIR, TFDS_NUM_CLASSES, load_dataset, make_keep
 from lira_jax.errors import UserError
+from lira_jax.shadow.data import DEBIAN_FASHION_MNIST_DIR, TFDS_NUM_CLASSES, load_dataset, make_keep
 
 # ---------------------------------------------------------------- keep matrix
 

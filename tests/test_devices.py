@@ -5,10 +5,10 @@ import os
 import subprocess
 import sys
 
-from lira_jax import devices
+from lira_jax.shadow import devices
 
 DEVICE_COUNT = (
-    "import json, jax; from lira_jax.devices import use_every_cpu_core;"
+    "import json, jax; from lira_jax.shadow.devices import use_every_cpu_core;"
     " {before} made = use_every_cpu_core(); print(json.dumps([made, jax.device_count()]))"
 )
 

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lira_jax import engine
 from lira_jax.config import Config, TrainConfig, VaryConfig
-from lira_jax.hyperparameters import draw
-from lira_jax.models import CNN
+from lira_jax.shadow import engine
+from lira_jax.shadow.hyperparameters import draw
+from lira_jax.shadow.models import CNN
 
 SHAPE = (8, 8, 1)
 
@@ -149,7 +149,7 @@ def test_infer_shapes_and_scores():
     images, labels, keep = tiny_problem()
     model = CNN(3, width=4, matmul_conv=True)
     states, _ = train(model, TrainConfig(epochs=1, batch_size=8), keep, images, labels, np.arange(4))
-    from lira_jax.augment import parse_views
+    from lira_jax.shadow.augment import parse_views
 
     views = parse_views(["identity", "mirror"], SHAPE)
     logits, scores, correct = engine.make_infer(model, views, 0)(states, images[:10], labels[:10])

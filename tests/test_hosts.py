@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from lira_jax.hosts import share
+from lira_jax.shadow.hosts import share
 from lira_jax.train import main
 
 TINY = [

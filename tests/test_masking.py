@@ -1,12 +1,12 @@
-"""lira_jax.masking: each mask against a plain NumPy version on small arrays, and the bad specs."""
+"""lira_jax.audit.masking: each mask against a plain NumPy version on small arrays, and the bad specs."""
 
 import numpy as np
 import pytest
 from scipy.special import softmax
 
+from lira_jax.audit.masking import Mask, check_mask, mask_logits, parse_mask
+from lira_jax.audit.scoring import logit_scale
 from lira_jax.errors import UserError
-from lira_jax.masking import Mask, check_mask, mask_logits, parse_mask
-from lira_jax.scoring import logit_scale
 
 
 def small_logits(seed, shape=(3, 7, 2, 6), scale=3.0):

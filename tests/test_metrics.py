@@ -1,4 +1,4 @@
-"""lira_jax.metrics: the ROC and every metric against scikit-learn, SciPy and brute force."""
+"""lira_jax.audit.metrics: the ROC and every metric against scikit-learn, SciPy and brute force."""
 
 import math
 
@@ -10,8 +10,7 @@ from scipy.stats import beta
 from sklearn.metrics import auc as sklearn_auc
 from sklearn.metrics import roc_curve as sklearn_roc_curve
 
-from lira_jax.errors import UserError
-from lira_jax.metrics import (
+from lira_jax.audit.metrics import (
     FPR_LEVELS,
     attack_metrics,
     auc,
@@ -21,6 +20,7 @@ from lira_jax.metrics import (
     roc_curve,
     tpr_at_fpr,
 )
+from lira_jax.errors import UserError
 
 
 def random_attack(seed, size, decimals=None, dtype=np.float32):

@@ -5,7 +5,7 @@ import pytest
 
 from lira_jax.config import ModelConfig
 from lira_jax.errors import UserError
-from lira_jax.models import Conv, build_model, max_pool_2x2
+from lira_jax.shadow.models import Conv, build_model, max_pool_2x2
 
 
 @pytest.mark.parametrize(("size", "stride", "height"), [(3, 1, 8), (3, 2, 8), (3, 2, 7), (1, 2, 8), (1, 1, 5)])

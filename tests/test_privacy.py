@@ -8,8 +8,8 @@ import pytest
 from lira_jax import config as config_lib
 from lira_jax.config import Config, TrainConfig
 from lira_jax.errors import UserError
-from lira_jax.models import CNN
-from lira_jax.privacy import Privacy, epsilon, private_gradient, sampling_probability
+from lira_jax.shadow.models import CNN
+from lira_jax.shadow.privacy import Privacy, epsilon, private_gradient, sampling_probability
 from lira_jax.train import main
 from tests.test_engine import tiny_problem, train
 

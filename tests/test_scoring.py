@@ -1,14 +1,15 @@
-"""lira_jax.scoring: logit scaling and LiRA, against plain per-target loops written from DESIGN.md."""
+"""lira_jax.audit.scoring: logit scaling and LiRA, against plain per-target loops written from DESIGN.md."""
 
 import numpy as np
 import pytest
 from scipy.special import log_softmax, logsumexp
 from scipy.stats import norm
 
-from lira_jax import scoring, streaming
+from lira_jax.audit import scoring, streaming
+from lira_jax.audit.scoring import LIRA_VARIANTS, LiraOptions, lira, lira_scores, logit_scale
+from lira_jax.audit.streaming import ModelSubset
 from lira_jax.errors import UserError
-from lira_jax.scoring import LIRA_VARIANTS, LiraOptions, lira, lira_scores, logit_scale
-from lira_jax.streaming import ModelSubset
+from lira_jax.shadow import phi
 
 # ---------------------------------------------------------------------------------------------------
 # Reference implementation: DESIGN.md's formulas, one target and one example at a time.
@@ -108,11 +109,11 @@ def test_logit_scale_label_layouts_and_jax():
 
     import jax
 
-    from_jax = jax.jit(scoring.logit_scale_jax)(logits, labels[None, :, None].astype(np.int32))
+    from_jax = jax.jit(phi.logit_scale_jax)(logits, labels[None, :, None].astype(np.int32))
     np.testing.assert_allclose(np.asarray(from_jax), full, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(logit_scale(jax.numpy.asarray(logits), labels)), full, rtol=1e-5, atol=1e-5)
     extreme = jax.numpy.asarray([[1e4, 0.0, -1e4]], dtype=jax.numpy.float32)
-    assert np.allclose(np.asarray(scoring.logit_scale_jax(extreme, np.array([0]))), 1e4)
+    assert np.allclose(np.asarray(phi.logit_scale_jax(extreme, np.array([0]))), 1e4)
 
 
 def test_logit_scale_in_pieces(monkeypatch):

@@ -14,7 +14,7 @@ from test_attack import write_run
 
 from lira_jax import config as config_lib
 from lira_jax.attack import run_attack, score_attacks
-from lira_jax.metrics import attack_metrics
+from lira_jax.audit.metrics import attack_metrics
 from lira_jax.study import main, run_study, shadow_counts
 
 
@@ -90,7 +90,7 @@ def test_gap_per_target_against_plain_recomputation(tmp_path):
     scores = np.load(run / "scores.npy") + (strengths[:, None] * keep)[:, :, None].astype(np.float32)
     np.save(run / "scores.npy", scores)
     data = run_study("gap", [run], tmp_path / "out")
-    from lira_jax.scoring import lira
+    from lira_jax.audit.scoring import lira
 
     online = lira(scores, keep)
     models = json.loads((run / "models.json").read_text())["models"]

@@ -14,7 +14,7 @@ Spec strings (case-insensitive):
   flip            horizontal mirror of each image with probability 1/2
   crop:P          reflect-pad by P pixels, cut a random H x W window (random translation by up to +/-P)
   cutout:S        zero a random S x S square, centre uniform over the image (may overlap the border)
-  autoaugment     the AutoAugment CIFAR-10 policy (lira_jax.autoaugment); needs the normalisation mean/std
+  autoaugment     the AutoAugment CIFAR-10 policy (lira_jax.shadow.autoaugment); needs the normalisation mean/std
   mixup:ALPHA     mix the batch with a random permutation of itself, weight lambda ~ Beta(ALPHA, ALPHA)
   identity | mirror | shift:DX,DY | mirror_shift:DX,DY | shifts:P | mirror_shifts:P    (query views)
 """
@@ -27,8 +27,8 @@ from numbers import Integral
 import jax
 import jax.numpy as jnp
 
-from lira_jax.autoaugment import autoaugment_cifar10
 from lira_jax.errors import UserError
+from lira_jax.shadow.autoaugment import autoaugment_cifar10
 
 TRAIN_AUGMENTATIONS: tuple[str, ...] = ("flip", "crop", "cutout", "autoaugment", "mixup")
 VIEWS: tuple[str, ...] = ("identity", "mirror", "shift", "mirror_shift", "shifts", "mirror_shifts")

@@ -29,11 +29,11 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from lira_jax.augment import apply_views, augment_batch
 from lira_jax.config import TrainConfig
-from lira_jax.hyperparameters import Hyperparameters
-from lira_jax.privacy import Privacy, private_gradient
-from lira_jax.scoring import logit_scale_jax
+from lira_jax.shadow.augment import apply_views, augment_batch
+from lira_jax.shadow.hyperparameters import Hyperparameters
+from lira_jax.shadow.phi import logit_scale_jax
+from lira_jax.shadow.privacy import Privacy, private_gradient
 
 MODEL_AXIS = "models"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.plots import _save, plt
+from lira_jax.audit.plots import _save, plt
 
 DPI = 100
 TPR_FLOOR = 1e-4  # zero TPRs are drawn here on log axes

@@ -7,7 +7,7 @@ what the run was attacked as (mask, epoch).
 
 from typing import Any
 
-from lira_jax.metrics import FPR_LEVELS
+from lira_jax.audit.metrics import FPR_LEVELS
 
 
 def format_table(metrics: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 Conventions (DESIGN.md): scores φ: float32[M, N, V] for M models, N examples, V query views;
 keep: bool[M, N]; every attack returns float32[T, N] for T targets, higher = more likely a member.
 For target t and example n, IN = {m != t : keep[m, n]} and OUT = {m != t : not keep[m, n]}.
-Arrays may be memmaps of any size: they are read in chunks of examples (`lira_jax.streaming`).
+Arrays may be memmaps of any size: they are read in chunks of examples (`lira_jax.audit.streaming`).
 
 All targets at once: the IN and OUT sets of target t differ from the full sets of all models only by t
 itself, so each example's sets are sorted and summed once, and every target's statistics follow in O(1)
@@ -19,8 +19,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import log_ndtr
 
+from lira_jax.audit.streaming import ExampleArray, check_finite, check_scores_keep, check_shadows, map_example_chunks
 from lira_jax.errors import UserError
-from lira_jax.streaming import ExampleArray, check_finite, check_scores_keep, check_shadows, map_example_chunks
 
 MIN_STD = 1e-6
 HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
@@ -49,16 +49,14 @@ def _aligned_labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
 def logit_scale(logits: Any, labels: Any) -> Any:
     """φ = z_y − logsumexp_{j≠y} z_j (= log p_y − log(1 − p_y)), without forming probabilities.
 
-    logits: float16|float32|float64[..., C] (NumPy, memmap or JAX). labels: int; with fewer axes than
-    logits.shape[:-1] they first get a trailing view axis (the run-folder layout [..., N, V, C]), then
+    logits: float16|float32|float64[..., C] (NumPy, memmap, anything np.asarray takes). labels: int; with
+    fewer axes than logits.shape[:-1] they first get a trailing view axis (the run-folder layout [..., N, V, C]), then
     broadcast by NumPy's rules: logits [M, N, V, C] or [N, V, C] with labels [N], logits [N, C] with
     labels [N]. For other layouts shape them to broadcast (logits [M, N, C]: labels[None, :]).
-    Returns float32[logits.shape[:-1]] (a JAX array for JAX input: see `logit_scale_jax`).
+    Returns float32[logits.shape[:-1]] as NumPy (`lira_jax.shadow.phi` is the jittable twin).
     Exact to float32 rounding for any finite logits (|z| up to 1e4 and beyond): NumPy input (a
     memmap too) is computed in float64 a piece of about PIECE_BYTES at a time.
     """
-    if type(logits).__module__.startswith("jax"):
-        return logit_scale_jax(logits, labels)
     logits = np.asarray(logits)
     if logits.dtype.kind != "f" or logits.ndim < 1 or logits.shape[-1] < 2:
         raise UserError(f"logits must be floating point [..., C] with C >= 2, got {logits.dtype}{list(logits.shape)}")
@@ -104,26 +102,6 @@ def _phi(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     np.put_along_axis(others, labels, -np.inf, axis=-1)
     top = others.max(axis=-1, keepdims=True)
     return (true - top[..., 0]) - np.log(np.exp(others - top).sum(axis=-1))
-
-
-def logit_scale_jax(logits: Any, labels: Any) -> Any:
-    """`logit_scale` in jax.numpy: jittable, runs where the logits are (e.g. inside the inference step).
-
-    logits: float[..., C] (float16 is computed in float32); labels: int, shaped as for `logit_scale`,
-    e.g. logits float32[M, B, V, C] with labels int32[B] or int32[1, B, 1] -> float32[M, B, V].
-    """
-    import jax.numpy as jnp
-
-    logits = jnp.asarray(logits)
-    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
-    labels = jnp.asarray(labels)
-    if labels.ndim < logits.ndim - 1:
-        labels = labels[..., None]
-    is_label = labels[..., None] == jnp.arange(logits.shape[-1])
-    true = jnp.sum(jnp.where(is_label, logits, 0), axis=-1)
-    others = jnp.where(is_label, -jnp.inf, logits)
-    top = jnp.max(others, axis=-1)
-    return (true - top) - jnp.log(jnp.sum(jnp.exp(others - top[..., None]), axis=-1))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""RMIA and the baseline attacks, streamed over examples like LiRA (`lira_jax.scoring`).
+"""RMIA and the baseline attacks, streamed over examples like LiRA (`lira_jax.audit.scoring`).
 
 Every function returns float32[T, N] for T targets (model indices), higher = more likely a member.
 Scores φ: float32[M, N, V]; keep: bool[M, N]; logits: float16|float32[M, N, V, C]; labels: int[N].
@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from lira_jax.errors import UserError
-from lira_jax.metrics import decision_metrics
-from lira_jax.streaming import (
+from lira_jax.audit.metrics import decision_metrics
+from lira_jax.audit.streaming import (
     ExampleArray,
     check_finite,
     check_scores_keep,
@@ -23,6 +22,7 @@ from lira_jax.streaming import (
     map_example_chunks,
     subset_models,
 )
+from lira_jax.errors import UserError
 
 FROM_SCORES = ("loss", "calibrated_loss", "global_threshold")
 FROM_LOGITS = ("confidence", "entropy", "modified_entropy", "correctness")

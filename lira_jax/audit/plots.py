@@ -14,9 +14,9 @@ from typing import Any
 import matplotlib
 import numpy as np
 
+from lira_jax.audit.metrics import Roc, clopper_pearson, points_at_fpr
+from lira_jax.audit.streaming import ExampleArray, read_examples
 from lira_jax.errors import UserError
-from lira_jax.metrics import Roc, clopper_pearson, points_at_fpr
-from lira_jax.streaming import ExampleArray, read_examples
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)

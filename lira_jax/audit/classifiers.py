@@ -11,7 +11,7 @@ labelled member (1) or non-member (0):
 - `ml_leaks_adv2`: adversary 2 (data transfer): the shadow model comes from another run, trained on
   another data set; the top 3 sorted probabilities make the two data sets' class counts irrelevant.
 - Adversary 3 (a threshold on the maximum probability or on the entropy, no shadow model) is the
-  `confidence` and `entropy` baselines of `lira_jax.baselines`.
+  `confidence` and `entropy` baselines of `lira_jax.audit.baselines`.
 
 Cross-fitting. Every model of a run is a target once and the others are its shadows, and all models
 answer queries on one pool of examples. An attack model trained on rows (m, n) and evaluated on (t, n)
@@ -41,9 +41,9 @@ import numpy as np
 from scipy.special import log_softmax
 from threadpoolctl import threadpool_limits
 
-from lira_jax.baselines import check_logits
+from lira_jax.audit.baselines import check_logits
+from lira_jax.audit.streaming import ExampleArray, check_finite, check_scores_keep, map_example_chunks, subset_models
 from lira_jax.errors import UserError
-from lira_jax.streaming import ExampleArray, check_finite, check_scores_keep, map_example_chunks, subset_models
 
 CLASSIFIERS = ("shokri", "ml_leaks_adv1", "ml_leaks_adv2")
 TOP_PROBABILITIES = 3

@@ -21,13 +21,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lira_jax import config as config_lib
-from lira_jax import devices, engine
-from lira_jax.checkpoints import ChunkCheckpoint
 from lira_jax.config import Config
-from lira_jax.data import Dataset
 from lira_jax.errors import UserError
-from lira_jax.hyperparameters import draw
-from lira_jax.privacy import Privacy, epsilon, sampling_probability
+from lira_jax.shadow import devices, engine
+from lira_jax.shadow.checkpoints import ChunkCheckpoint
+from lira_jax.shadow.data import Dataset
+from lira_jax.shadow.hyperparameters import draw
+from lira_jax.shadow.privacy import Privacy, epsilon, sampling_probability
 from lira_jax.store import RunFolder, compact_ranges
 
 
