@@ -26,7 +26,7 @@ from lira_jax.attack import run_attack
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
 from lira_jax.shadow import hosts
 from lira_jax.shadow.augment import parse_augmentations, parse_views
-from lira_jax.shadow.data import load_dataset, make_keep
+from lira_jax.shadow.data import check_training_sets, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
 from lira_jax.shadow.hyperparameters import draw, records
 from lira_jax.shadow.models import build_model
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             mode=config.train.keep,
             probability=config.train.keep_probability,
         )
+        check_training_sets(keep)
         hyperparameters = records(draw(config, np.arange(num_models)))
         run = store.create(
             out,
