@@ -55,6 +55,7 @@ def test_bernoulli_keep_rate(probability, seed):
         (4, {"mode": "sometimes"}, "unknown keep mode"),
         (4, {"mode": "bernoulli", "probability": 1.0}, "between 0 and 1"),
         (4, {"seed": -1}, "seed"),
+        (10**11, {}, "the keep matrix of 100000000000 models x 10 examples needs 15.5 TiB of memory"),
     ],
 )
 def test_bad_keep_arguments(num_models, kwargs, message):

@@ -5,6 +5,7 @@ Sources: `digits` (scikit-learn's bundled 8x8 digits), `tfds:NAME` (TensorFlow D
 """
 
 import gzip
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lira_jax.errors import UserError
+from lira_jax.writing import size_text
 
 TFDS_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashion_mnist": 10, "svhn_cropped": 10}
 SPLIT_CHOICES = ("train+test", "train", "test")
@@ -116,6 +118,13 @@ def make_keep(
         raise UserError(f"need at least 1 example, got {num_examples}")
     if seed < 0:
         raise UserError(f"the seed must not be negative, got {seed}")
+    needed = 17 * num_models * num_examples  # float64 draws, their int64 argsort, the bool matrix
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > memory:
+        raise UserError(
+            f"the keep matrix of {num_models} models x {num_examples} examples needs {size_text(needed)} of memory"
+            f" to draw, more than this machine's {size_text(memory)}: train fewer models or use fewer examples"
+        )
     generator = np.random.default_rng(seed)
     if mode == "balanced":
         if num_models % 2:
