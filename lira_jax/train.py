@@ -14,6 +14,7 @@ On a CPU the command makes one JAX device per core, each training its own models
 JAX_NUM_CPU_DEVICES=N or XLA_FLAGS=--xla_force_host_platform_device_count=N sets another count.
 """
 
+import sys
 from pathlib import Path
 
 import jax
@@ -146,14 +147,18 @@ def main(argv: list[str] | None = None) -> int:
 
     todo = todo[~run.done()[todo]]
     hosts.barrier("unfinished models read")  # before anyone marks a model done
-    mine = hosts.share(todo, jax.process_index(), jax.process_count())
+    mine, busy = run.claim(hosts.share(todo, jax.process_index(), jax.process_count()))
+    if busy:
+        print(f"note: {busy}", file=sys.stderr)
     if len(mine):
         train_run(run, plan, dataset, mine, device_count=args.devices, quiet=args.quiet)
     hosts.barrier("all shares trained")
     if first:
         print(run.summary())
-        if not args.no_attack and run.done().all():
-            run_attack(out)
+    if run.diverged():
+        raise UserError(store.divergence_message(run.diverged()))
+    if first and not args.no_attack and run.done().all():
+        run_attack(out)
     return 0
 
 

@@ -5,8 +5,6 @@ Matplotlib runs on the Agg backend (files only, no display needed).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import numpy as np
 from lira_jax.audit.metrics import Roc, clopper_pearson, points_at_fpr
 from lira_jax.audit.streaming import ExampleArray, read_examples
 from lira_jax.errors import UserError
+from lira_jax.writing import atomic_path, disk_errors
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
@@ -39,17 +38,13 @@ def roc_plot_data(roc: Roc, confidence: float = 0.95, num_points: int = 400) -> 
 
 
 def _save(figure: Any, path: str | Path, dpi: int = 150) -> None:
-    """Writes the figure whole or not at all (temporary file, then rename)."""
+    """Writes the figure whole or not at all (temporary file, then rename); an OSError is one line."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
-        os.replace(temporary, path)
+        with disk_errors(path), atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def plot_roc(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title: str | None = None) -> None:
