@@ -568,7 +568,7 @@ def run_study(name: str, paths: Sequence[str | Path], out: str | Path | None = N
     runs = [open_run(path) for path in paths]
     text, data, drawing = study(runs if several else runs[0], options)
 
-    from lira_jax import study_plots  # matplotlib only once the numbers are in
+    from lira_jax.studies import plots as study_plots  # matplotlib only once the numbers are in
 
     out.mkdir(parents=True, exist_ok=True)
     getattr(study_plots, f"plot_{name}")(drawing, out / f"{name}.png")
