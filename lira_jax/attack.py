@@ -338,7 +338,7 @@ def run_attack(
         classifier_rows=classifier_rows,
     )
 
-    from lira_jax import plots  # matplotlib only once the scores are in
+    from lira_jax.audit import plots  # matplotlib only once the scores are in
 
     membership = keep[positions]
     per_attack, curves = {}, {}

@@ -15,7 +15,9 @@ from test_attack import write_run
 from lira_jax import config as config_lib
 from lira_jax.attack import run_attack, score_attacks
 from lira_jax.audit.metrics import attack_metrics
-from lira_jax.study import main, run_study, shadow_counts
+from lira_jax.studies.runner import run_study
+from lira_jax.studies.shadows import shadow_counts
+from lira_jax.study import main
 
 
 def make_run(folder: Path, *, dropout=0.0, records=None, views=("identity",), **options) -> Path:

@@ -1,0 +1,140 @@
+"""`shadows RUN`: LiRA with 1, 2, 4, ..., M−1 shadow models per target (a seeded random subset of the others)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lira_jax.audit.metrics import attack_metrics
+from lira_jax.audit.scoring import lira_scores
+from lira_jax.audit.streaming import read_examples, subset_models
+from lira_jax.errors import UserError
+from lira_jax.studies.common import LOWEST_FPR, Run, StudyResult, markdown_table, number, tpr_cell
+from lira_jax.studies.plots import TPR_FLOOR, pyplot, save
+
+ONLINE_VARIANTS = ("lira_online", "lira_online_fixed_var")
+OFFLINE_VARIANTS = ("lira_offline", "lira_offline_fixed_var")
+VARIANTS = (*ONLINE_VARIANTS, *OFFLINE_VARIANTS)
+
+
+def shadow_counts(num_models: int, requested: Sequence[int] | None) -> list[int]:
+    """1, 2, 4, ... below M − 1, then M − 1 (every other model); or the requested counts, checked."""
+    if num_models < 3:
+        raise UserError(f"the shadow-count study needs at least 3 finished models, got {num_models}")
+    if requested is None:
+        return sorted({*(2**power for power in range(int(math.log2(num_models - 1)) + 1)), num_models - 1})
+    if any(not 1 <= count <= num_models - 1 for count in requested):
+        raise UserError(
+            f"--counts must lie in [1, {num_models - 1}] (a target has {num_models - 1} other models), "
+            f"got {list(requested)}"
+        )
+    return sorted(set(requested))
+
+
+def _shadow_subset(run: Run, position: int, count: int, seed: int) -> tuple[np.ndarray, int]:
+    """Model positions of target `position` and `count` random others (sorted), and the target's place among them."""
+    others = np.delete(np.arange(run.keep.shape[0]), position)
+    chosen = np.random.default_rng([seed, count, position]).choice(others, count, replace=False)
+    rows = np.sort(np.append(chosen, position))
+    return rows, int(np.searchsorted(rows, position))
+
+
+def _with_count(run: Run, positions: Sequence[int], count: int, seed: int) -> dict[str, Any]:
+    """Every LiRA variant with `count` shadows per target, ROC pooled over the targets:
+    {count, attacks: {variant: {coverage, metrics (or None where no example, or only one class, was scored)}}}."""
+    pooled: dict[str, tuple[list, list]] = {name: ([], []) for name in VARIANTS}  # membership, scores per target
+    for position in positions:
+        rows, target = _shadow_subset(run, position, count, seed)
+        keep = run.keep[rows]
+        values = read_examples(subset_models(run.scores, rows), 0, run.num_examples)
+        inside = keep.sum(axis=0) - keep[target]
+        outside = count - inside
+        for group, covered in ((ONLINE_VARIANTS, (inside > 0) & (outside > 0)), (OFFLINE_VARIANTS, outside > 0)):
+            if not covered.any():
+                continue
+            group_scores = lira_scores(values[:, covered], keep[:, covered], [target], group)
+            for name in group:
+                pooled[name][0].append(keep[target, covered])
+                pooled[name][1].append(group_scores[name][0])
+    row = {"count": count, "attacks": {}}
+    for name, (membership, scores) in pooled.items():
+        scored = sum(len(part) for part in membership)
+        coverage = scored / (len(positions) * run.num_examples)
+        membership_all = np.concatenate(membership) if membership else np.zeros(0, bool)
+        if not membership or membership_all.all() or not membership_all.any():
+            row["attacks"][name] = {"coverage": coverage, "metrics": None}
+            continue
+        metrics = attack_metrics(membership_all, np.concatenate(scores))
+        row["attacks"][name] = {"coverage": coverage, "metrics": metrics}
+    return row
+
+
+def study_shadows(run: Run, options: dict[str, Any]) -> StudyResult:
+    """LiRA with `count` random shadow models per target, ROC pooled over targets.
+
+    An example enters online LiRA's ROC only if the target's shadows hold it at least once IN and once OUT,
+    offline LiRA's only if at least once OUT; `coverage` is the fraction of (target, example) pairs scored.
+    The figure is drawn from {results: the JSON counts, variants: the LiRA variants}.
+    """
+    counts = shadow_counts(run.keep.shape[0], options["counts"])
+    positions = run.targets(options["targets"])
+    results = [_with_count(run, positions, count, options["seed"]) for count in counts]
+
+    def cells(entry: dict[str, Any]) -> list[str]:
+        metrics = entry["metrics"]
+        if metrics is None:
+            return ["–", "–", "–", f"{entry['coverage']:.0%}"]
+        return [number(metrics["auc"]), tpr_cell(metrics), tpr_cell(metrics, LOWEST_FPR), f"{entry['coverage']:.0%}"]
+
+    tables = []
+    for name in VARIANTS:
+        rows = [[row["count"], *cells(row["attacks"][name])] for row in results]
+        tables.append(f"{name}\n\n" + markdown_table(["shadows", "AUC", "TPR@0.1%", "TPR@0.001%", "coverage"], rows))
+    note = (
+        f"{len(positions)} target(s) of {run.keep.shape[0]} models; each target's shadows are a seeded random subset "
+        f"(seed {options['seed']}) of the others. Online LiRA scores only the examples that the shadows hold at least "
+        "once IN and once OUT, offline LiRA those held at least once OUT; coverage is the fraction of "
+        "(target, example) pairs scored, and – means none (or only one class) was. A set of one model has zero "
+        "spread (σ is floored at 1e-6), so the per-example-variance variants are unreliable at small counts: see "
+        "the fixed-variance ones."
+    )
+    return (
+        "\n\n".join([note, *tables]),
+        {"targets": [run.models[p] for p in positions], "counts": results},
+        {"results": results, "variants": VARIANTS},
+    )
+
+
+def plot_shadows(drawing: dict[str, Any], path: Path) -> None:
+    """AUC and TPR at 0.1% and 0.001% FPR against the number of shadow models (log axis), one line per variant."""
+    plt = pyplot()
+    results, variants = drawing["results"], drawing["variants"]
+    counts = [row["count"] for row in results]
+    figure, panels = plt.subplots(1, 3, figsize=(13, 3.8))
+    measures = (("AUC", None), ("TPR at 0.1% FPR (0 at 1e-4)", "0.001"), ("TPR at 0.001% FPR (0 at 1e-4)", "1e-05"))
+    for axes, (label, level) in zip(panels, measures, strict=True):
+        measured = False
+        for name in variants:
+            values = []
+            for row in results:
+                metrics = row["attacks"][name]["metrics"]
+                value = None if metrics is None else metrics["auc"] if level is None else metrics["tpr_at_fpr"][level]
+                values.append(np.nan if value is None else value if level is None else max(value, TPR_FLOOR))
+            measured |= bool(np.isfinite(values).any())
+            axes.plot(counts, values, "o-", ms=4, label=name)
+        if not measured:
+            axes.text(0.5, 0.5, "not measurable:\ntoo few non-members", ha="center", transform=axes.transAxes)
+        elif level is not None:
+            axes.axhline(float(level), color="k", ls="--", lw=0.8, label="chance")
+            axes.set_yscale("log")
+        axes.set(xscale="log", xlabel="shadow models per target", ylabel=label)
+        axes.set_xticks(counts, [str(count) for count in counts])
+        axes.tick_params(axis="x", which="minor", labelbottom=False)
+        axes.grid(True, alpha=0.3)
+    panels[0].legend(fontsize=7)
+    figure.tight_layout()
+    save(figure, path)
