@@ -38,7 +38,7 @@ def roc_plot_data(roc: Roc, confidence: float = 0.95, num_points: int = 400) -> 
     return {"fpr": grid, "tpr": roc.tpr[points], "tpr_low": low, "tpr_high": high}
 
 
-def _save(figure: Any, path: str | Path, dpi: int = 150) -> None:
+def save_figure(figure: Any, path: str | Path, dpi: int = 150) -> None:
     """Writes the figure whole or not at all (temporary file, then rename)."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
@@ -90,7 +90,7 @@ def plot_roc(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title
     )
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(loc="lower right", fontsize=7)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_score_distributions(
@@ -134,4 +134,4 @@ def plot_score_distributions(
     for axes in list(grid.flat)[len(examples) :]:
         axes.axis("off")
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
