@@ -74,61 +74,90 @@ def run_attack(
     for path in (json_path, plot_path, *([Path(distributions_path)] if distributions_path else [])):
         if not path.parent.is_dir():
             raise UserError(f"cannot write {path}: {path.parent} is not a directory")
-    models = run["models"]
-    target_ids = parse_targets(targets, models)
+    target_ids = parse_targets(targets, run["models"])
     if parsed_mask is not None and run["logits"] is None:
         raise UserError(f"--mask {mask} masks the logits, but {out_dir} has no logits.npy")
-    transfer = None if shadow_run is None else load_transfer(shadow_run, run_dir)
-    attacks = choose_attacks(attacks, run_dir, run["logits"] is not None, parsed_mask, transfer is not None)
-    scores, logits, keep = done_model_arrays(run)
     options = AttackOptions(lira_centre=lira_centre, rmia_a=rmia_a, classifier_rows=classifier_rows)
-    positions = [models.index(target) for target in target_ids]
-    inputs = check_inputs(
-        scores, keep, positions, attacks, logits=logits, labels=run["labels"], transfer=transfer, options=options
-    )
-    if parsed_mask is not None:
-        inputs = masked_inputs(inputs, parsed_mask)
+    attacks, inputs = _run_inputs(run, run_dir, target_ids, parsed_mask, shadow_run, attacks, options)
     attack_scores = score_checked(inputs, attacks)
     membership = inputs.keep[inputs.targets]
     per_attack, curves = _attack_records(membership, attack_scores, delta)
+    models, (num_models, num_examples, num_views) = run["models"], inputs.scores.shape
     metrics = {
-        "num_models": len(models),
-        "num_examples": int(keep.shape[1]),
-        "num_views": int(scores.shape[2]),
+        "num_models": num_models,
+        "num_examples": num_examples,
+        "num_views": num_views,
         "targets": target_ids,
         "attacks": per_attack,
-        **_settings(inputs.options, delta, epoch, parsed_mask, attacks, logits),
+        **_settings(inputs.options, delta, epoch, parsed_mask, attacks, inputs.logits),
     }
-    if logits is not None:
+    if inputs.logits is not None:
         correct = top_class_is_label(inputs.logits, inputs.labels, inputs.targets)
         metrics["correctness_rule"] = {"view": 0, **correctness_rule(membership, correct)}
     if any(name in CLASSIFIERS for name in attacks):
-        metrics["classifiers"] = _classifiers_record(attacks, len(positions), classifier_rows, shadow_run)
+        metrics["classifiers"] = _classifiers_record(attacks, len(target_ids), classifier_rows, shadow_run)
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     if len(models) != run["keep"].shape[0]:
         metrics["models"] = models
     distributions = None
     if distributions_path:
         distributions = examples if examples is not None else most_exposed(attack_scores, membership)
-        if not distributions or min(distributions) < 0 or max(distributions) >= keep.shape[1]:
-            raise UserError(f"--examples must lie in [0, {keep.shape[1]}), got {distributions}")
+        if not distributions or min(distributions) < 0 or max(distributions) >= num_examples:
+            raise UserError(f"--examples must lie in [0, {num_examples}), got {distributions}")
     title = f"{run_dir.name}: {len(target_ids)} target(s), {len(models)} models"
     title += "".join([f", epoch {epoch}" if epoch is not None else "", f", mask {mask}" if mask else ""])
+    _write_outputs(metrics, curves, json_path, plot_path, title, inputs, distributions, distributions_path)
+    if print_table:
+        print(format_table(metrics))
+    return metrics
+
+
+def _run_inputs(
+    run: dict[str, Any],
+    run_dir: Path,
+    target_ids: list[int],
+    mask: Mask | None,
+    shadow_run: str | Path | None,
+    attacks: Sequence[str] | None,
+    options: AttackOptions,
+) -> tuple[list[str], AttackInputs]:
+    """(attacks to run, their checked inputs: the done models, targets at the positions of target_ids,
+    masked if asked) of a `load_run` result."""
+    models = run["models"]
+    transfer = None if shadow_run is None else load_transfer(shadow_run, run_dir)
+    attacks = choose_attacks(attacks, run_dir, run["logits"] is not None, mask, transfer is not None)
+    scores, logits, keep = done_model_arrays(run)
+    positions = [models.index(target) for target in target_ids]
+    inputs = check_inputs(
+        scores, keep, positions, attacks, logits=logits, labels=run["labels"], transfer=transfer, options=options
+    )
+    if mask is not None:
+        inputs = masked_inputs(inputs, mask)
+    return attacks, inputs
+
+
+def _write_outputs(
+    metrics: dict[str, Any],
+    curves: dict[str, Any],
+    json_path: Path,
+    plot_path: Path,
+    title: str,
+    inputs: AttackInputs,
+    distributions: Sequence[int] | None,
+    distributions_path: str | Path | None,
+) -> None:
+    """roc.png (and the score distributions of the first target), then metrics.json, written whole and last."""
     from lira_jax.audit import plots
 
     plots.plot_roc(curves, plot_path, title=title)
     written = [json_path, plot_path]
     if distributions is not None:
-        plots.plot_score_distributions(
-            inputs.scores, inputs.keep, distributions, distributions_path, target=positions[0]
-        )
+        target = int(inputs.targets[0])
+        plots.plot_score_distributions(inputs.scores, inputs.keep, distributions, distributions_path, target=target)
         written.append(Path(distributions_path))
     write_atomically(json_path, json.dumps(metrics, indent=1) + "\n")
     for path in written:
         path.chmod(0o644)  # temporary files are created private
-    if print_table:
-        print(format_table(metrics))
-    return metrics
 
 
 def done_model_arrays(run: dict[str, Any]) -> tuple[ExampleArray, ExampleArray | None, np.ndarray]:

@@ -54,6 +54,7 @@ LIRA_VARIANTS: dict[str, LiraOptions] = {
     "lira_offline_fixed_var": LiraOptions(online=False, fixed_variance=True),
     "lira_offline_two_sided": LiraOptions(online=False, two_sided=True),
 }
+DEFAULT_VARIANTS = ("lira_online", "lira_online_fixed_var", "lira_offline", "lira_offline_fixed_var")
 
 
 @dataclass
@@ -230,12 +231,7 @@ def lira_scores(
     scores: ExampleArray,
     keep: np.ndarray,
     targets: Sequence[int] | None = None,
-    variants: Mapping[str, LiraOptions] | Iterable[str] = (
-        "lira_online",
-        "lira_online_fixed_var",
-        "lira_offline",
-        "lira_offline_fixed_var",
-    ),
+    variants: Mapping[str, LiraOptions] | Iterable[str] = DEFAULT_VARIANTS,
     *,
     chunk_examples: int | None = None,
     workers: int | None = None,
@@ -270,14 +266,7 @@ def lira_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndar
     )
 
 
-def _lira(
-    scores: ExampleArray,
-    keep: np.ndarray,
-    targets: np.ndarray,
-    variants: Mapping[str, LiraOptions],
-    chunk_examples: int | None,
-    workers: int | None,
-) -> dict[str, np.ndarray]:
+def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], chunk_examples, workers) -> dict[str, np.ndarray]:
     """`lira_scores` on checked inputs: keep bool[M, N], targets int64[T], an IN and OUT shadow for each."""
     online = any(options.online for options in variants.values())
     num_models, num_examples, num_views = scores.shape
