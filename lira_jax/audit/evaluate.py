@@ -28,7 +28,7 @@ from lira_jax.audit.classifiers import (
     TOP_PROBABILITIES,
     TransferShadow,
 )
-from lira_jax.audit.inputs import AttackInputs, AttackOptions
+from lira_jax.audit.inputs import AttackInputs, AttackOptions, check_logits
 from lira_jax.audit.masking import Mask, check_mask, masked_logits, masked_run, parse_mask
 from lira_jax.audit.metrics import attack_metrics, decision_metrics, roc_curve
 from lira_jax.audit.registry import LABEL_BLIND, check_inputs, choose_attacks, score_checked
@@ -178,6 +178,8 @@ def load_transfer(shadow_run: str | Path, run_dir: Path) -> TransferShadow:
         raise UserError(f"--shadow-run must be another run folder (trained on another data set), not {run_dir}")
     try:
         other = load_run(shadow_run)
+        if other["logits"] is not None:  # the other run's own consistency: its one check, as it is opened here
+            check_logits(other["logits"], other["labels"], other["scores"].shape)
     except UserError as error:
         raise UserError(f"--shadow-run {shadow_run} is not a usable run folder: {error}") from None
     if other["logits"] is None:

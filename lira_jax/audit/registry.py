@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from lira_jax.audit.baselines import logit_baselines, score_baselines
-from lira_jax.audit.classifiers import CLASSIFIERS, TransferShadow, check_settings, check_transfer, classifier_family
+from lira_jax.audit.classifiers import (
+    CLASSIFIERS,
+    MODEL_FOLDS,
+    TransferShadow,
+    check_settings,
+    check_transfer,
+    classifier_family,
+)
 from lira_jax.audit.inputs import AttackInputs, AttackOptions, check_logits, check_scores_keep, check_shadows
 from lira_jax.audit.lira import lira_family
 from lira_jax.audit.masking import Mask
@@ -119,7 +126,7 @@ def check_inputs(
             raise UserError(f"RMIA needs 0 <= a <= 1 and gamma > 0, got a={options.rmia_a}, gamma={options.rmia_gamma}")
         options = replace(options, population=population_mask(options.population, keep.shape[1]))
     if any(CLASSIFIER in attack.needs for attack in chosen) and options.classifier_rows is not None:
-        check_settings(options.classifier_rows, 1, 0, scores.shape[2])
+        check_settings(options.classifier_rows, MODEL_FOLDS, 0, scores.shape[2])
     for label in dict.fromkeys(attack.label or attack.name for attack in REGISTRY.values()):
         of_label = [attack for attack in chosen if (attack.label or attack.name) == label]
         need_in = any(IN_SHADOWS in attack.needs for attack in of_label)
