@@ -1,4 +1,4 @@
-"""The run folder: memmapped arrays, per-model progress, safe resume, atomic writes.
+"""The run folder: memmapped arrays, per-model progress, safe resume, atomic writes; and its one reader.
 
 Layout (DESIGN.md): config.toml, keep.npy bool[M, N], labels.npy int32[N], scores.npy float32[M, N, V],
 logits.npy float16|float32[M, N, V, C] (unless query.logits_dtype = "none"), models.json; the same
@@ -15,9 +15,11 @@ Rules that keep a run from losing or faking anything:
   so a full disk is an error (one line, exit 2) and never a SIGBUS in the middle of a row.
 - A model whose rows are not all finite (its query logits overflowed or training diverged) is never
   marked done: models.json records it as diverged, and the run reports it.
-- A process claims the models it trains (`claim`): byte i of RUN/.claims is locked for model i (POSIX
-  record locks: the kernel drops them when the holder dies, SIGKILL included, and they work over NFS),
-  so two `train` processes on one folder never train the same model; slices (--models) never collide.
+- A process claims the models it trains (claims.py), so two `train` processes on one folder never train
+  the same model.
+
+Reading: `load_run` opens and checks a run folder for the audit half; models.json is read by `read_models`
+alone (the attack, the studies and `RunFolder` all go through it).
 """
 
 import errno
@@ -25,8 +27,6 @@ import fcntl
 import json
 import os
 import shutil
-import struct
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,7 +49,6 @@ from lira_jax.writing import (
 )
 
 MODELS_FILE = "models.json"
-CLAIMS_FILE = ".claims"
 
 
 class RunFolder:
@@ -59,7 +58,6 @@ class RunFolder:
         self.path = path
         self._arrays: dict[str, np.memmap] = {}
         self._not_finite: set[int] = set()  # models with a non-finite row written by this process
-        self._claims: Any = None  # the open RUN/.claims file holding this process's locks
 
     def array(self, name: str, mode: str = "r") -> np.ndarray:
         return np.load(self.path / f"{name}.npy", mmap_mode=mode)
@@ -69,16 +67,9 @@ class RunFolder:
         return np.load(self.path / "keep.npy")
 
     def models(self) -> list[dict[str, Any]]:
-        """Per-model records: {"index", "done", and for done models accuracies and timings; "diverged"
-        for a model whose rows were not all finite}."""
-        path = self.path / MODELS_FILE
-        try:
-            models = json.loads(path.read_text())["models"]
-            if not all(isinstance(record["done"], bool) for record in models):
-                raise TypeError("a record's done is not true or false")
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
-            raise UserError(f"cannot read {path}: {error}; the run's progress is unknown") from None
-        return models
+        """Per-model records: {"index", "done", and for done models accuracies and timings; "diverged" for a
+        model whose rows were not all finite}."""
+        return read_models(self.path)
 
     def done(self) -> np.ndarray:
         """bool[M]: which models have finished and been written."""
@@ -87,32 +78,6 @@ class RunFolder:
     def diverged(self) -> list[int]:
         """Models recorded as diverged (rows not all finite), not done."""
         return [record["index"] for record in self.models() if record.get("diverged") and not record["done"]]
-
-    def claim(self, model_indices: np.ndarray) -> tuple[np.ndarray, str | None]:
-        """Locks the models this process will train (byte i of RUN/.claims for model i, held until the
-        process ends) and returns (the claimed models that are still not done, a note naming the models
-        another live process holds, or None)."""
-        path = self.path / CLAIMS_FILE
-        if self._claims is None:
-            with disk_errors(path):
-                self._claims = open(path, "a+b")  # noqa: SIM115 (held open: closing it drops the locks)
-        claimed, busy = [], []
-        for index in model_indices.tolist():
-            try:
-                fcntl.lockf(self._claims, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, index)
-                claimed.append(index)
-            except OSError as error:
-                if error.errno not in (errno.EACCES, errno.EAGAIN):
-                    raise UserError(f"cannot lock models in {path}: {error.strerror}") from None
-                busy.append(index)
-        mine = np.array(claimed, dtype=np.int64)
-        mine = mine[~self.done()[mine]]  # another process may have finished some since they were read
-        if not busy:
-            return mine, None
-        holder = _lock_holder(self._claims, busy[0])
-        by = f"another process (pid {holder})" if holder else "another process"
-        note = f"models {compact_ranges(busy)} are being trained by {by}: this process leaves them to it"
-        return mine, note
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -206,29 +171,6 @@ class RunFolder:
 def finite_rows(rows: np.ndarray) -> np.ndarray:
     """bool[K]: whether row k of rows[K, ...] holds only finite values."""
     return np.isfinite(rows).reshape(len(rows), -1).all(axis=1)
-
-
-def divergence_message(diverged: Sequence[int]) -> str:
-    """What to tell the user when models diverged (their query logits are not all finite)."""
-    return (
-        f"model(s) {compact_ranges(list(diverged))} diverged: their query logits are not all finite, so they are not"
-        " marked done and nothing is attacked. Train again into a new --out with a lower train.learning_rate"
-        " (or more train.warmup_epochs, or train.precision = 'float32'; with query.logits_dtype = 'float16',"
-        " logits beyond 65504 overflow: use 'float32')"
-    )
-
-
-def _lock_holder(handle: Any, index: int) -> int | None:
-    """The pid holding the lock on byte `index` of an open file (Linux's struct flock), or None."""
-    if sys.platform != "linux":
-        return None
-    layout = "@hhqqi"
-    request = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, index, 1, 0)
-    try:
-        kind, _, _, _, pid = struct.unpack(layout, fcntl.fcntl(handle, fcntl.F_GETLK, request))
-    except OSError:
-        return None
-    return pid if kind != fcntl.F_UNLCK and pid > 0 else None
 
 
 def compact_ranges(indices: Sequence[int]) -> str:
@@ -352,3 +294,116 @@ def create(
         shutil.rmtree(building, ignore_errors=True)
         raise
     return RunFolder(path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading a run folder (the audit half's side of the seam)
+
+
+def read_models(run_dir: str | Path) -> list[dict[str, Any]]:
+    """models.json's per-model records (each with a "done" key); UserError if it is unreadable or malformed."""
+    path = Path(run_dir) / MODELS_FILE
+    try:
+        records = json.loads(path.read_text())["models"]
+        if not isinstance(records, list) or not all(
+            isinstance(record, dict) and isinstance(record.get("done"), bool) for record in records
+        ):
+            raise TypeError('every record must be an object with "done": true or false')
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f'{path} is not a JSON object with a list "models" of records with "done": {error}') from None
+    return records
+
+
+def load_array(path: Path, required: bool = True, mmap: bool = True) -> np.ndarray | None:
+    """The .npy at `path` (memmapped unless mmap=False); None if it is absent and not required."""
+    if not path.is_file():
+        if required:
+            raise UserError(f"{path} is missing")
+        return None
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+
+
+def done_models(records: list[dict[str, Any]] | None, num_models: int, path: Path) -> list[int]:
+    """Indices of the models that may be used: those the records mark done, or all if there are none.
+
+    path: models.json, for the message when the records do not list num_models models with boolean "done".
+    """
+    if records is None:
+        return list(range(num_models))
+    done = [record["done"] for record in records]
+    if len(done) != num_models or not all(isinstance(flag, bool) for flag in done):
+        raise UserError(
+            f"{path} must list {num_models} models (keep.npy has {num_models}), each with a boolean "
+            f'"done"; it lists {len(done)}'
+        )
+    return [index for index, flag in enumerate(done) if flag]
+
+
+def saved_epochs(run_dir: str | Path) -> list[int]:
+    """The epochs E with a snapshot folder RUN/epochs/E/, in increasing order."""
+    folder = Path(run_dir) / "epochs"
+    if not folder.is_dir():
+        return []
+    return sorted(int(path.name) for path in folder.iterdir() if path.is_dir() and path.name.isdecimal())
+
+
+def epoch_folder(run_dir: str | Path, epoch: int | None) -> Path:
+    """Where the arrays of `epoch` lie: RUN itself (None: the final models) or RUN/epochs/E."""
+    run_dir = Path(run_dir)
+    if epoch is None:
+        return run_dir
+    saved = saved_epochs(run_dir)
+    if epoch not in saved:
+        listed = ", ".join(map(str, saved)) or "none (set query.save_epochs when training)"
+        raise UserError(f"epoch {epoch} was not saved in {run_dir}; saved epochs: {listed}")
+    return run_dir / "epochs" / str(epoch)
+
+
+def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
+    """Opens and checks a run folder's format: {keep bool[M, N], labels int[N], scores float32[M, N, V],
+    logits float16|float32[M, N, V', C] or None, models: indices of the done models (at least 2), records:
+    their models.json records (None without models.json), config: config.toml's Config (None without it)}.
+
+    epoch: read scores.npy and logits.npy of that snapshot (RUN/epochs/E/); keep, labels, models.json and
+    config.toml always come from RUN. The logits are checked against labels and scores by the audit's
+    registry (`lira_jax.audit.registry.check_inputs`), where they are used.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory")
+    keep = load_array(run_dir / "keep.npy", mmap=False)
+    labels = load_array(run_dir / "labels.npy", mmap=False)
+    arrays = epoch_folder(run_dir, epoch)
+    scores = load_array(arrays / "scores.npy")
+    logits = load_array(arrays / "logits.npy", required=False)
+    if keep.dtype != bool or keep.ndim != 2:
+        raise UserError(f"keep.npy must be bool [M, N], got {keep.dtype}{list(keep.shape)}")
+    num_models, num_examples = keep.shape
+    if labels.dtype.kind not in "iu" or labels.shape != (num_examples,):
+        raise UserError(f"labels.npy must be integers [N] = [{num_examples}], got {labels.dtype}{list(labels.shape)}")
+    if scores.dtype != np.float32 or scores.ndim != 3 or scores.shape[:2] != keep.shape or scores.shape[2] < 1:
+        raise UserError(
+            f"scores.npy must be float32 [M, N, V] with [M, N] = {list(keep.shape)} from keep.npy, "
+            f"got {scores.dtype}{list(scores.shape)}"
+        )
+    if logits is not None and logits.dtype not in (np.float16, np.float32):
+        raise UserError(f"logits.npy must be float16 or float32, got {logits.dtype}")
+    all_records = read_models(run_dir) if (run_dir / MODELS_FILE).is_file() else None
+    models = done_models(all_records, num_models, run_dir / MODELS_FILE)
+    if len(models) < 2:
+        raise UserError(
+            f"at least 2 finished models are needed (one target, one shadow); {run_dir} has "
+            f"{len(models)} of {num_models} done"
+        )
+    return {
+        "keep": keep,
+        "labels": labels,
+        "scores": scores,
+        "logits": logits,
+        "models": models,
+        "records": None if all_records is None else [all_records[model] for model in models],
+        "config": config_lib.load(run_dir / "config.toml") if (run_dir / "config.toml").is_file() else None,
+    }

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from lira_jax import store, writing
+from lira_jax.claims import CLAIMS_FILE, Claims
 from lira_jax.config import Config, with_overrides
 from lira_jax.errors import UserError
+from lira_jax.shadow.divergence import refuse_diverged
 
 NUM_MODELS, NUM_EXAMPLES, NUM_VIEWS, NUM_CLASSES = 4, 6, 1, 3
 
@@ -32,7 +34,7 @@ def rows(count: int = 1, value: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
 
 
 def hidden_leftovers(folder: Path) -> list[str]:
-    return sorted(path.name for path in folder.rglob(".*") if path.name not in (".lock", store.CLAIMS_FILE))
+    return sorted(path.name for path in folder.rglob(".*") if path.name not in (".lock", CLAIMS_FILE))
 
 
 @pytest.fixture
@@ -122,8 +124,8 @@ def test_a_model_with_non_finite_rows_is_never_marked_done(tmp_path, scores_valu
     assert run.done().tolist() == [False, False, True, False] and run.diverged() == [1]
     record = run.models()[1]
     assert record["diverged"] and not record["done"] and "train_accuracy" not in record
-    message = store.divergence_message(run.diverged())
-    assert message.startswith("model(s) 1 diverged") and "train.learning_rate" in message
+    with pytest.raises(UserError, match=r"^model\(s\) 1 diverged: .* lower train.learning_rate"):
+        refuse_diverged(run)
     run.write_rows(np.array([1]), 0, *rows())  # trained again, finite this time
     assert run.mark_done([1], [{}]) == [] and run.diverged() == [] and "diverged" not in run.models()[1]
 
@@ -135,7 +137,7 @@ def test_a_model_with_non_finite_rows_is_never_marked_done(tmp_path, scores_valu
 def test_a_broken_models_json_is_one_error(tmp_path, content):
     run = new_run(tmp_path / "run")
     (tmp_path / "run" / "models.json").write_text(content, errors="surrogateescape")
-    with pytest.raises(UserError, match="cannot read .*models.json.*progress is unknown"):
+    with pytest.raises(UserError, match="models.json is not a JSON object with a list"):
         run.done()
 
 
@@ -143,9 +145,9 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 import numpy as np
-from lira_jax.store import RunFolder
-run = RunFolder(Path(sys.argv[1]))  # the claims last as long as the run object (its open file)
-claimed, note = run.claim(np.array([1, 2]))
+from lira_jax.claims import Claims
+claims = Claims(Path(sys.argv[1]))  # the claims last as long as this object (its open file)
+claimed, note = claims.claim(np.array([1, 2]), np.zeros(4, bool))
 print(claimed.tolist(), note, flush=True)
 time.sleep(600)
 """
@@ -159,7 +161,7 @@ def test_claims_keep_two_processes_off_each_others_models_and_die_with_their_hol
     )
     try:
         assert holder.stdout.readline().strip() == "[1, 2] None"
-        claimed, note = run.claim(np.arange(4))
+        claimed, note = Claims(run.path).claim(np.arange(4), run.done())
         assert claimed.tolist() == [0, 3]
         assert note == (
             f"models 1:3 are being trained by another process (pid {holder.pid}): this process leaves them to it"
@@ -167,7 +169,7 @@ def test_claims_keep_two_processes_off_each_others_models_and_die_with_their_hol
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    claimed, note = store.RunFolder(tmp_path / "run").claim(np.arange(4))
+    claimed, note = Claims(tmp_path / "run").claim(np.arange(4), run.done())
     assert claimed.tolist() == [0, 1, 2, 3] and note is None  # SIGKILL released them
 
 
@@ -175,7 +177,7 @@ def test_claims_skip_models_finished_meanwhile(tmp_path):
     run = new_run(tmp_path / "run")
     run.write_rows(np.array([0]), 0, *rows())
     run.mark_done([0], [{}])
-    assert run.claim(np.arange(4))[0].tolist() == [1, 2, 3]
+    assert Claims(run.path).claim(np.arange(4), run.done())[0].tolist() == [1, 2, 3]
 
 
 def test_an_unwritable_folder_is_one_error(tmp_path):
