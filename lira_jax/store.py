@@ -391,8 +391,19 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
         )
     if logits is not None and logits.dtype not in (np.float16, np.float32):
         raise UserError(f"logits.npy must be float16 or float32, got {logits.dtype}")
+    trained = (run_dir / "config.toml").is_file()
+    if trained and not (run_dir / MODELS_FILE).is_file():
+        raise UserError(
+            f"{run_dir} was trained here (config.toml) but has no {MODELS_FILE}: which models finished is unknown,"
+            " so it is not attacked (rerun the same train command to finish it)"
+        )
     all_records = read_models(run_dir) if (run_dir / MODELS_FILE).is_file() else None
     models = done_models(all_records, num_models, run_dir / MODELS_FILE)
+    if trained and len(models) < num_models:
+        raise UserError(
+            f"{run_dir} has {len(models)} of {num_models} models finished: an unfinished run is not attacked"
+            " (rerun the same train command to finish it; `train --status` says which are missing)"
+        )
     if len(models) < 2:
         raise UserError(
             f"at least 2 finished models are needed (one target, one shadow); {run_dir} has "

@@ -11,11 +11,13 @@
 """
 
 import errno
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from lira_jax.errors import UserError
 
@@ -114,3 +116,14 @@ def free_bytes(folder: Path) -> int:
     """Bytes free to this user in the file system of `folder` (which must exist)."""
     stats = os.statvfs(folder)
     return stats.f_bavail * stats.f_frsize
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with every non-finite float as None (null: not measurable), so json.dumps writes strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    return value

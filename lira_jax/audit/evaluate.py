@@ -11,6 +11,7 @@ metrics.json format is DESIGN.md's.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -28,15 +29,17 @@ from lira_jax.audit.classifiers import (
     TOP_PROBABILITIES,
     TransferShadow,
 )
-from lira_jax.audit.inputs import AttackInputs, AttackOptions, check_logits
+from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackInputs, AttackOptions, NotApplicable, check_logits
 from lira_jax.audit.masking import Mask, check_mask, masked_logits, masked_run, parse_mask
-from lira_jax.audit.metrics import attack_metrics, decision_metrics, roc_curve
+from lira_jax.audit.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve
 from lira_jax.audit.registry import LABEL_BLIND, check_inputs, choose_attacks, score_checked
 from lira_jax.audit.report import format_table
 from lira_jax.audit.streaming import ExampleArray, subset_models
 from lira_jax.audit.targets import parse_targets
 from lira_jax.errors import UserError
-from lira_jax.store import epoch_folder, load_run, write_atomically
+from lira_jax.outputs import refuse_run_files
+from lira_jax.store import epoch_folder, load_run
+from lira_jax.writing import strict_json, write_atomically
 
 ML_LEAKS_ADVERSARY_3 = ("confidence", "entropy")  # thresholds on the maximum probability and on the entropy
 
@@ -49,6 +52,7 @@ def run_attack(
     *,
     attacks: Sequence[str] | None = None,
     lira_centre: str = "median",
+    lira_counts: str = EQUALISED,
     rmia_a: float = 0.3,
     delta: float = 1e-5,
     distributions_path: str | Path | None = None,
@@ -66,18 +70,28 @@ def run_attack(
     (`lira_jax.audit.masking`), applied to the logits before any attack."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    if not (math.isfinite(delta) and 0 < delta < 1):
+        raise UserError(f"--delta must be a finite number in (0, 1), got {delta}")
+    if lira_counts not in COUNTS:
+        raise UserError(f"--lira-counts must be one of {', '.join(COUNTS)}, got {lira_counts!r}")
     parsed_mask = None if mask is None else parse_mask(mask)
     run = load_run(run_dir, epoch)
     out_dir = epoch_folder(run_dir, epoch)
     json_path = Path(json_path) if json_path else out_dir / "metrics.json"
     plot_path = Path(plot_path) if plot_path else out_dir / "roc.png"
-    for path in (json_path, plot_path, *([Path(distributions_path)] if distributions_path else [])):
-        if not path.parent.is_dir():
-            raise UserError(f"cannot write {path}: {path.parent} is not a directory")
+    outputs = {"--json": json_path, "--plot": plot_path, "--distributions": distributions_path}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        refuse_run_files(path, [run_dir, *([shadow_run] if shadow_run else [])], option)
+        if not Path(path).parent.is_dir():
+            raise UserError(f"cannot write {path}: {Path(path).parent} is not a directory")
     target_ids = parse_targets(targets, run["models"])
     if parsed_mask is not None and run["logits"] is None:
         raise UserError(f"--mask {mask} masks the logits, but {out_dir} has no logits.npy")
-    options = AttackOptions(lira_centre=lira_centre, rmia_a=rmia_a, classifier_rows=classifier_rows)
+    options = AttackOptions(
+        lira_centre=lira_centre, lira_counts=lira_counts, rmia_a=rmia_a, classifier_rows=classifier_rows
+    )
     attacks, inputs = _run_inputs(run, run_dir, target_ids, parsed_mask, shadow_run, attacks, options)
     attack_scores = score_checked(inputs, attacks)
     membership = inputs.keep[inputs.targets]
@@ -150,14 +164,10 @@ def _write_outputs(
     from lira_jax.audit import plots
 
     plots.plot_roc(curves, plot_path, title=title)
-    written = [json_path, plot_path]
     if distributions is not None:
         target = int(inputs.targets[0])
         plots.plot_score_distributions(inputs.scores, inputs.keep, distributions, distributions_path, target=target)
-        written.append(Path(distributions_path))
-    write_atomically(json_path, json.dumps(metrics, indent=1) + "\n")
-    for path in written:
-        path.chmod(0o644)  # temporary files are created private
+    write_atomically(json_path, json.dumps(strict_json(metrics), indent=1, allow_nan=False) + "\n")
 
 
 def done_model_arrays(run: dict[str, Any]) -> tuple[ExampleArray, ExampleArray | None, np.ndarray]:
@@ -208,6 +218,14 @@ def _attack_records(
 
     per_attack, curves = {}, {}
     for name, values in attack_scores.items():
+        if isinstance(values, NotApplicable):  # null metrics with the reason; not on the plot
+            per_attack[name] = {
+                "auc": None,
+                "balanced_accuracy": None,
+                "tpr_at_fpr": {str(alpha): None for alpha in FPR_LEVELS},
+                "not_applicable": values.reason,
+            }
+            continue
         roc = roc_curve(membership, values)  # exact; [T·N] points at most, so kept one at a time
         per_attack[name] = attack_metrics(membership, None, roc=roc, delta=delta)
         if name in CLASSIFIERS:
@@ -231,6 +249,7 @@ def _settings(
     record: dict[str, Any] = {
         "options": {
             "lira_centre": options.lira_centre,
+            "lira_counts": options.lira_counts,
             "rmia_a": options.rmia_a,
             "rmia_gamma": options.rmia_gamma,
             "delta": delta,
@@ -275,7 +294,10 @@ def mask_record(mask: Mask, num_classes: int, attacks: Sequence[str]) -> dict[st
 
 
 def most_exposed(attack_scores: dict[str, np.ndarray], membership: np.ndarray, count: int = 4) -> list[int]:
-    """The members of the first target that the first attack scores highest."""
-    first = next(iter(attack_scores.values()))[0]
+    """The members of the first target that the first scored attack scores highest."""
+    scored = [values for values in attack_scores.values() if not isinstance(values, NotApplicable)]
+    if not scored:
+        return []
+    first = scored[0][0]
     order = np.argsort(-np.where(membership[0], first, -np.inf), kind="stable")
     return [int(n) for n in order[:count]]
