@@ -4,7 +4,7 @@ Reads keep.npy bool[M, N], labels.npy int[N], scores.npy float32[M, N, V] (and l
 float16|float32[M, N, V, C] when present); if models.json is there, only models marked done are used.
 With --epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/ instead. With --mask,
 every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked logits.
-Writes RUN/metrics.json (DESIGN.md) and RUN/roc.png (RUN/epochs/E/ with --epoch), and prints a
+Writes RUN/metrics.json (docs/run_folder.md) and RUN/roc.png (RUN/epochs/E/ with --epoch), and prints a
 table. Every input is checked before anything is computed or written: a bad run folder is one line on
 stderr and exit status 2. The work is `lira_jax.audit.evaluate.run_attack`.
 """
