@@ -5,7 +5,7 @@ float16|float32[M, N, V, C] when present); if models.json is there, only models 
 a run trained here (config.toml) must have all of them done. No output may name one of the run's files.
 With --epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/ instead. With --mask,
 every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked logits.
-Writes RUN/metrics.json (DESIGN.md) and RUN/roc.png (RUN/epochs/E/ with --epoch), and prints a
+Writes RUN/metrics.json (docs/run_folder.md) and RUN/roc.png (RUN/epochs/E/ with --epoch), and prints a
 table. Every input is checked before anything is computed or written: a bad run folder is one line on
 stderr and exit status 2. The work is `lira_jax.audit.evaluate.run_attack`.
 """

@@ -5,7 +5,7 @@ float16|float32[M, N, V, C] when present) through `lira_jax.store.load_run`; onl
 marks done are used. With an epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/. With
 a mask, every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked
 logits. Every input is checked before anything is computed or written (`registry.check_inputs`). The
-metrics.json format is DESIGN.md's.
+metrics.json format is in docs/run_folder.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Hostile input, tried as a careful new user would: every case is one `error: ...` line on stderr, exit
 status 2, no traceback, and the shared tiny trained run is left exactly as it was (nothing of it
-overwritten, nothing written next to it). One run is trained once for the whole module."""
+overwritten, nothing written next to it). The run is the suite's shared tiny run (conftest.tiny_run)."""
 
 import json
 import os
@@ -9,28 +9,17 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import tiny_settings
 
 from lira_jax import attack, study, train
 
-TINY = [
-    "--quiet",
-    "--no-attack",
-    "--set",
-    "data.limit=120",
-    "--set",
-    "train.num_models=4",
-    "--set",
-    "train.epochs=1",
-    "--set",
-    "model.width=4",
-]
+TINY = ["--quiet", "--no-attack", *tiny_settings()]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("hostile") / "run"
-    assert train.main(["--out", str(run), *TINY]) == 0
-    return run
+def trained(tiny_run) -> Path:
+    """The suite's shared tiny run (conftest): read only; a case that changes a run copies it first."""
+    return tiny_run
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -91,7 +80,7 @@ BAD_TRAIN = {
     "query.save_epochs=[0]": "query.save_epochs",
     "train.models_per_step=0": "models_per_step",
     "data.limit=-1": "data.limit",
-    "data.limit=3": "model . would train on 1 of the 3 examples",
+    "data.limit=3": "model . would train on 1 of the 3 examples",  # 4 models: 2, 1, 2, 1 examples
     "data.limit=1": "only class 0",
     "data.source=nowhere": "unknown data source",
     "train.nonsense=1": "unknown config key",
@@ -324,7 +313,7 @@ def test_a_read_only_run_folder_is_one_line(trained, tmp_path, capsys):
 
 
 def test_metrics_json_in_the_way_as_a_folder(trained, tmp_path, capsys):
-    run = broken_copy(trained, tmp_path, lambda run: (run / "metrics.json").mkdir())
+    run = broken_copy(trained, tmp_path, lambda run: ((run / "metrics.json").unlink(), (run / "metrics.json").mkdir()))
     fails_cleanly(attack.main, [run, *FAST], "is a folder", capsys)
 
 
