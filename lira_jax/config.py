@@ -93,6 +93,7 @@ class Config:
 
 SECTIONS: dict[str, type] = {field.name: field.type for field in dataclasses.fields(Config)}
 CHOICES: dict[str, tuple[str, ...]] = {
+    "data.splits": ("train+test", "train", "test"),
     "model.arch": ("cnn", "fastnet", "resnet18", "wrn"),
     "model.conv": ("auto", "native", "matmul"),
     "model.norm": ("batch", "group"),

@@ -3,9 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lira_jax.config import ModelConfig
+from lira_jax.config import CHOICES, ModelConfig
 from lira_jax.errors import UserError
-from lira_jax.shadow.models import Conv, build_model, max_pool_2x2
+from lira_jax.shadow.models import ARCHITECTURES, Conv, build_model, max_pool_2x2
 
 
 @pytest.mark.parametrize(("size", "stride", "height"), [(3, 1, 8), (3, 2, 8), (3, 2, 7), (1, 2, 8), (1, 1, 5)])
@@ -56,3 +56,8 @@ def test_bfloat16_compute_keeps_float32_parameters():
 def test_too_small_images_are_refused():
     with pytest.raises(UserError, match="at least 8x8"):
         build_model(ModelConfig(arch="resnet18"), 10, (4, 4, 1), jnp.float32, "cpu")
+
+
+def test_every_configurable_architecture_is_built():
+    """config.CHOICES lists the names users may give; models.ARCHITECTURES builds exactly those."""
+    assert set(ARCHITECTURES) == set(CHOICES["model.arch"])

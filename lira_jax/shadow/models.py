@@ -244,6 +244,15 @@ class WideResNet(nn.Module):
         return _pooled_classifier(x, self.num_classes, self.dropout, train, self.dtype)
 
 
+# model.arch -> (module, smallest image side); config.CHOICES["model.arch"] lists the same names (tested).
+ARCHITECTURES: dict[str, tuple[type[nn.Module], int]] = {
+    "cnn": (CNN, 4),
+    "fastnet": (FastNet, 8),
+    "resnet18": (ResNet18, 8),
+    "wrn": (WideResNet, 4),
+}
+
+
 def build_model(
     config: ModelConfig, num_classes: int, image_shape: tuple[int, int, int], dtype: Dtype, platform: str
 ) -> nn.Module:
@@ -252,16 +261,12 @@ def build_model(
     `platform` ("cpu", "gpu", "tpu") picks the convolution when `model.conv` is "auto": matmul on CPU.
     """
     height, width, _ = image_shape
-    smallest = {"cnn": 4, "fastnet": 8, "resnet18": 8, "wrn": 4}[config.arch]
+    module, smallest = ARCHITECTURES[config.arch]
     if min(height, width) < smallest:
         raise UserError(
             f"model.arch = {config.arch!r} needs images of at least {smallest}x{smallest}, got {height}x{width}"
         )
     matmul = config.conv == "matmul" or (config.conv == "auto" and platform == "cpu")
-    if config.arch == "cnn":
-        return CNN(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
-    if config.arch == "fastnet":
-        return FastNet(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
-    if config.arch == "resnet18":
-        return ResNet18(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
-    return WideResNet(num_classes, config.depth, config.widen, config.dropout, dtype, matmul, config.norm)
+    if module is WideResNet:
+        return WideResNet(num_classes, config.depth, config.widen, config.dropout, dtype, matmul, config.norm)
+    return module(num_classes, config.width, config.dropout, dtype, matmul, config.norm)

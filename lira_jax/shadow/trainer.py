@@ -24,9 +24,11 @@ from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError
 from lira_jax.shadow import devices, engine
+from lira_jax.shadow.augment import parse_augmentations, parse_views
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
 from lira_jax.shadow.hyperparameters import draw
+from lira_jax.shadow.models import build_model
 from lira_jax.shadow.privacy import Privacy, epsilon, sampling_probability
 from lira_jax.store import RunFolder, compact_ranges
 
@@ -41,6 +43,25 @@ class Plan:
     views: tuple
     identity_view: int | None
     num_classes: int
+
+
+def make_plan(config: Config, dataset: Dataset) -> Plan:
+    """The run's Plan: its model for the data set's image shape and classes, its augmentations and views."""
+    image_shape = dataset.images.shape[1:]
+    views = parse_views(config.query.views, image_shape)
+    identity = parse_views(["identity"], image_shape)[0]
+    model = build_model(
+        config.model, dataset.num_classes, image_shape, jnp.dtype(config.train.precision), jax.default_backend()
+    )
+    augmentations = parse_augmentations(
+        config.train.augment,
+        image_shape,
+        mean=dataset.mean,
+        std=dataset.std,
+        pixel_max=16 if config.data.source == "digits" else 255,
+    )
+    identity_view = views.index(identity) if identity in views else None
+    return Plan(config, model, augmentations, views, identity_view, dataset.num_classes)
 
 
 def compiled_bytes(compiled: Any) -> int:
@@ -84,7 +105,7 @@ class ChunkTrainer:
         )
         self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view, loop_groups)
         self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks
-        self.model_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(engine.MODEL_AXIS))
+        self.model_sharding = engine.model_sharding(mesh)
         self.init = jax.jit(
             lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape),
             out_shardings=self.model_sharding,
@@ -98,6 +119,13 @@ class ChunkTrainer:
         keep = jax.ShapeDtypeStruct((size, self.keep.shape[1]), jnp.bool_)
         epoch = jax.ShapeDtypeStruct((), jnp.int32)
         return states, keys, hyperparameters, epoch, keep, self.images, self.labels
+
+    def chunk_inputs(self, padded: np.ndarray) -> tuple[jax.Array, Any, jax.Array]:
+        """The per-model arguments of train_epoch for the models `padded` (global indices), sharded over the
+        mesh: (keys key[M], Hyperparameters of [M] arrays, keep rows bool[M, N])."""
+        keys = engine.model_keys(self.plan.config.train.seed, padded)
+        hyperparameters = draw(self.plan.config, padded)
+        return engine.shard_models((keys, hyperparameters, jnp.asarray(self.keep[padded])), self.mesh)
 
     def chunk_size(self, requested: int | str, num_todo: int) -> int:
         """Models per step, a multiple of the device count. `auto`: the largest that fits, by XLA's memory
@@ -145,9 +173,7 @@ class ChunkTrainer:
         """
         config = self.plan.config
         size = len(padded)
-        keys = engine.shard_models(engine.model_keys(config.train.seed, padded), self.mesh)
-        hyperparameters = engine.shard_models(draw(config, padded), self.mesh)
-        keep_rows = engine.shard_models(jnp.asarray(self.keep[padded]), self.mesh)
+        keys, hyperparameters, keep_rows = self.chunk_inputs(padded)
         abstract = jax.tree.map(
             lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=self.model_sharding),
             jax.eval_shape(self.init, keys),
