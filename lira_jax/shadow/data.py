@@ -147,7 +147,10 @@ def _channel_mean_std(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _load_digits(wanted_splits: tuple[str, ...]) -> tuple[RawSplits, int]:
     """scikit-learn's 1,797 digits: images float64[N, 8, 8, 1] with values 0..16; all in the train split."""
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise UserError("the digits source needs scikit-learn: pip install scikit-learn (or use idx:, npz:)") from None
 
     if "train" not in wanted_splits:
         raise UserError("digits has no test split: use splits = 'train' or 'train+test'")

@@ -29,7 +29,7 @@ from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import build_model
-from lira_jax.shadow.privacy import Privacy, epsilon, sampling_probability
+from lira_jax.shadow.privacy import Privacy, accountant_module, epsilon, sampling_probability
 from lira_jax.store import RunFolder, compact_ranges
 
 
@@ -47,6 +47,8 @@ class Plan:
 
 def make_plan(config: Config, dataset: Dataset) -> Plan:
     """The run's Plan: its model for the data set's image shape and classes, its augmentations and views."""
+    if config.train.dp_sgd:
+        accountant_module()  # before any training: a missing package is one line, not an error after hours
     image_shape = dataset.images.shape[1:]
     views = parse_views(config.query.views, image_shape)
     identity = parse_views(["identity"], image_shape)[0]
