@@ -87,7 +87,7 @@ def keep_matrix(num_models: int, num_examples: int) -> np.ndarray:
 def auto_chunk(model, model_config: ModelConfig, train: TrainConfig, dataset, num_models: int) -> int:
     """The chunk size `train.models_per_step = "auto"` picks for `num_models` of these models on this device."""
     config = Config(model=model_config, train=train)
-    plan = Plan(config, model, (), (), None, dataset.num_classes)
+    plan = Plan(config, model, (), (), None, dataset.num_classes, train.model_batching)
     keep = keep_matrix(num_models, len(dataset.labels))
     return ChunkTrainer(plan, dataset, keep, engine.model_mesh()).chunk_size("auto", num_models)
 
@@ -97,7 +97,7 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
     the chunk set up by the trainer's own ChunkTrainer."""
     mesh = engine.model_mesh(num_models)
     keep = keep_matrix(num_models, len(dataset.labels))
-    plan = Plan(Config(train=train), model, (), (), None, dataset.num_classes)
+    plan = Plan(Config(train=train), model, (), (), None, dataset.num_classes, train.model_batching)
     chunk = ChunkTrainer(plan, dataset, keep, mesh)
     steps, images, labels, train_epoch = chunk.steps, chunk.images, chunk.labels, chunk.train_epoch
     keys, hyperparameters, keep_rows = chunk.chunk_inputs(np.arange(num_models))
@@ -286,9 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int, help="model width (default: 8 for cnn, 64 for resnet18)")
     parser.add_argument("--conv", default="auto", choices=CHOICES["model.conv"], help="model.conv")
     parser.add_argument("--precision", default="float32", choices=CHOICES["train.precision"], help="compute dtype")
-    parser.add_argument(
-        "--model-batching", default="vmap", choices=CHOICES["train.model_batching"], help="train.model_batching"
-    )
+    parser.add_argument("--model-batching", default="vmap", choices=("vmap", "loop"), help="train.model_batching")
     parser.add_argument(
         "--synthetic", type=int, default=0, metavar="N", help="N random CIFAR-shaped examples instead of digits"
     )

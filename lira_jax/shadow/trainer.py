@@ -8,6 +8,7 @@ every train.checkpoint_minutes the chunk's state is checkpointed with Orbax (che
 run resumes a long chunk from its last checkpoint instead of from scratch.
 """
 
+import dataclasses
 import math
 import sys
 import time
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError
-from lira_jax.shadow import devices, engine
+from lira_jax.shadow import batching, devices, engine
 from lira_jax.shadow.augment import parse_augmentations, parse_views
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
@@ -43,6 +44,7 @@ class Plan:
     views: tuple
     identity_view: int | None
     num_classes: int
+    model_batching: str = "vmap"  # vmap | loop, as resolved (batching.choose for "auto")
 
 
 def make_plan(config: Config, dataset: Dataset) -> Plan:
@@ -63,7 +65,8 @@ def make_plan(config: Config, dataset: Dataset) -> Plan:
         pixel_max=16 if config.data.source == "digits" else 255,
     )
     identity_view = views.index(identity) if identity in views else None
-    return Plan(config, model, augmentations, views, identity_view, dataset.num_classes)
+    model_batching, _ = batching.default_choice(config, jax.default_backend())
+    return Plan(config, model, augmentations, views, identity_view, dataset.num_classes, model_batching)
 
 
 def compiled_bytes(compiled: Any) -> int:
@@ -92,19 +95,8 @@ class ChunkTrainer:
         self.image_shape = dataset.images.shape[1:]
         self.images = engine.replicate(jnp.asarray(dataset.images), mesh)
         self.labels = engine.replicate(jnp.asarray(dataset.labels, jnp.int32), mesh)
-        loop_groups = engine.loop_groups(train.model_batching, mesh)
-        self.train_epoch = engine.make_train_epoch(
-            plan.model,
-            self.optimizer,
-            num_classes=plan.num_classes,
-            batch_size=train.batch_size,
-            steps=self.steps,
-            warmup_steps=round(train.warmup_epochs * self.steps),
-            augmentations=plan.augmentations,
-            privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
-            epochs_vary=bool(plan.config.vary.epochs),
-            loop_groups=loop_groups,
-        )
+        self.train_epoch = self.epoch_function(plan.model, plan.model_batching, self.steps)
+        loop_groups = engine.loop_groups(plan.model_batching, mesh)
         self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view, loop_groups)
         self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks
         self.model_sharding = engine.model_sharding(mesh)
@@ -112,6 +104,28 @@ class ChunkTrainer:
             lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape),
             out_shardings=self.model_sharding,
         )
+
+    def epoch_function(self, model: nn.Module, model_batching: str, steps: int) -> Any:
+        """The jitted epoch of `steps` steps for this run's config, with this model and model batching."""
+        train = self.plan.config.train
+        return engine.make_train_epoch(
+            model,
+            self.optimizer,
+            num_classes=self.plan.num_classes,
+            batch_size=train.batch_size,
+            steps=steps,
+            warmup_steps=round(train.warmup_epochs * self.steps),
+            augmentations=self.plan.augmentations,
+            privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
+            epochs_vary=bool(self.plan.config.vary.epochs),
+            loop_groups=engine.loop_groups(model_batching, self.mesh),
+        )
+
+    def compiled_epoch(self, size: int) -> Any:
+        """The epoch compiled for chunks of `size` models (once; training then uses the same executable)."""
+        if size not in self.compiled_epochs:
+            self.compiled_epochs[size] = self.train_epoch.lower(*self._epoch_arguments(size)).compile()
+        return self.compiled_epochs[size]
 
     def _epoch_arguments(self, size: int) -> tuple:
         """Abstract arguments of train_epoch for a chunk of `size` models (nothing is allocated)."""
@@ -151,13 +165,13 @@ class ChunkTrainer:
             memory, cache = 0.8 * min(devices.free_bytes(device) for device in mesh_devices), None
         size = count * math.ceil(num_todo / count)
         while True:
-            compiled = self.train_epoch.lower(*self._epoch_arguments(size)).compile()
+            compiled = self.compiled_epoch(size)
             needed, scratch = compiled_bytes(compiled), compiled.memory_analysis().temp_size_in_bytes
             shrink = min(memory / needed, cache / scratch if cache and scratch else 1.0)
             if shrink >= 1 or size == count:
-                self.compiled_epochs[size] = compiled
                 break
             size = count * max(1, min(size // (2 * count), int(size * shrink) // count))
+        self.compiled_epochs = {size: self.compiled_epochs[size]}
         if needed > memory:
             raise UserError(
                 f"even {size} model(s) per step need {needed / 2**30:.1f} GiB on each of {count} device(s),"
@@ -188,7 +202,7 @@ class ChunkTrainer:
             )
         progress.update(len(model_indices) * first_epoch / self.epochs)
         examples_per_epoch = len(model_indices) * self.steps * config.train.batch_size
-        train_epoch = self.compiled_epochs.get(size, self.train_epoch)
+        train_epoch = self.compiled_epoch(size)
         last_checkpoint = time.perf_counter()
         for epoch in range(first_epoch, self.epochs):
             started = time.perf_counter()
@@ -267,6 +281,27 @@ def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray,
     ]
 
 
+def set_up(
+    plan: Plan, dataset: Dataset, keep: np.ndarray, mesh: jax.sharding.Mesh, num_todo: int, quiet: bool
+) -> tuple[ChunkTrainer, int, batching.Choice]:
+    """The run's trainer and chunk size, with its model batching and conv chosen (batching.choose) for
+    that chunk size; one line on stderr says what was chosen and why."""
+    trainer = ChunkTrainer(plan, dataset, keep, mesh)
+    requested = plan.config.train.models_per_step
+    size = trainer.chunk_size(requested, num_todo)
+    choice = batching.choose(trainer, size, num_todo)
+    matmul = choice.conv == "matmul"
+    if (choice.model_batching, matmul) != (plan.model_batching, plan.model.matmul_conv):
+        model = plan.model.clone(matmul_conv=matmul)
+        trainer = ChunkTrainer(
+            dataclasses.replace(plan, model=model, model_batching=choice.model_batching), dataset, keep, mesh
+        )
+        size = trainer.chunk_size(requested, size)  # from the measured size down, should the choice need more memory
+    if not quiet:
+        print(choice.line(), file=sys.stderr)
+    return trainer, size, choice
+
+
 def train_run(
     run: RunFolder,
     plan: Plan,
@@ -280,8 +315,7 @@ def train_run(
     first `device_count` local devices (default: all of them), and over no more devices than models."""
     keep = run.keep
     mesh = engine.model_mesh(len(todo), device_count)
-    trainer = ChunkTrainer(plan, dataset, keep, mesh)
-    size = trainer.chunk_size(plan.config.train.models_per_step, len(todo))
+    trainer, size, choice = set_up(plan, dataset, keep, mesh, len(todo), quiet)
     progress = tqdm(
         total=len(todo),
         unit="model",
@@ -307,6 +341,9 @@ def train_run(
                     train_seconds=round(trained, 3),
                     chunk_size=len(model_indices),
                     devices=mesh.size,
+                    model_batching=choice.model_batching,
+                    conv=choice.conv,
+                    batching_timings=choice.timings,
                     **privacy[row],
                 )
                 if snapshots:
