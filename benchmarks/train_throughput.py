@@ -48,6 +48,7 @@ import torch_loops
 
 from lira_jax.config import CHOICES, Config, ModelConfig, TrainConfig
 from lira_jax.shadow import engine
+from lira_jax.shadow.augment import parse_views
 from lira_jax.shadow.data import Dataset, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
 from lira_jax.shadow.models import build_model
@@ -84,10 +85,15 @@ def keep_matrix(num_models: int, num_examples: int) -> np.ndarray:
     return make_keep(max(2, num_models + num_models % 2), num_examples, seed=0)[:num_models]
 
 
+def identity_view(dataset: Dataset) -> tuple:
+    """The query views of a Plan: the identity only."""
+    return tuple(parse_views(["identity"], dataset.images.shape[1:]))
+
+
 def auto_chunk(model, model_config: ModelConfig, train: TrainConfig, dataset, num_models: int) -> int:
     """The chunk size `train.models_per_step = "auto"` picks for `num_models` of these models on this device."""
     config = Config(model=model_config, train=train)
-    plan = Plan(config, model, (), (), None, dataset.num_classes, train.model_batching)
+    plan = Plan(config, model, (), identity_view(dataset), 0, dataset.num_classes, train.model_batching)
     keep = keep_matrix(num_models, len(dataset.labels))
     return ChunkTrainer(plan, dataset, keep, engine.model_mesh()).chunk_size("auto", num_models)
 
@@ -97,7 +103,7 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
     the chunk set up by the trainer's own ChunkTrainer."""
     mesh = engine.model_mesh(num_models)
     keep = keep_matrix(num_models, len(dataset.labels))
-    plan = Plan(Config(train=train), model, (), (), None, dataset.num_classes, train.model_batching)
+    plan = Plan(Config(train=train), model, (), identity_view(dataset), 0, dataset.num_classes, train.model_batching)
     chunk = ChunkTrainer(plan, dataset, keep, mesh)
     steps, images, labels, train_epoch = chunk.steps, chunk.images, chunk.labels, chunk.train_epoch
     keys, hyperparameters, keep_rows = chunk.chunk_inputs(np.arange(num_models))

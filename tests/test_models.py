@@ -61,3 +61,14 @@ def test_too_small_images_are_refused():
 def test_every_configurable_architecture_is_built():
     """config.CHOICES lists the names users may give; models.ARCHITECTURES builds exactly those."""
     assert set(ARCHITECTURES) == set(CHOICES["model.arch"])
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet18"])
+def test_bfloat16_classifier_head_runs_in_float32(arch):
+    """Under bfloat16 only the body is bf16: the last matmul (the classifier) takes float32 operands."""
+    model = build_model(ModelConfig(arch=arch, width=4), 10, (8, 8, 1), jnp.bfloat16, "cpu")
+    variables = model.init(jax.random.key(0, impl="rbg"), jnp.ones((1, 8, 8, 1)), train=False)
+    jaxpr = jax.make_jaxpr(lambda images: model.apply(variables, images, train=False))(jnp.ones((2, 8, 8, 1)))
+    matmuls = [equation for equation in jaxpr.eqns if equation.primitive.name == "dot_general"]
+    assert matmuls and all(var.aval.dtype == jnp.float32 for var in matmuls[-1].invars)
+    assert any(var.aval.dtype == jnp.bfloat16 for equation in matmuls[:-1] for var in equation.invars)

@@ -311,15 +311,17 @@ def make_train_epoch(
     plan = EpochPlan(
         model, optimizer, num_classes, batch_size, steps, warmup_steps, augmentations, privacy, epochs_vary, loop_groups
     )
-    return jax.jit(functools.partial(train_epoch, plan))
+    # Donated: the stacked state is not held twice (input and output) on the device.
+    return jax.jit(functools.partial(train_epoch, plan), donate_argnums=0)
 
 
 def make_infer(
     model: nn.Module, views: tuple, identity_view: int | None, loop_groups: int = 0
 ) -> Callable[..., tuple[jax.Array, jax.Array, jax.Array]]:
-    """Builds the jitted `infer(states, images, labels) -> (logits, scores, correct)` for one batch.
+    """Builds the jitted `infer(states, images, labels, positions) -> (logits, scores, correct)` for one
+    batch: the examples at `positions`.
 
-    images: float32[B, H, W, C], labels: int32[B] ->
+    images: float32[N, H, W, C], labels: int32[N], positions: int32[B] ->
     logits: float32[M, B, V, C], scores: float32[M, B, V] (logit-scaled confidence φ),
     correct: bool[M, B] (prediction on the unaltered image). BatchNorm runs on its running statistics.
     `identity_view` is the index of the identity among `views`, if it is there. `loop_groups`: as in
@@ -333,7 +335,8 @@ def make_infer(
         return over_models(one_model, loop_groups)(states.params, states.batch_stats)
 
     @jax.jit
-    def infer(states: TrainState, images, labels):
+    def infer(states: TrainState, all_images, all_labels, positions):
+        images, labels = all_images[positions], all_labels[positions]
         viewed = apply_views(images, views)  # [V, B, H, W, C]
         num_views, batch = viewed.shape[:2]
         logits = apply_all(states, viewed.reshape(num_views * batch, *viewed.shape[2:]))

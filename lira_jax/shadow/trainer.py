@@ -99,6 +99,7 @@ class ChunkTrainer:
         loop_groups = engine.loop_groups(plan.model_batching, mesh)
         self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view, loop_groups)
         self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks
+        self.compiled_infers: dict[int, Any] = {}  # chunk size -> inference executable, checked to fit
         self.model_sharding = engine.model_sharding(mesh)
         self.init = jax.jit(
             lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape),
@@ -127,6 +128,15 @@ class ChunkTrainer:
             self.compiled_epochs[size] = self.train_epoch.lower(*self._epoch_arguments(size)).compile()
         return self.compiled_epochs[size]
 
+    def compiled_infer(self, size: int) -> Any:
+        """Inference compiled for chunks of `size` models and one query batch (once)."""
+        if size not in self.compiled_infers:
+            batch = min(self.plan.config.query.batch_size, self.keep.shape[1])
+            states = self._epoch_arguments(size)[0]
+            positions = jax.ShapeDtypeStruct((batch,), jnp.int32)
+            self.compiled_infers[size] = self.infer.lower(states, self.images, self.labels, positions).compile()
+        return self.compiled_infers[size]
+
     def _epoch_arguments(self, size: int) -> tuple:
         """Abstract arguments of train_epoch for a chunk of `size` models (nothing is allocated)."""
         keys = jax.eval_shape(lambda: engine.model_keys(0, np.arange(size)))
@@ -145,9 +155,10 @@ class ChunkTrainer:
 
     def chunk_size(self, requested: int | str, num_todo: int) -> int:
         """Models per step, a multiple of the device count. `auto`: the largest that fits, by XLA's memory
-        analysis of the compiled epoch (one device's program), starting from all models: each device's
-        share in 80% of its free memory and, on CPU, its scratch memory (temporaries) in a quarter of its
-        share of the last-level caches (CPU devices share the host's memory and caches: 1/count each).
+        analysis of the compiled epoch and of the compiled query step (views x query batch; one device's
+        program each), starting from all models: each device's share in 80% of its free memory and, on
+        CPU, the epoch's scratch memory (temporaries) in a quarter of its share of the last-level caches
+        (CPU devices share the host's memory and caches: 1/count each).
 
         Why the cache on CPU: the digits CNN (3.75 MiB of temporaries per model; 2 cores, 16 MiB of L3
         each) trained fastest at one model per core and slower with each doubling, by 10 to 20% a step
@@ -168,8 +179,11 @@ class ChunkTrainer:
             compiled = self.compiled_epoch(size)
             needed, scratch = compiled_bytes(compiled), compiled.memory_analysis().temp_size_in_bytes
             shrink = min(memory / needed, cache / scratch if cache and scratch else 1.0)
-            if shrink >= 1 or size == count:
-                break
+            if shrink >= 1 or size == count:  # training fits: so must querying the trained chunk
+                needed = max(needed, compiled_bytes(self.compiled_infer(size)))
+                if needed <= memory or size == count:
+                    break
+                shrink = memory / needed
             size = count * max(1, min(size // (2 * count), int(size * shrink) // count))
         self.compiled_epochs = {size: self.compiled_epochs[size]}
         if needed > memory:
@@ -234,12 +248,13 @@ class ChunkTrainer:
         batch = min(self.plan.config.query.batch_size, num_examples)
         keeps_logits = self.plan.config.query.logits_dtype != "none"
         count = len(model_indices)
+        infer = self.compiled_infer(len(jax.tree.leaves(states.params)[0]))
         correct = np.zeros((count, num_examples), dtype=bool)
         for start in range(0, num_examples, batch):
             stop = min(start + batch, num_examples)
             # Pad the last batch to the same shape: one compiled inference for the whole run.
-            positions = np.minimum(np.arange(start, start + batch), num_examples - 1)
-            logits, scores, batch_correct = self.infer(states, self.images[positions], self.labels[positions])
+            positions = np.minimum(np.arange(start, start + batch), num_examples - 1).astype(np.int32)
+            logits, scores, batch_correct = infer(states, self.images, self.labels, positions)
             rows = (slice(0, count), slice(0, stop - start))
             run.write_rows(
                 model_indices,
