@@ -5,7 +5,8 @@
     python benchmarks/train_throughput.py --arch resnet18 --synthetic 50000 --precision bfloat16 \
         --models 8,32,128,256 --goal-models 256 --epochs 3 [--conv native|matmul] [--model-batching loop]
 
-Prints one JSON object: the JAX device, the date, a measured matmul peak (2048x2048 float32, jitted) and,
+Prints one JSON object: the JAX device, the date, a measured matmul peak (batching.matmul_rate: a jitted
+square matmul in the run's precision on one device), the data sheet's bf16 peak where known, and,
 for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up + cosine schedule, no augmentation):
 
 - "engine": engine.make_train_epoch at each chunk size, its model axis sharded over min(chunk, devices)
@@ -33,7 +34,6 @@ Model-examples/s counts every example of every model's batches: models x steps x
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import subprocess
@@ -45,9 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import torch_loops
+from device_check import bf16_peak
 
 from lira_jax.config import CHOICES, Config, ModelConfig, TrainConfig
-from lira_jax.shadow import engine
+from lira_jax.shadow import batching, engine
 from lira_jax.shadow.augment import parse_views
 from lira_jax.shadow.data import Dataset, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
@@ -56,28 +57,6 @@ from lira_jax.shadow.trainer import ChunkTrainer, Plan
 
 BATCH = 64
 WIDTH = 8
-
-
-def flops_of(compiled) -> float:
-    """The 'flops' of XLA's cost analysis of a compiled executable (a dict, or a list of them)."""
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, list | tuple):
-        analysis = analysis[0] if analysis else {}
-    return float((analysis or {}).get("flops", float("nan")))
-
-
-def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of a jitted size x size float32 matmul: the best of `repeats` calls."""
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
-    matmul = jax.jit(jnp.matmul)
-    matmul(a, b).block_until_ready()
-    best = math.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        matmul(a, b).block_until_ready()
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best
 
 
 def keep_matrix(num_models: int, num_examples: int) -> np.ndarray:
@@ -128,8 +107,10 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
         return (time.perf_counter() - started) / count
 
     per_epoch = run_epochs(epochs - 1)
-    # XLA's cost analysis is of one device's program, and counts a while loop's body once.
-    flops = flops_of(compiled) * steps * mesh.size
+    # XLA's cost analysis is of one device's program, and counts a while loop's body once: the scan's step,
+    # and in loop mode also the lax.map over each device's models (one model's step).
+    looped = num_models // mesh.size if train.model_batching == "loop" else 1
+    flops = batching.flops_of(compiled) * steps * mesh.size * looped
     examples = num_models * steps * BATCH
     row = {
         "models": num_models,
@@ -226,7 +207,7 @@ def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: 
     jax.block_until_ready(loss)
     seconds = time.perf_counter() - started
     examples = num_models * epochs * steps * BATCH
-    flops = flops_of(compiled) * num_models * epochs * steps
+    flops = batching.flops_of(compiled) * num_models * epochs * steps
     return {
         "models": num_models,
         "epochs": epochs,
@@ -234,7 +215,7 @@ def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: 
         "first_step_s": round(warmup_s, 4),
         "seconds": round(seconds, 2),
         "model_examples_per_s": round(examples / seconds),
-        "xla_flops_per_step": flops_of(compiled),
+        "xla_flops_per_step": batching.flops_of(compiled),
         "achieved_flops_per_s": flops / seconds,
         "fraction_of_matmul_peak": round(flops / seconds / peak, 4),
         "final_loss": round(float(loss), 4),
@@ -355,7 +336,7 @@ def main() -> int:
     model = build_model(
         model_config, dataset.num_classes, dataset.images.shape[1:], jnp.dtype(args.precision), device.platform
     )
-    peak = matmul_peak()
+    peak = batching.matmul_rate(device, jnp.dtype(args.precision))
     auto_size = auto_chunk(model, model_config, train, dataset, args.goal_models)
     chunks = sorted({*chunks, auto_size})  # the chunk 32 models train in, measured too
     result = {
@@ -369,6 +350,7 @@ def main() -> int:
                   "precision": args.precision, "model_batching": args.model_batching,
                   "optimizer": "SGD nesterov 0.9, warmup+cosine, wd 5e-3"},
         "matmul_peak_flops_per_s": peak,
+        "bf16_peak_of_the_table": bf16_peak(device.device_kind),
         "engine": [],
         "auto_models_per_step": {f"for {args.goal_models} models": auto_size},
         "jax_loop": bench_jax_loop(model, train, dataset, args.loop_models, args.epochs, peak),
