@@ -5,7 +5,8 @@
     python benchmarks/train_throughput.py --arch resnet18 --synthetic 50000 --precision bfloat16 \
         --models 8,32,128,256 --goal-models 256 --epochs 3 [--conv native|matmul] [--model-batching loop]
 
-Prints one JSON object: the JAX device, the date, a measured matmul peak (2048x2048 float32, jitted) and,
+Prints one JSON object: the JAX device, the date, a measured matmul peak (batching.matmul_rate: a jitted
+square matmul in the run's precision on one device), the data sheet's bf16 peak where known, and,
 for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up + cosine schedule, no augmentation):
 
 - "engine": engine.make_train_epoch at each chunk size, its model axis sharded over min(chunk, devices)
@@ -33,7 +34,6 @@ Model-examples/s counts every example of every model's batches: models x steps x
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import subprocess
@@ -44,12 +44,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import torch_loops
+from device_check import bf16_peak
 
-from lira_jax.config import Config, ModelConfig, TrainConfig
-from lira_jax.shadow import engine
+from lira_jax.config import CHOICES, Config, ModelConfig, TrainConfig
+from lira_jax.shadow import batching, engine
+from lira_jax.shadow.augment import parse_views
 from lira_jax.shadow.data import Dataset, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
-from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import build_model
 from lira_jax.shadow.trainer import ChunkTrainer, Plan
 
@@ -57,59 +59,34 @@ BATCH = 64
 WIDTH = 8
 
 
-def flops_of(compiled) -> float:
-    """The 'flops' of XLA's cost analysis of a compiled executable (a dict, or a list of them)."""
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, list | tuple):
-        analysis = analysis[0] if analysis else {}
-    return float((analysis or {}).get("flops", float("nan")))
-
-
-def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of a jitted size x size float32 matmul: the best of `repeats` calls."""
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
-    matmul = jax.jit(jnp.matmul)
-    matmul(a, b).block_until_ready()
-    best = math.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        matmul(a, b).block_until_ready()
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best
-
-
 def keep_matrix(num_models: int, num_examples: int) -> np.ndarray:
     """A balanced keep matrix for `num_models` (for one model: the first row of a two-model one)."""
     return make_keep(max(2, num_models + num_models % 2), num_examples, seed=0)[:num_models]
 
 
+def identity_view(dataset: Dataset) -> tuple:
+    """The query views of a Plan: the identity only."""
+    return tuple(parse_views(["identity"], dataset.images.shape[1:]))
+
+
 def auto_chunk(model, model_config: ModelConfig, train: TrainConfig, dataset, num_models: int) -> int:
     """The chunk size `train.models_per_step = "auto"` picks for `num_models` of these models on this device."""
     config = Config(model=model_config, train=train)
-    plan = Plan(config, model, (), (), None, dataset.num_classes)
+    plan = Plan(config, model, (), identity_view(dataset), 0, dataset.num_classes, train.model_batching)
     keep = keep_matrix(num_models, len(dataset.labels))
     return ChunkTrainer(plan, dataset, keep, engine.model_mesh()).chunk_size("auto", num_models)
 
 
 def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float) -> dict:
-    """The engine as `python -m lira_jax.train` runs it: the model axis sharded over min(models, devices)."""
+    """The engine as `python -m lira_jax.train` runs it: the model axis sharded over min(models, devices),
+    the chunk set up by the trainer's own ChunkTrainer."""
     mesh = engine.model_mesh(num_models)
     keep = keep_matrix(num_models, len(dataset.labels))
-    steps = engine.steps_per_epoch(keep, BATCH)
-    optimizer = engine.make_optimizer(train)
-    train_epoch = engine.make_train_epoch(
-        model, optimizer, num_classes=dataset.num_classes, batch_size=BATCH, steps=steps,
-        warmup_steps=round(train.warmup_epochs * steps), augmentations=(),
-        loop_groups=engine.loop_groups(train.model_batching, mesh),
-    )  # fmt: skip
-    images, labels = engine.replicate((jnp.asarray(dataset.images), jnp.asarray(dataset.labels, jnp.int32)), mesh)
-    keys = engine.model_keys(train.seed, np.arange(num_models))
-    hyperparameters = draw(Config(train=train), np.arange(num_models))
-    states = jax.jit(lambda keys: engine.init_states(model, optimizer, keys, images.shape[1:]))(keys)
-    states, keys, hyperparameters, keep_rows = engine.shard_models(
-        (states, keys, hyperparameters, jnp.asarray(keep)), mesh
-    )
+    plan = Plan(Config(train=train), model, (), identity_view(dataset), 0, dataset.num_classes, train.model_batching)
+    chunk = ChunkTrainer(plan, dataset, keep, mesh)
+    steps, images, labels, train_epoch = chunk.steps, chunk.images, chunk.labels, chunk.train_epoch
+    keys, hyperparameters, keep_rows = chunk.chunk_inputs(np.arange(num_models))
+    states = chunk.init(keys)
     jax.block_until_ready(states)
 
     started = time.perf_counter()
@@ -130,8 +107,10 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
         return (time.perf_counter() - started) / count
 
     per_epoch = run_epochs(epochs - 1)
-    # XLA's cost analysis is of one device's program, and counts a while loop's body once.
-    flops = flops_of(compiled) * steps * mesh.size
+    # XLA's cost analysis is of one device's program, and counts a while loop's body once: the scan's step,
+    # and in loop mode also the lax.map over each device's models (one model's step).
+    looped = num_models // mesh.size if train.model_batching == "loop" else 1
+    flops = batching.flops_of(compiled) * steps * mesh.size * looped
     examples = num_models * steps * BATCH
     row = {
         "models": num_models,
@@ -228,7 +207,7 @@ def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: 
     jax.block_until_ready(loss)
     seconds = time.perf_counter() - started
     examples = num_models * epochs * steps * BATCH
-    flops = flops_of(compiled) * num_models * epochs * steps
+    flops = batching.flops_of(compiled) * num_models * epochs * steps
     return {
         "models": num_models,
         "epochs": epochs,
@@ -236,7 +215,7 @@ def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: 
         "first_step_s": round(warmup_s, 4),
         "seconds": round(seconds, 2),
         "model_examples_per_s": round(examples / seconds),
-        "xla_flops_per_step": flops_of(compiled),
+        "xla_flops_per_step": batching.flops_of(compiled),
         "achieved_flops_per_s": flops / seconds,
         "fraction_of_matmul_peak": round(flops / seconds / peak, 4),
         "final_loss": round(float(loss), 4),
@@ -244,78 +223,23 @@ def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: 
 
 
 def bench_torch_loop(train: TrainConfig, dataset, num_models: int, epochs: int) -> dict:
-    """The same CNN in PyTorch, trained model after model (NCHW, 2 threads)."""
+    """The same CNN in PyTorch, trained model after model (NCHW, 2 threads): torch_loops.train_models."""
     import torch
-    from torch import nn
 
     torch.set_num_threads(2)
     keep = keep_matrix(max(2, num_models), len(dataset.labels))[:num_models]
-    steps = engine.steps_per_epoch(keep, BATCH)
-    images = torch.from_numpy(np.ascontiguousarray(dataset.images.transpose(0, 3, 1, 2)))
-    labels = torch.from_numpy(dataset.labels.astype(np.int64))
-    channels, height, width = images.shape[1:]
-
-    def make_model():
-        def block(cin, cout):
-            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-        flat = 4 * WIDTH * (height // 4) * (width // 4)
-        return nn.Sequential(
-            *block(channels, WIDTH),
-            *block(WIDTH, 2 * WIDTH), nn.MaxPool2d(2),
-            *block(2 * WIDTH, 4 * WIDTH), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(flat, 4 * WIDTH), nn.ReLU(), nn.Linear(4 * WIDTH, dataset.num_classes),
-        )  # fmt: skip
-
-    warmup = round(train.warmup_epochs * steps)
-    total = max(train.epochs * steps, warmup + 1)
-
-    def schedule(step):  # optax.warmup_cosine_decay_schedule as a multiplier of the peak rate
-        if step < warmup:
-            return step / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-    loss_fn = nn.CrossEntropyLoss()
-    rng = np.random.default_rng(0)
-
-    def train_model(seed, model_epochs, model_steps=None):
-        torch.manual_seed(seed)
-        net = make_model()
-        net.train()
-        optimizer = torch.optim.SGD(
-            net.parameters(), lr=train.learning_rate, momentum=train.momentum, nesterov=train.nesterov,
-            weight_decay=train.weight_decay,
-        )  # fmt: skip
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        members = np.flatnonzero(keep[seed % num_models])
-        loss = None
-        for _ in range(model_epochs):
-            order = torch.from_numpy(np.resize(rng.permutation(members), steps * BATCH))
-            for s in range(model_steps or steps):
-                batch = order[s * BATCH : (s + 1) * BATCH]
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(net(images[batch]), labels[batch])
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-        return loss.item()
-
-    train_model(0, 1, model_steps=3)  # warm-up
-    started = time.perf_counter()
-    for m in range(num_models):
-        loss = train_model(m, epochs)
-    seconds = time.perf_counter() - started
-    examples = num_models * epochs * steps * BATCH
-    return {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "models": num_models,
-        "epochs": epochs,
-        "steps_per_epoch": steps,
-        "seconds": round(seconds, 2),
-        "model_examples_per_s": round(examples / seconds),
-        "final_loss": round(loss, 4),
-    }
+    height, width, channels = dataset.images.shape[1:]
+    return torch_loops.train_models(
+        lambda: torch_loops.digits_cnn(channels, height, width, WIDTH, dataset.num_classes),
+        dataset.images,
+        dataset.labels,
+        keep,
+        epochs=epochs,
+        batch=BATCH,
+        learning_rate=train.learning_rate,
+        weight_decay=train.weight_decay,
+        warmup_epochs=train.warmup_epochs,
+    )
 
 
 def synthetic_cifar(num_examples: int) -> Dataset:
@@ -336,7 +260,7 @@ def torch_worker(epochs: int, loop_models: int) -> dict | str:
     return json.loads(worker.stdout)
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="1,8,32,128", help="chunk sizes of the vmapped engine")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per measurement (the first compiles)")
@@ -347,61 +271,19 @@ def main() -> int:
     )
     parser.add_argument("--arch", default="cnn", choices=["cnn", "resnet18"], help="model (default: digits CNN)")
     parser.add_argument("--width", type=int, help="model width (default: 8 for cnn, 64 for resnet18)")
-    parser.add_argument("--conv", default="auto", choices=["auto", "native", "matmul"], help="model.conv")
-    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
-    parser.add_argument("--model-batching", default="vmap", choices=["vmap", "loop"], help="train.model_batching")
+    parser.add_argument("--conv", default="auto", choices=CHOICES["model.conv"], help="model.conv")
+    parser.add_argument("--precision", default="float32", choices=CHOICES["train.precision"], help="compute dtype")
+    parser.add_argument("--model-batching", default="vmap", choices=("vmap", "loop"), help="train.model_batching")
     parser.add_argument(
         "--synthetic", type=int, default=0, metavar="N", help="N random CIFAR-shaped examples instead of digits"
     )
     parser.add_argument("--goal-models", type=int, default=32, help="models whose auto chunk is measured")
     parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    use_every_cpu_core()  # as python -m lira_jax.train does
-    if args.epochs < 2:
-        parser.error("--epochs must be at least 2 (the first epoch compiles and is not timed)")
-    chunks = [int(part) for part in args.models.split(",") if part]
+    return parser
 
-    dataset = load_dataset("digits") if not args.synthetic else synthetic_cifar(args.synthetic)
-    train = TrainConfig(
-        epochs=args.epochs, batch_size=BATCH, augment=(), precision=args.precision, model_batching=args.model_batching
-    )
-    if args.torch_worker:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            print(json.dumps("torch is not installed"))
-        else:
-            print(json.dumps(bench_torch_loop(train, dataset, args.loop_models, args.epochs)))
-        return 0
-    device = jax.devices()[0]
-    width = args.width or {"cnn": WIDTH, "resnet18": 64}[args.arch]
-    model_config = ModelConfig(arch=args.arch, width=width, conv=args.conv)
-    model = build_model(
-        model_config, dataset.num_classes, dataset.images.shape[1:], jnp.dtype(args.precision), device.platform
-    )
-    digits_cnn = args.arch == "cnn" and width == WIDTH and not args.synthetic
-    peak = matmul_peak()
-    auto_size = auto_chunk(model, model_config, train, dataset, args.goal_models)
-    chunks = sorted({*chunks, auto_size})  # the chunk 32 models train in, measured too
-    result = {
-        "benchmark": "train_throughput",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count()},
-        "jax": jax.__version__,
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
-        "setup": {"data": dataset.source, "examples": len(dataset.labels), "model": f"{args.arch} width {width}",
-                  "conv": "matmul" if model.matmul_conv else "native", "batch": BATCH, "augment": [],
-                  "precision": args.precision, "model_batching": args.model_batching,
-                  "optimizer": "SGD nesterov 0.9, warmup+cosine, wd 5e-3"},
-        "matmul_peak_flops_per_s": peak,
-        "engine": [],
-        "auto_models_per_step": {f"for {args.goal_models} models": auto_size},
-        "jax_loop": bench_jax_loop(model, train, dataset, args.loop_models, args.epochs, peak),
-    }  # fmt: skip
-    rates = {}
-    for size in chunks:
-        row, rates[size] = bench_engine(model, train, dataset, size, args.epochs, peak)
-        result["engine"].append(row)
+
+def add_comparisons(result: dict, auto_size: int, rates: dict, args: argparse.Namespace, digits_cnn: bool) -> None:
+    """The goal's extrapolation, the PyTorch loop (in its own process) and the ratios, into `result`."""
     auto = next(row for row in result["engine"] if row["models"] == auto_size)
     if args.synthetic:  # the issue-4 GPU goal: 256 ResNet-18, 25,000 examples each, 10 epochs, in 15 minutes
         result["seconds_for_256_models_x_25000_examples_x_10_epochs"] = round(
@@ -426,6 +308,58 @@ def main() -> int:
         result[f"ratio_engine_{largest['models']}_to_torch_loop"] = round(
             largest["model_examples_per_s"] / result["torch_loop"]["model_examples_per_s"], 2
         )
+
+
+def main() -> int:
+    parser = build_parser()
+    args = parser.parse_args()
+    use_every_cpu_core()  # as python -m lira_jax.train does
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2 (the first epoch compiles and is not timed)")
+    chunks = [int(part) for part in args.models.split(",") if part]
+
+    dataset = load_dataset("digits") if not args.synthetic else synthetic_cifar(args.synthetic)
+    train = TrainConfig(
+        epochs=args.epochs, batch_size=BATCH, augment=(), precision=args.precision, model_batching=args.model_batching
+    )
+    if args.torch_worker:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print(json.dumps("torch is not installed"))
+        else:
+            print(json.dumps(bench_torch_loop(train, dataset, args.loop_models, args.epochs)))
+        return 0
+    device = jax.devices()[0]
+    width = args.width or {"cnn": WIDTH, "resnet18": 64}[args.arch]
+    model_config = ModelConfig(arch=args.arch, width=width, conv=args.conv)
+    model = build_model(
+        model_config, dataset.num_classes, dataset.images.shape[1:], jnp.dtype(args.precision), device.platform
+    )
+    peak = batching.matmul_rate(device, jnp.dtype(args.precision))
+    auto_size = auto_chunk(model, model_config, train, dataset, args.goal_models)
+    chunks = sorted({*chunks, auto_size})  # the chunk 32 models train in, measured too
+    result = {
+        "benchmark": "train_throughput",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count()},
+        "jax": jax.__version__,
+        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+        "setup": {"data": dataset.source, "examples": len(dataset.labels), "model": f"{args.arch} width {width}",
+                  "conv": "matmul" if model.matmul_conv else "native", "batch": BATCH, "augment": [],
+                  "precision": args.precision, "model_batching": args.model_batching,
+                  "optimizer": "SGD nesterov 0.9, warmup+cosine, wd 5e-3"},
+        "matmul_peak_flops_per_s": peak,
+        "bf16_peak_of_the_table": bf16_peak(device.device_kind),
+        "engine": [],
+        "auto_models_per_step": {f"for {args.goal_models} models": auto_size},
+        "jax_loop": bench_jax_loop(model, train, dataset, args.loop_models, args.epochs, peak),
+    }  # fmt: skip
+    rates = {}
+    for size in chunks:
+        row, rates[size] = bench_engine(model, train, dataset, size, args.epochs, peak)
+        result["engine"].append(row)
+    add_comparisons(result, auto_size, rates, args, args.arch == "cnn" and width == WIDTH and not args.synthetic)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -33,7 +33,7 @@ class ModelConfig:
     widen: int = 2  # wrn only
     dropout: float = 0.0  # before the classifier
     norm: str = "batch"  # batch | group: GroupNorm has no cross-example statistics (DP-SGD needs it)
-    conv: str = "auto"  # native | matmul (im2col) | auto: matmul on CPU, native elsewhere (see models.Conv)
+    conv: str = "auto"  # native | matmul (im2col) | auto: measured with train.model_batching (shadow/batching.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +54,8 @@ class TrainConfig:
     seed: int = 0
     models_per_step: int | str = "auto"  # models trained together; auto: the most that fit (on CPU: in its cache)
     precision: str = "float32"  # float32 | bfloat16 (bf16 compute, fp32 parameters and optimizer state)
-    model_batching: str = "vmap"  # vmap: one batched computation; loop: each device's models in turn (lax.map)
+    model_batching: str = "auto"  # vmap: one batched computation; loop: each device's models in turn (lax.map);
+    # auto: the faster, measured for the run's chunk size (shadow/batching.py; model.conv = "auto" likewise)
     checkpoint_minutes: float = 10.0  # Orbax checkpoint of an unfinished chunk at most this often; 0: every epoch
     dp_sgd: bool = False  # DP-SGD: clip each example's gradient to dp_clip_norm, add Gaussian noise
     dp_noise_multiplier: float = 1.0  # noise standard deviation / dp_clip_norm
@@ -94,12 +95,13 @@ class Config:
 
 SECTIONS: dict[str, type] = {field.name: field.type for field in dataclasses.fields(Config)}
 CHOICES: dict[str, tuple[str, ...]] = {
+    "data.splits": ("train+test", "train", "test"),
     "model.arch": ("cnn", "fastnet", "resnet18", "wrn"),
     "model.conv": ("auto", "native", "matmul"),
     "model.norm": ("batch", "group"),
     "train.keep": ("balanced", "bernoulli"),
     "train.precision": ("float32", "bfloat16"),
-    "train.model_batching": ("vmap", "loop"),
+    "train.model_batching": ("auto", "vmap", "loop"),
     "query.logits_dtype": ("float16", "float32", "none"),
 }
 # Keys that do not change what a run computes (up to float rounding): a run may resume with other values.

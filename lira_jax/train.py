@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lira_jax import config as config_lib
@@ -27,13 +26,11 @@ from lira_jax.audit.evaluate import run_attack
 from lira_jax.claims import Claims
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
 from lira_jax.shadow import hosts
-from lira_jax.shadow.augment import parse_augmentations, parse_views
-from lira_jax.shadow.data import check_training_sets, load_dataset, make_keep
+from lira_jax.shadow.data import Dataset, check_training_sets, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
 from lira_jax.shadow.divergence import refuse_diverged
 from lira_jax.shadow.hyperparameters import draw, records
-from lira_jax.shadow.models import build_model
-from lira_jax.shadow.trainer import Plan, train_run
+from lira_jax.shadow.trainer import make_plan, train_run
 
 
 def parse_slice(text: str, num_models: int) -> np.ndarray:
@@ -47,6 +44,29 @@ def parse_slice(text: str, num_models: int) -> np.ndarray:
     if not 0 <= start < stop <= num_models:
         raise UserError(f"--models {text} is outside [0, {num_models}) or empty")
     return np.arange(start, stop)
+
+
+def create_run(out: Path, config: config_lib.Config, dataset: Dataset, num_views: int) -> store.RunFolder:
+    """A new run folder at `out`: its keep matrix drawn from the seed, each model's hyperparameters recorded."""
+    num_models = config.train.num_models
+    keep = make_keep(
+        num_models,
+        len(dataset.labels),
+        seed=config.train.seed,
+        mode=config.train.keep,
+        probability=config.train.keep_probability,
+    )
+    check_training_sets(keep)
+    hyperparameters = records(draw(config, np.arange(num_models)))
+    return store.create(
+        out,
+        config,
+        keep,
+        dataset.labels,
+        num_views,
+        dataset.num_classes,
+        [{"hyperparameters": values} for values in hyperparameters],
+    )
 
 
 def build_parser() -> ArgumentParser:
@@ -94,51 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         limit=config.data.limit or None,
         data_dir=config.data.data_dir or None,
     )
-    image_shape = dataset.images.shape[1:]
-    views = parse_views(config.query.views, image_shape)
-    identity = parse_views(["identity"], image_shape)[0]
-    plan = Plan(
-        config=config,
-        model=build_model(
-            config.model,
-            dataset.num_classes,
-            image_shape,
-            jnp.dtype(config.train.precision),
-            jax.default_backend(),
-        ),
-        augmentations=parse_augmentations(
-            config.train.augment,
-            image_shape,
-            mean=dataset.mean,
-            std=dataset.std,
-            pixel_max=16 if config.data.source == "digits" else 255,
-        ),
-        views=views,
-        identity_view=views.index(identity) if identity in views else None,
-        num_classes=dataset.num_classes,
-    )
+    plan = make_plan(config, dataset)
     num_models = config.train.num_models
     todo = parse_slice(args.models, num_models) if args.models else np.arange(num_models)
 
     if first and run is None:
-        keep = make_keep(
-            num_models,
-            len(dataset.labels),
-            seed=config.train.seed,
-            mode=config.train.keep,
-            probability=config.train.keep_probability,
-        )
-        check_training_sets(keep)
-        hyperparameters = records(draw(config, np.arange(num_models)))
-        run = store.create(
-            out,
-            config,
-            keep,
-            dataset.labels,
-            len(views),
-            dataset.num_classes,
-            [{"hyperparameters": values} for values in hyperparameters],
-        )
+        run = create_run(out, config, dataset, len(plan.views))
     hosts.barrier("run folder ready")
     if not first:
         run = store.check_resumable(out, config)

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lira_jax.config import CHOICES
 from lira_jax.errors import UserError
 from lira_jax.writing import size_text
 
 TFDS_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashion_mnist": 10, "svhn_cropped": 10}
-SPLIT_CHOICES = ("train+test", "train", "test")
-KEEP_MODES = ("balanced", "bernoulli")
 IDX_FILE_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -66,8 +65,8 @@ def load_dataset(
     data_dir: TFDS's data directory (tfds sources only; None = TFDS's default).
     Raises UserError for an unknown source, missing or malformed files, or a split the source lacks.
     """
-    if splits not in SPLIT_CHOICES:
-        raise UserError(f"unknown splits {splits!r}: expected one of {', '.join(SPLIT_CHOICES)}")
+    if splits not in CHOICES["data.splits"]:
+        raise UserError(f"unknown splits {splits!r}: expected one of {', '.join(CHOICES['data.splits'])}")
     if limit is not None and limit < 1:
         raise UserError(f"data limit must be a positive number of examples, got {limit}")
     wanted_splits = tuple(splits.split("+"))
@@ -136,7 +135,7 @@ def make_keep(
         if not 0 < probability < 1:
             raise UserError(f"keep probability must lie strictly between 0 and 1, got {probability}")
         return generator.random((num_models, num_examples)) < probability
-    raise UserError(f"unknown keep mode {mode!r}: expected one of {', '.join(KEEP_MODES)}")
+    raise UserError(f"unknown keep mode {mode!r}: expected one of {', '.join(CHOICES['train.keep'])}")
 
 
 def check_training_sets(keep: np.ndarray) -> None:
@@ -177,7 +176,10 @@ def _channel_mean_std(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _load_digits(wanted_splits: tuple[str, ...]) -> tuple[RawSplits, int]:
     """scikit-learn's 1,797 digits: images float64[N, 8, 8, 1] with values 0..16; all in the train split."""
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise UserError("the digits source needs scikit-learn: pip install scikit-learn (or use idx:, npz:)") from None
 
     if "train" not in wanted_splits:
         raise UserError("digits has no test split: use splits = 'train' or 'train+test'")

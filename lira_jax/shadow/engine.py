@@ -18,6 +18,7 @@ Sharding is stated once: the model axis is split over a 1-D device mesh named "m
 replicated. Chunks are padded to a multiple of the device count.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -153,6 +154,139 @@ def over_models(function: Callable, loop_groups: int) -> Callable:
     return looped
 
 
+class EpochPlan(NamedTuple):
+    """What one jitted epoch is built from (static: closed over, never traced).
+
+    privacy: switches to DP-SGD, per-example clipped gradients plus Gaussian noise (privacy.py).
+    epochs_vary: models may stop at different epochs, so finished ones are held still (a select over the
+    whole state each step, about 20% of a digits CNN's step time on CPU: skipped when all train alike).
+    loop_groups > 0 (train.model_batching = "loop"): instead of one vmapped computation over the models,
+    each device's models take their steps one after another inside the step (over_models), so that each
+    runs plain convolutions where vmap would make grouped ones.
+    """
+
+    model: nn.Module
+    optimizer: optax.GradientTransformation
+    num_classes: int
+    batch_size: int
+    steps: int
+    warmup_steps: int
+    augmentations: tuple
+    privacy: Privacy | None = None
+    epochs_vary: bool = False
+    loop_groups: int = 0
+
+
+def apply_train(model: nn.Module, params, batch_stats, images: jax.Array, dropout_key: jax.Array):
+    """One model's training-mode forward pass: (logits float32[B, K], {"batch_stats": updated statistics})."""
+    return model.apply(
+        {"params": params, "batch_stats": batch_stats},
+        images,
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": dropout_key},
+    )
+
+
+def batch_loss(model: nn.Module, params, batch_stats, images: jax.Array, targets: jax.Array, dropout_key: jax.Array):
+    """(mean cross-entropy of the batch against targets float32[B, K], (new batch statistics, logits))."""
+    logits, updates = apply_train(model, params, batch_stats, images, dropout_key)
+    loss = optax.softmax_cross_entropy(logits, targets).mean()
+    return loss, (updates.get("batch_stats", {}), logits)
+
+
+def model_gradient(
+    model: nn.Module, privacy: Privacy | None, state: TrainState, images: jax.Array, targets: jax.Array, key: jax.Array
+) -> tuple[Any, Any, jax.Array, jax.Array]:
+    """(gradient, new batch statistics, loss, logits float32[B, K]) of one model's batch; with `privacy`,
+    DP-SGD's clipped and noised gradient (BatchNorm statistics are then left as they are)."""
+    if privacy is None:
+        (loss, (batch_stats, logits)), grads = jax.value_and_grad(functools.partial(batch_loss, model), has_aux=True)(
+            state.params, state.batch_stats, images, targets, key
+        )
+        return grads, batch_stats, loss, logits
+
+    def example_loss(params, image, target, dropout_key):
+        logits, _ = apply_train(model, params, state.batch_stats, image[None], dropout_key)
+        return optax.softmax_cross_entropy(logits[0], target), logits[0]
+
+    dropout_keys = jax.random.split(key, images.shape[0])
+    grads, losses, logits = private_gradient(
+        example_loss, state.params, (images, targets, dropout_keys), jax.random.fold_in(key, 1), privacy
+    )
+    return grads, state.batch_stats, losses.mean(), logits
+
+
+def model_step(
+    plan: EpochPlan,
+    state: TrainState,
+    key: jax.Array,
+    hyperparameters: Hyperparameters,
+    global_step: jax.Array,
+    indices: jax.Array,
+    images: jax.Array,
+    labels: jax.Array,
+) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
+    """One SGD step of one model on its batch `indices` int32[B] of images float32[N, H, W, C]:
+    (new state, (loss, batch accuracy)). The model's own learning rate, schedule and weight decay come from
+    `hyperparameters` (scalars); with plan.epochs_vary a model past its epochs is left unchanged."""
+    augment_key, dropout_key = jax.random.split(key)
+    batch_labels = labels[indices]
+    targets = optax.smooth_labels(jax.nn.one_hot(batch_labels, plan.num_classes), hyperparameters.label_smoothing)
+    batch_images, targets = _augment_some(
+        augment_key, images[indices], targets, plan.augmentations, hyperparameters.augment_strength
+    )
+    gradient = model_gradient(plan.model, plan.privacy, state, batch_images, targets, dropout_key)
+    grads, batch_stats, loss, logits = gradient
+    decayed = jax.tree.map(lambda grad, param: grad + hyperparameters.weight_decay * param, grads, state.params)
+    direction, opt_state = plan.optimizer.update(decayed, state.opt_state)
+    total_steps = hyperparameters.epochs * plan.steps
+    rate = learning_rate_at(global_step, hyperparameters.learning_rate, total_steps, plan.warmup_steps)
+    params = jax.tree.map(lambda param, step: param - rate * step, state.params, direction)
+    trained = TrainState(params, batch_stats, opt_state)
+    if plan.epochs_vary:
+        still_training = global_step < total_steps
+        trained = jax.tree.map(lambda new, old: jnp.where(still_training, new, old), trained, state)
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch_labels)
+    return trained, (loss, accuracy)
+
+
+def models_step(
+    plan: EpochPlan, states: TrainState, keys, hyperparameters, global_step, indices, images, labels
+) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
+    """model_step for every model of the chunk (leading axis M; indices int32[M, B]), vmapped or looped."""
+
+    def one_model(state, key, model_hyperparameters, model_indices):
+        return model_step(plan, state, key, model_hyperparameters, global_step, model_indices, images, labels)
+
+    return over_models(one_model, plan.loop_groups)(states, keys, hyperparameters, indices)
+
+
+def epoch_orders(keys: jax.Array, epoch: jax.Array, keep: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Each model's members in this epoch's random order: (orders int32[M, N], counts int32[M], step keys
+    key[M]), all from the models' own keys key[M] and keep bool[M, N]."""
+    epoch_keys = jax.vmap(lambda key: jax.random.fold_in(jax.random.fold_in(key, 1), epoch))(keys)
+    order_keys, step_keys = jnp.moveaxis(jax.vmap(jax.random.split)(epoch_keys), 1, 0)
+    orders = jax.vmap(_members_in_random_order)(order_keys, keep)
+    return orders, keep.sum(axis=1, dtype=jnp.int32), step_keys
+
+
+def train_epoch(
+    plan: EpochPlan, states: TrainState, keys, hyperparameters: Hyperparameters, epoch, keep, images, labels
+) -> tuple[TrainState, EpochMetrics]:
+    """plan.steps steps of every model (lax.scan); the arguments are those of make_train_epoch's function."""
+    orders, counts, step_keys = epoch_orders(keys, epoch, keep)
+
+    def step(states, step_index):
+        indices = batch_indices(orders, counts, step_index, plan.batch_size)
+        keys_now = jax.vmap(jax.random.fold_in, in_axes=(0, None))(step_keys, step_index)
+        global_step = epoch * plan.steps + step_index
+        return models_step(plan, states, keys_now, hyperparameters, global_step, indices, images, labels)
+
+    states, (losses, accuracies) = jax.lax.scan(step, states, jnp.arange(plan.steps))
+    return states, EpochMetrics(losses.mean(axis=0), accuracies.mean(axis=0))
+
+
 def make_train_epoch(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
@@ -172,97 +306,22 @@ def make_train_epoch(
     of float32[M] / int32[M] arrays; epoch: int32 scalar; keep: bool[M, N]; images: float32[N, H, W, C];
     labels: int32[N]. Returns (states, EpochMetrics). Model m takes SGD steps while epoch * steps + step <
     its epochs * steps, on its own warm-up + cosine schedule, and is left unchanged after that.
-    `privacy` switches to DP-SGD: per-example clipped gradients plus Gaussian noise (privacy.py).
-    `epochs_vary`: models may stop at different epochs, so finished ones are held still (a select over the
-    whole state each step, about 20% of a digits CNN's step time on CPU: skipped when all train alike).
-    `loop_groups` > 0 (train.model_batching = "loop"): instead of one vmapped computation over the models,
-    each device's models take their steps one after another inside the step (over_models), so that each
-    runs plain convolutions where vmap would make grouped ones.
+    The keyword arguments are EpochPlan's fields.
     """
-
-    def apply_train(params, batch_stats, images, dropout_key):
-        return model.apply(
-            {"params": params, "batch_stats": batch_stats},
-            images,
-            train=True,
-            mutable=["batch_stats"],
-            rngs={"dropout": dropout_key},
-        )
-
-    def batch_loss(params, batch_stats, images, targets, dropout_key):
-        logits, updates = apply_train(params, batch_stats, images, dropout_key)
-        loss = optax.softmax_cross_entropy(logits, targets).mean()
-        return loss, (updates.get("batch_stats", {}), logits)
-
-    def gradient(state: TrainState, images, targets, key):
-        """(gradient, new batch statistics, loss, logits float32[B, K]) of one model's batch."""
-        if privacy is None:
-            (loss, (batch_stats, logits)), grads = jax.value_and_grad(batch_loss, has_aux=True)(
-                state.params, state.batch_stats, images, targets, key
-            )
-            return grads, batch_stats, loss, logits
-
-        def example_loss(params, image, target, dropout_key):
-            logits, _ = apply_train(params, state.batch_stats, image[None], dropout_key)
-            return optax.softmax_cross_entropy(logits[0], target), logits[0]
-
-        dropout_keys = jax.random.split(key, images.shape[0])
-        grads, losses, logits = private_gradient(
-            example_loss, state.params, (images, targets, dropout_keys), jax.random.fold_in(key, 1), privacy
-        )
-        return grads, state.batch_stats, losses.mean(), logits
-
-    def model_step(state: TrainState, key, hyperparameters: Hyperparameters, global_step, indices, images, labels):
-        augment_key, dropout_key = jax.random.split(key)
-        batch_labels = labels[indices]
-        targets = optax.smooth_labels(jax.nn.one_hot(batch_labels, num_classes), hyperparameters.label_smoothing)
-        batch_images, targets = _augment_some(
-            augment_key, images[indices], targets, augmentations, hyperparameters.augment_strength
-        )
-        grads, batch_stats, loss, logits = gradient(state, batch_images, targets, dropout_key)
-        decayed = jax.tree.map(lambda grad, param: grad + hyperparameters.weight_decay * param, grads, state.params)
-        direction, opt_state = optimizer.update(decayed, state.opt_state)
-        total_steps = hyperparameters.epochs * steps
-        rate = learning_rate_at(global_step, hyperparameters.learning_rate, total_steps, warmup_steps)
-        params = jax.tree.map(lambda param, step: param - rate * step, state.params, direction)
-        trained = TrainState(params, batch_stats, opt_state)
-        if epochs_vary:
-            still_training = global_step < total_steps
-            trained = jax.tree.map(lambda new, old: jnp.where(still_training, new, old), trained, state)
-        accuracy = jnp.mean(jnp.argmax(logits, -1) == batch_labels)
-        return trained, (loss, accuracy)
-
-    def models_step(states: TrainState, keys, hyperparameters, global_step, indices, images, labels):
-        def one_model(state, key, model_hyperparameters, model_indices):
-            return model_step(state, key, model_hyperparameters, global_step, model_indices, images, labels)
-
-        return over_models(one_model, loop_groups)(states, keys, hyperparameters, indices)
-
-    @jax.jit
-    def train_epoch(states: TrainState, keys, hyperparameters: Hyperparameters, epoch, keep, images, labels):
-        epoch_keys = jax.vmap(lambda key: jax.random.fold_in(jax.random.fold_in(key, 1), epoch))(keys)
-        order_keys, step_keys = jnp.moveaxis(jax.vmap(jax.random.split)(epoch_keys), 1, 0)
-        orders = jax.vmap(_members_in_random_order)(order_keys, keep)
-        counts = keep.sum(axis=1, dtype=jnp.int32)
-
-        def step(states, step_index):
-            indices = batch_indices(orders, counts, step_index, batch_size)
-            keys_now = jax.vmap(jax.random.fold_in, in_axes=(0, None))(step_keys, step_index)
-            global_step = epoch * steps + step_index
-            return models_step(states, keys_now, hyperparameters, global_step, indices, images, labels)
-
-        states, (losses, accuracies) = jax.lax.scan(step, states, jnp.arange(steps))
-        return states, EpochMetrics(losses.mean(axis=0), accuracies.mean(axis=0))
-
-    return train_epoch
+    plan = EpochPlan(
+        model, optimizer, num_classes, batch_size, steps, warmup_steps, augmentations, privacy, epochs_vary, loop_groups
+    )
+    # Donated: the stacked state is not held twice (input and output) on the device.
+    return jax.jit(functools.partial(train_epoch, plan), donate_argnums=0)
 
 
 def make_infer(
     model: nn.Module, views: tuple, identity_view: int | None, loop_groups: int = 0
 ) -> Callable[..., tuple[jax.Array, jax.Array, jax.Array]]:
-    """Builds the jitted `infer(states, images, labels) -> (logits, scores, correct)` for one batch.
+    """Builds the jitted `infer(states, images, labels, positions) -> (logits, scores, correct)` for one
+    batch: the examples at `positions`.
 
-    images: float32[B, H, W, C], labels: int32[B] ->
+    images: float32[N, H, W, C], labels: int32[N], positions: int32[B] ->
     logits: float32[M, B, V, C], scores: float32[M, B, V] (logit-scaled confidence φ),
     correct: bool[M, B] (prediction on the unaltered image). BatchNorm runs on its running statistics.
     `identity_view` is the index of the identity among `views`, if it is there. `loop_groups`: as in
@@ -276,7 +335,8 @@ def make_infer(
         return over_models(one_model, loop_groups)(states.params, states.batch_stats)
 
     @jax.jit
-    def infer(states: TrainState, images, labels):
+    def infer(states: TrainState, all_images, all_labels, positions):
+        images, labels = all_images[positions], all_labels[positions]
         viewed = apply_views(images, views)  # [V, B, H, W, C]
         num_views, batch = viewed.shape[:2]
         logits = apply_all(states, viewed.reshape(num_views * batch, *viewed.shape[2:]))
@@ -303,9 +363,14 @@ def loop_groups(model_batching: str, mesh: Mesh) -> int:
     return mesh.size if model_batching == "loop" else 0
 
 
+def model_sharding(mesh: Mesh) -> NamedSharding:
+    """The one sharding of stacked model state: the leading (model) axis split across the mesh."""
+    return NamedSharding(mesh, PartitionSpec(MODEL_AXIS))
+
+
 def shard_models(tree: Any, mesh: Mesh) -> Any:
     """Places every leaf's leading (model) axis across the mesh."""
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(MODEL_AXIS)))
+    return jax.device_put(tree, model_sharding(mesh))
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

@@ -94,12 +94,18 @@ def _norm(kind: str, train: bool, dtype: Dtype) -> Callable[..., Any]:
     return partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype)
 
 
-def _pooled_classifier(features, num_classes: int, dropout: float, train: bool, dtype: Dtype):
-    """Global average pool, dropout, dense: float[B, H, W, F] -> logits float32[B, num_classes].
+def _head(features, num_classes: int):
+    """The classifier's dense layer, computed in float32 whatever the compute dtype (under bfloat16 the
+    logits, and so φ, keep float32's precision): float[B, F] -> logits float32[B, num_classes].
 
-    Called inside a parent's compact __call__, so its layers are the parent's submodules."""
-    pooled = nn.Dropout(dropout, deterministic=not train)(jnp.mean(features, axis=(1, 2)))
-    return nn.Dense(num_classes, dtype=dtype)(pooled).astype(jnp.float32)
+    Called inside a parent's compact __call__, so its layer is the parent's submodule."""
+    return nn.Dense(num_classes, dtype=jnp.float32)(features.astype(jnp.float32))
+
+
+def _pooled_classifier(features, num_classes: int, dropout: float, train: bool):
+    """Global average pool (in float32), dropout, dense: float[B, H, W, F] -> logits float32[B, num_classes]."""
+    pooled = nn.Dropout(dropout, deterministic=not train)(jnp.mean(features.astype(jnp.float32), axis=(1, 2)))
+    return _head(pooled, num_classes)
 
 
 class CNN(nn.Module):
@@ -127,7 +133,7 @@ class CNN(nn.Module):
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(4 * self.width, dtype=self.dtype)(x))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
+        return _head(x, self.num_classes)
 
 
 class FastNet(nn.Module):
@@ -155,7 +161,7 @@ class FastNet(nn.Module):
             x = nn.relu(norm()(max_pool_2x2(conv(channels)(x))))
             x = nn.relu(norm()(conv(channels)(x)))
         pooled = nn.Dropout(self.dropout, deterministic=not train)(jnp.max(x, axis=(1, 2)))
-        return nn.Dense(self.num_classes, dtype=self.dtype)(pooled).astype(jnp.float32)
+        return _head(pooled, self.num_classes)
 
 
 class BasicBlock(nn.Module):
@@ -197,7 +203,7 @@ class ResNet18(nn.Module):
             for block in range(2):
                 stride = 2 if stage > 0 and block == 0 else 1
                 x = BasicBlock(self.width * 2**stage, stride, self.dtype, self.matmul_conv, self.norm)(x, train)
-        return _pooled_classifier(x, self.num_classes, self.dropout, train, self.dtype)
+        return _pooled_classifier(x, self.num_classes, self.dropout, train)
 
 
 class WideBlock(nn.Module):
@@ -241,7 +247,16 @@ class WideResNet(nn.Module):
                 stride = 2 if group > 0 and block == 0 else 1
                 x = WideBlock(channels * self.widen, stride, self.dtype, self.matmul_conv, self.norm)(x, train)
         x = nn.relu(_norm(self.norm, train, self.dtype)()(x))
-        return _pooled_classifier(x, self.num_classes, self.dropout, train, self.dtype)
+        return _pooled_classifier(x, self.num_classes, self.dropout, train)
+
+
+# model.arch -> (module, smallest image side); config.CHOICES["model.arch"] lists the same names (tested).
+ARCHITECTURES: dict[str, tuple[type[nn.Module], int]] = {
+    "cnn": (CNN, 4),
+    "fastnet": (FastNet, 8),
+    "resnet18": (ResNet18, 8),
+    "wrn": (WideResNet, 4),
+}
 
 
 def build_model(
@@ -252,16 +267,12 @@ def build_model(
     `platform` ("cpu", "gpu", "tpu") picks the convolution when `model.conv` is "auto": matmul on CPU.
     """
     height, width, _ = image_shape
-    smallest = {"cnn": 4, "fastnet": 8, "resnet18": 8, "wrn": 4}[config.arch]
+    module, smallest = ARCHITECTURES[config.arch]
     if min(height, width) < smallest:
         raise UserError(
             f"model.arch = {config.arch!r} needs images of at least {smallest}x{smallest}, got {height}x{width}"
         )
     matmul = config.conv == "matmul" or (config.conv == "auto" and platform == "cpu")
-    if config.arch == "cnn":
-        return CNN(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
-    if config.arch == "fastnet":
-        return FastNet(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
-    if config.arch == "resnet18":
-        return ResNet18(num_classes, config.width, config.dropout, dtype, matmul, config.norm)
-    return WideResNet(num_classes, config.depth, config.widen, config.dropout, dtype, matmul, config.norm)
+    if module is WideResNet:
+        return WideResNet(num_classes, config.depth, config.widen, config.dropout, dtype, matmul, config.norm)
+    return module(num_classes, config.width, config.dropout, dtype, matmul, config.norm)

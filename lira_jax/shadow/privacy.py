@@ -8,6 +8,7 @@ Gaussian mechanism (tighter than RDP, and without RDP's convergence warnings at 
 sampling probability batch size / members and one event per step. The engine draws fixed-size batches
 from a shuffled order instead of Poisson samples, the usual practice whose epsilon is this standard
 approximation (as reported by Opacus and TF Privacy), not a proof for the shuffled sampler.
+dp-accounting is imported only here, when epsilon is asked for (the pip extra `lira-jax[dp]`).
 """
 
 import functools
@@ -15,9 +16,10 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import dp_accounting
 import jax
 import jax.numpy as jnp
+
+from lira_jax.errors import UserError
 
 
 class Privacy(NamedTuple):
@@ -61,11 +63,21 @@ def sampling_probability(batch_size: int, members: int) -> float:
     return min(1.0, math.ceil(exact * scale) / scale)
 
 
+def accountant_module():
+    """The dp_accounting package, or a UserError naming the pip extra that brings it."""
+    try:
+        import dp_accounting
+    except ImportError:
+        raise UserError("train.dp_sgd needs dp-accounting for its epsilon: pip install 'lira-jax[dp]'") from None
+    return dp_accounting
+
+
 @functools.cache
 def epsilon(noise_multiplier: float, sampling_probability: float, steps: int, delta: float) -> float:
     """The epsilon of `steps` Poisson-subsampled Gaussian steps at `delta` (PLD accountant); inf without noise."""
     if noise_multiplier == 0:
         return math.inf
+    dp_accounting = accountant_module()
     step = dp_accounting.PoissonSampledDpEvent(sampling_probability, dp_accounting.GaussianDpEvent(noise_multiplier))
     accountant = dp_accounting.pld.PLDAccountant()
     accountant.compose(dp_accounting.SelfComposedDpEvent(step, steps))

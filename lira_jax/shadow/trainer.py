@@ -8,6 +8,7 @@ every train.checkpoint_minutes the chunk's state is checkpointed with Orbax (che
 run resumes a long chunk from its last checkpoint instead of from scratch.
 """
 
+import dataclasses
 import math
 import sys
 import time
@@ -23,11 +24,13 @@ from tqdm.auto import tqdm
 from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError
-from lira_jax.shadow import devices, engine
+from lira_jax.shadow import batching, devices, engine
+from lira_jax.shadow.augment import parse_augmentations, parse_views
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
 from lira_jax.shadow.hyperparameters import draw
-from lira_jax.shadow.privacy import Privacy, epsilon, sampling_probability
+from lira_jax.shadow.models import build_model
+from lira_jax.shadow.privacy import Privacy, accountant_module, epsilon, sampling_probability
 from lira_jax.store import RunFolder, compact_ranges
 
 
@@ -41,6 +44,29 @@ class Plan:
     views: tuple
     identity_view: int | None
     num_classes: int
+    model_batching: str = "vmap"  # vmap | loop, as resolved (batching.choose for "auto")
+
+
+def make_plan(config: Config, dataset: Dataset) -> Plan:
+    """The run's Plan: its model for the data set's image shape and classes, its augmentations and views."""
+    if config.train.dp_sgd:
+        accountant_module()  # before any training: a missing package is one line, not an error after hours
+    image_shape = dataset.images.shape[1:]
+    views = parse_views(config.query.views, image_shape)
+    identity = parse_views(["identity"], image_shape)[0]
+    model = build_model(
+        config.model, dataset.num_classes, image_shape, jnp.dtype(config.train.precision), jax.default_backend()
+    )
+    augmentations = parse_augmentations(
+        config.train.augment,
+        image_shape,
+        mean=dataset.mean,
+        std=dataset.std,
+        pixel_max=16 if config.data.source == "digits" else 255,
+    )
+    identity_view = views.index(identity) if identity in views else None
+    model_batching, _ = batching.default_choice(config, jax.default_backend())
+    return Plan(config, model, augmentations, views, identity_view, dataset.num_classes, model_batching)
 
 
 def compiled_bytes(compiled: Any) -> int:
@@ -69,26 +95,47 @@ class ChunkTrainer:
         self.image_shape = dataset.images.shape[1:]
         self.images = engine.replicate(jnp.asarray(dataset.images), mesh)
         self.labels = engine.replicate(jnp.asarray(dataset.labels, jnp.int32), mesh)
-        loop_groups = engine.loop_groups(train.model_batching, mesh)
-        self.train_epoch = engine.make_train_epoch(
-            plan.model,
-            self.optimizer,
-            num_classes=plan.num_classes,
-            batch_size=train.batch_size,
-            steps=self.steps,
-            warmup_steps=round(train.warmup_epochs * self.steps),
-            augmentations=plan.augmentations,
-            privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
-            epochs_vary=bool(plan.config.vary.epochs),
-            loop_groups=loop_groups,
-        )
+        self.train_epoch = self.epoch_function(plan.model, plan.model_batching, self.steps)
+        loop_groups = engine.loop_groups(plan.model_batching, mesh)
         self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view, loop_groups)
         self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks
-        self.model_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(engine.MODEL_AXIS))
+        self.compiled_infers: dict[int, Any] = {}  # chunk size -> inference executable, checked to fit
+        self.model_sharding = engine.model_sharding(mesh)
         self.init = jax.jit(
             lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape),
             out_shardings=self.model_sharding,
         )
+
+    def epoch_function(self, model: nn.Module, model_batching: str, steps: int) -> Any:
+        """The jitted epoch of `steps` steps for this run's config, with this model and model batching."""
+        train = self.plan.config.train
+        return engine.make_train_epoch(
+            model,
+            self.optimizer,
+            num_classes=self.plan.num_classes,
+            batch_size=train.batch_size,
+            steps=steps,
+            warmup_steps=round(train.warmup_epochs * self.steps),
+            augmentations=self.plan.augmentations,
+            privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
+            epochs_vary=bool(self.plan.config.vary.epochs),
+            loop_groups=engine.loop_groups(model_batching, self.mesh),
+        )
+
+    def compiled_epoch(self, size: int) -> Any:
+        """The epoch compiled for chunks of `size` models (once; training then uses the same executable)."""
+        if size not in self.compiled_epochs:
+            self.compiled_epochs[size] = self.train_epoch.lower(*self._epoch_arguments(size)).compile()
+        return self.compiled_epochs[size]
+
+    def compiled_infer(self, size: int) -> Any:
+        """Inference compiled for chunks of `size` models and one query batch (once)."""
+        if size not in self.compiled_infers:
+            batch = min(self.plan.config.query.batch_size, self.keep.shape[1])
+            states = self._epoch_arguments(size)[0]
+            positions = jax.ShapeDtypeStruct((batch,), jnp.int32)
+            self.compiled_infers[size] = self.infer.lower(states, self.images, self.labels, positions).compile()
+        return self.compiled_infers[size]
 
     def _epoch_arguments(self, size: int) -> tuple:
         """Abstract arguments of train_epoch for a chunk of `size` models (nothing is allocated)."""
@@ -99,11 +146,19 @@ class ChunkTrainer:
         epoch = jax.ShapeDtypeStruct((), jnp.int32)
         return states, keys, hyperparameters, epoch, keep, self.images, self.labels
 
+    def chunk_inputs(self, padded: np.ndarray) -> tuple[jax.Array, Any, jax.Array]:
+        """The per-model arguments of train_epoch for the models `padded` (global indices), sharded over the
+        mesh: (keys key[M], Hyperparameters of [M] arrays, keep rows bool[M, N])."""
+        keys = engine.model_keys(self.plan.config.train.seed, padded)
+        hyperparameters = draw(self.plan.config, padded)
+        return engine.shard_models((keys, hyperparameters, jnp.asarray(self.keep[padded])), self.mesh)
+
     def chunk_size(self, requested: int | str, num_todo: int) -> int:
         """Models per step, a multiple of the device count. `auto`: the largest that fits, by XLA's memory
-        analysis of the compiled epoch (one device's program), starting from all models: each device's
-        share in 80% of its free memory and, on CPU, its scratch memory (temporaries) in a quarter of its
-        share of the last-level caches (CPU devices share the host's memory and caches: 1/count each).
+        analysis of the compiled epoch and of the compiled query step (views x query batch; one device's
+        program each), starting from all models: each device's share in 80% of its free memory and, on
+        CPU, the epoch's scratch memory (temporaries) in a quarter of its share of the last-level caches
+        (CPU devices share the host's memory and caches: 1/count each).
 
         Why the cache on CPU: the digits CNN (3.75 MiB of temporaries per model; 2 cores, 16 MiB of L3
         each) trained fastest at one model per core and slower with each doubling, by 10 to 20% a step
@@ -121,13 +176,16 @@ class ChunkTrainer:
             memory, cache = 0.8 * min(devices.free_bytes(device) for device in mesh_devices), None
         size = count * math.ceil(num_todo / count)
         while True:
-            compiled = self.train_epoch.lower(*self._epoch_arguments(size)).compile()
+            compiled = self.compiled_epoch(size)
             needed, scratch = compiled_bytes(compiled), compiled.memory_analysis().temp_size_in_bytes
             shrink = min(memory / needed, cache / scratch if cache and scratch else 1.0)
-            if shrink >= 1 or size == count:
-                self.compiled_epochs[size] = compiled
-                break
+            if shrink >= 1 or size == count:  # training fits: so must querying the trained chunk
+                needed = max(needed, compiled_bytes(self.compiled_infer(size)))
+                if needed <= memory or size == count:
+                    break
+                shrink = memory / needed
             size = count * max(1, min(size // (2 * count), int(size * shrink) // count))
+        self.compiled_epochs = {size: self.compiled_epochs[size]}
         if needed > memory:
             raise UserError(
                 f"even {size} model(s) per step need {needed / 2**30:.1f} GiB on each of {count} device(s),"
@@ -145,9 +203,7 @@ class ChunkTrainer:
         """
         config = self.plan.config
         size = len(padded)
-        keys = engine.shard_models(engine.model_keys(config.train.seed, padded), self.mesh)
-        hyperparameters = engine.shard_models(draw(config, padded), self.mesh)
-        keep_rows = engine.shard_models(jnp.asarray(self.keep[padded]), self.mesh)
+        keys, hyperparameters, keep_rows = self.chunk_inputs(padded)
         abstract = jax.tree.map(
             lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=self.model_sharding),
             jax.eval_shape(self.init, keys),
@@ -160,7 +216,7 @@ class ChunkTrainer:
             )
         progress.update(len(model_indices) * first_epoch / self.epochs)
         examples_per_epoch = len(model_indices) * self.steps * config.train.batch_size
-        train_epoch = self.compiled_epochs.get(size, self.train_epoch)
+        train_epoch = self.compiled_epoch(size)
         last_checkpoint = time.perf_counter()
         for epoch in range(first_epoch, self.epochs):
             started = time.perf_counter()
@@ -192,12 +248,13 @@ class ChunkTrainer:
         batch = min(self.plan.config.query.batch_size, num_examples)
         keeps_logits = self.plan.config.query.logits_dtype != "none"
         count = len(model_indices)
+        infer = self.compiled_infer(len(jax.tree.leaves(states.params)[0]))
         correct = np.zeros((count, num_examples), dtype=bool)
         for start in range(0, num_examples, batch):
             stop = min(start + batch, num_examples)
             # Pad the last batch to the same shape: one compiled inference for the whole run.
-            positions = np.minimum(np.arange(start, start + batch), num_examples - 1)
-            logits, scores, batch_correct = self.infer(states, self.images[positions], self.labels[positions])
+            positions = np.minimum(np.arange(start, start + batch), num_examples - 1).astype(np.int32)
+            logits, scores, batch_correct = infer(states, self.images, self.labels, positions)
             rows = (slice(0, count), slice(0, stop - start))
             run.write_rows(
                 model_indices,
@@ -239,6 +296,27 @@ def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray,
     ]
 
 
+def set_up(
+    plan: Plan, dataset: Dataset, keep: np.ndarray, mesh: jax.sharding.Mesh, num_todo: int, quiet: bool
+) -> tuple[ChunkTrainer, int, batching.Choice]:
+    """The run's trainer and chunk size, with its model batching and conv chosen (batching.choose) for
+    that chunk size; one line on stderr says what was chosen and why."""
+    trainer = ChunkTrainer(plan, dataset, keep, mesh)
+    requested = plan.config.train.models_per_step
+    size = trainer.chunk_size(requested, num_todo)
+    choice = batching.choose(trainer, size, num_todo)
+    matmul = choice.conv == "matmul"
+    if (choice.model_batching, matmul) != (plan.model_batching, plan.model.matmul_conv):
+        model = plan.model.clone(matmul_conv=matmul)
+        trainer = ChunkTrainer(
+            dataclasses.replace(plan, model=model, model_batching=choice.model_batching), dataset, keep, mesh
+        )
+        size = trainer.chunk_size(requested, size)  # from the measured size down, should the choice need more memory
+    if not quiet:
+        print(choice.line(), file=sys.stderr)
+    return trainer, size, choice
+
+
 def train_run(
     run: RunFolder,
     plan: Plan,
@@ -252,8 +330,7 @@ def train_run(
     first `device_count` local devices (default: all of them), and over no more devices than models."""
     keep = run.keep
     mesh = engine.model_mesh(len(todo), device_count)
-    trainer = ChunkTrainer(plan, dataset, keep, mesh)
-    size = trainer.chunk_size(plan.config.train.models_per_step, len(todo))
+    trainer, size, choice = set_up(plan, dataset, keep, mesh, len(todo), quiet)
     progress = tqdm(
         total=len(todo),
         unit="model",
@@ -279,6 +356,9 @@ def train_run(
                     train_seconds=round(trained, 3),
                     chunk_size=len(model_indices),
                     devices=mesh.size,
+                    model_batching=choice.model_batching,
+                    conv=choice.conv,
+                    batching_timings=choice.timings,
                     **privacy[row],
                 )
                 if snapshots:

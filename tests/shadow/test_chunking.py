@@ -6,6 +6,7 @@ import pytest
 
 from lira_jax.config import Config, ModelConfig
 from lira_jax.shadow import devices, engine, trainer
+from lira_jax.shadow.augment import parse_views
 from lira_jax.shadow.data import load_dataset, make_keep
 from lira_jax.shadow.models import build_model
 
@@ -15,7 +16,8 @@ def chunk_trainer():
     dataset = load_dataset("digits", limit=120)
     config = Config(model=ModelConfig(width=4))
     model = build_model(config.model, dataset.num_classes, dataset.images.shape[1:], jnp.float32, "cpu")
-    plan = trainer.Plan(config, model, (), (), None, dataset.num_classes)
+    views = tuple(parse_views(["identity"], dataset.images.shape[1:]))
+    plan = trainer.Plan(config, model, (), views, 0, dataset.num_classes)
     keep = make_keep(8, len(dataset.labels), seed=0)
     return trainer.ChunkTrainer(plan, dataset, keep, engine.model_mesh())
 

@@ -152,7 +152,7 @@ def test_infer_shapes_and_scores():
     from lira_jax.shadow.augment import parse_views
 
     views = parse_views(["identity", "mirror"], SHAPE)
-    logits, scores, correct = engine.make_infer(model, views, 0)(states, images[:10], labels[:10])
+    logits, scores, correct = engine.make_infer(model, views, 0)(states, images, labels, jnp.arange(10))
     assert logits.shape == (4, 10, 2, 3) and scores.shape == (4, 10, 2) and correct.shape == (4, 10)
     log_probs = jax.nn.log_softmax(np.asarray(logits, np.float64), axis=-1)
     true = np.take_along_axis(log_probs, np.asarray(labels[:10])[None, :, None, None], axis=-1)[..., 0]
@@ -189,3 +189,33 @@ def test_learning_rate_at_is_optax_warmup_cosine():
             expected = schedule(step)
             got = engine.learning_rate_at(jnp.int32(step), jnp.float32(0.3), jnp.int32(total), warmup)
             np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_epoch_orders_put_each_models_members_first():
+    _, _, keep = tiny_problem(num_models=4, num_examples=30)
+    orders, counts, step_keys = engine.epoch_orders(engine.model_keys(0, np.arange(4)), jnp.int32(2), jnp.asarray(keep))
+    np.testing.assert_array_equal(counts, keep.sum(axis=1))
+    for row in range(4):
+        assert set(np.asarray(orders[row, : counts[row]])) == set(np.flatnonzero(keep[row]))
+    assert step_keys.shape == (4,)
+
+
+def test_model_step_of_one_model_is_the_sgd_step_of_its_gradient():
+    """model_step alone: with no weight decay, momentum or warm-up, params move by -rate * model_gradient."""
+    images, labels, _ = tiny_problem()
+    model = CNN(3, width=4, matmul_conv=True)
+    config = TrainConfig(batch_size=8, weight_decay=0.0, momentum=0.0, warmup_epochs=0.0)
+    optimizer = engine.make_optimizer(config)
+    key = engine.model_keys(0, np.array([0]))
+    state = jax.tree.map(lambda leaf: leaf[0], engine.init_states(model, optimizer, key, SHAPE))
+    plan = engine.EpochPlan(model, optimizer, 3, 8, steps=4, warmup_steps=0, augmentations=())
+    hyperparameters = jax.tree.map(lambda leaf: leaf[0], draw(Config(train=config), np.array([0])))
+    indices = jnp.arange(8)
+    stepped, (loss, accuracy) = engine.model_step(plan, state, key[0], hyperparameters, 0, indices, images, labels)
+    _, dropout_key = jax.random.split(key[0])
+    targets = jax.nn.one_hot(labels[indices], 3)
+    grads, _, expected_loss, _ = engine.model_gradient(model, None, state, images[indices], targets, dropout_key)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-6)
+    for new, old, grad in zip(*map(jax.tree.leaves, (stepped.params, state.params, grads)), strict=True):
+        np.testing.assert_allclose(new, old - config.learning_rate * grad, rtol=1e-5, atol=1e-6)
+    assert 0 <= float(accuracy) <= 1

@@ -3,9 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lira_jax.config import ModelConfig
+from lira_jax.config import CHOICES, ModelConfig
 from lira_jax.errors import UserError
-from lira_jax.shadow.models import Conv, build_model, max_pool_2x2
+from lira_jax.shadow.models import ARCHITECTURES, Conv, build_model, max_pool_2x2
 
 
 @pytest.mark.parametrize(("size", "stride", "height"), [(3, 1, 8), (3, 2, 8), (3, 2, 7), (1, 2, 8), (1, 1, 5)])
@@ -56,3 +56,19 @@ def test_bfloat16_compute_keeps_float32_parameters():
 def test_too_small_images_are_refused():
     with pytest.raises(UserError, match="at least 8x8"):
         build_model(ModelConfig(arch="resnet18"), 10, (4, 4, 1), jnp.float32, "cpu")
+
+
+def test_every_configurable_architecture_is_built():
+    """config.CHOICES lists the names users may give; models.ARCHITECTURES builds exactly those."""
+    assert set(ARCHITECTURES) == set(CHOICES["model.arch"])
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet18"])
+def test_bfloat16_classifier_head_runs_in_float32(arch):
+    """Under bfloat16 only the body is bf16: the last matmul (the classifier) takes float32 operands."""
+    model = build_model(ModelConfig(arch=arch, width=4), 10, (8, 8, 1), jnp.bfloat16, "cpu")
+    variables = model.init(jax.random.key(0, impl="rbg"), jnp.ones((1, 8, 8, 1)), train=False)
+    jaxpr = jax.make_jaxpr(lambda images: model.apply(variables, images, train=False))(jnp.ones((2, 8, 8, 1)))
+    matmuls = [equation for equation in jaxpr.eqns if equation.primitive.name == "dot_general"]
+    assert matmuls and all(var.aval.dtype == jnp.float32 for var in matmuls[-1].invars)
+    assert any(var.aval.dtype == jnp.bfloat16 for equation in matmuls[:-1] for var in equation.invars)

@@ -1,0 +1,199 @@
+"""`train.model_batching = "auto"` and `model.conv = "auto"`: how a device runs its models, measured.
+
+Under vmap every convolution becomes a grouped one (feature_group_count = M), whose speed on a GPU's
+backward pass is unknown in advance; lax.map over models (loop) may instead be bound by launches; the
+im2col matmul form of a convolution sidesteps both at the price of memory traffic. So for the run's
+chunk size each candidate (vmap | loop) x (native | matmul) is compiled, a few steps of it timed on the
+mesh, and the fastest kept. The cost is bounded three ways:
+- skipped (today's defaults: vmap; matmul on CPU, native elsewhere) when the run is estimated under a
+  minute: XLA's FLOP count of the compiled default epoch over a generous share of a measured matmul rate;
+- measured once per (platform, device kind, devices, architecture, width, image shape, batch, chunk,
+  precision) and cached in $XDG_CACHE_HOME/lira_jax/batching.json (~/.cache by default);
+- on CPU the native form is not a candidate: XLA's CPU backend runs it 9 to 54 times slower than the
+  matmul form under vmap or a loop, and took minutes to compile it (benchmarks/RESULTS.md).
+None of this changes what a run computes (up to float rounding): both keys are outside its identity.
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lira_jax.config import Config
+
+SKIP_BELOW_SECONDS = 60.0
+TIMED_STEPS = 3
+# Share of the measured matmul rate a training step is assumed to reach, for the estimate only. Generous
+# (the digits CNN reached 14 to 22% on CPU): a short run errs toward the defaults, not toward measuring.
+ASSUMED_EFFICIENCY = 0.5
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen way: model_batching "vmap" | "loop", conv "native" | "matmul"; timings: seconds per step
+    of each candidate measured ({} when none was), keyed "vmap+matmul" etc.; reason: for the printed line."""
+
+    model_batching: str
+    conv: str
+    reason: str
+    timings: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return f"model batching {self.model_batching}, conv {self.conv}: {self.reason}"
+
+
+def default_choice(config: Config, platform: str) -> tuple[str, str]:
+    """(model_batching, conv) without measuring: the config's where fixed, else vmap and the platform's conv."""
+    batching = "vmap" if config.train.model_batching == "auto" else config.train.model_batching
+    conv = config.model.conv if config.model.conv != "auto" else ("matmul" if platform == "cpu" else "native")
+    return batching, conv
+
+
+def candidates(config: Config, platform: str) -> list[tuple[str, str]]:
+    """Every (model_batching, conv) that "auto" may pick here, the default first."""
+    batchings = ("vmap", "loop") if config.train.model_batching == "auto" else (config.train.model_batching,)
+    if config.model.conv != "auto":
+        convs = (config.model.conv,)
+    else:
+        convs = ("matmul",) if platform == "cpu" else ("native", "matmul")
+    default = default_choice(config, platform)
+    return [default] + [(b, c) for b in batchings for c in convs if (b, c) != default]
+
+
+def flops_of(compiled: Any) -> float:
+    """The 'flops' of XLA's cost analysis of a compiled executable (a dict, or a list of them); nan if none."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, list | tuple):
+        analysis = analysis[0] if analysis else {}
+    return float((analysis or {}).get("flops", math.nan))
+
+
+def matmul_rate(device: jax.Device, dtype: Any, repeats: int = 3) -> float:
+    """FLOP/s of a jitted square matmul in `dtype` on `device` (512 on CPU, 4096 elsewhere): best of repeats."""
+    size = 512 if device.platform == "cpu" else 4096
+    a = jax.device_put(jnp.ones((size, size), dtype), device)
+    matmul = jax.jit(jnp.matmul)
+    matmul(a, a).block_until_ready()
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        matmul(a, a).block_until_ready()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best
+
+
+def cache_path() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lira_jax" / "batching.json"
+
+
+def cache_key(config: Config, mesh: jax.sharding.Mesh, image_shape: tuple, size: int) -> str:
+    device = mesh.devices.flat[0]
+    model, train = config.model, config.train
+    parts = [
+        device.platform, device.device_kind, mesh.size, model.arch, model.width, model.depth, model.widen,
+        model.norm, "x".join(map(str, image_shape)), train.batch_size, size, train.precision, train.dp_sgd,
+        config.train.model_batching, config.model.conv, jax.__version__,
+    ]  # fmt: skip
+    return "|".join(map(str, parts))
+
+
+def read_cache() -> dict:
+    try:
+        return json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_cache(key: str, choice: Choice) -> None:
+    """Adds one entry; a cache that cannot be written (read-only home) is only a cost, never an error."""
+    path = cache_path()
+    entries = read_cache()
+    entries[key] = {"model_batching": choice.model_batching, "conv": choice.conv, "timings": choice.timings}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(entries, indent=1))
+        os.replace(temporary, path)
+    except OSError:
+        pass
+
+
+def measure(
+    trainer: Any, size: int, model_batching: str, conv: str, steps: int = TIMED_STEPS
+) -> tuple[Any, float, float]:
+    """(compiled epoch of `steps` steps, compile seconds, seconds per step) for `size` models trained the
+    trainer's way but with this batching and conv: the faster of two calls after an untimed one. Raises what XLA raises
+    (out of memory, compile failure)."""
+    model = trainer.plan.model.clone(matmul_conv=conv == "matmul")
+    epoch = trainer.epoch_function(model, model_batching, steps)
+    keys, hyperparameters, keep_rows = trainer.chunk_inputs(np.minimum(np.arange(size), len(trainer.keep) - 1))
+    states = trainer.init(keys)
+    data = (keep_rows, trainer.images, trainer.labels)
+    started = time.perf_counter()
+    compiled = epoch.lower(states, keys, hyperparameters, jnp.int32(0), *data).compile()
+    compile_s = time.perf_counter() - started
+    states, _ = jax.block_until_ready(compiled(states, keys, hyperparameters, jnp.int32(0), *data))
+    best = math.inf
+    for epoch in (1, 2):  # the faster of two calls: one call of a few short steps is at the mercy of noise
+        started = time.perf_counter()
+        states, _ = jax.block_until_ready(compiled(states, keys, hyperparameters, jnp.int32(epoch), *data))
+        best = min(best, time.perf_counter() - started)
+    return compiled, compile_s, best / steps
+
+
+def time_candidate(trainer: Any, size: int, model_batching: str, conv: str) -> dict[str, Any]:
+    """{"s_per_step", "compile_s"} of `measure`, or {"error"} if the candidate fails to compile or run."""
+    try:
+        _, compile_s, seconds = measure(trainer, size, model_batching, conv)
+    except Exception as error:  # an out-of-memory or a compile failure rules a candidate out, nothing more
+        return {"error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"}
+    return {"s_per_step": round(seconds, 6), "compile_s": round(compile_s, 2)}
+
+
+def estimated_seconds(trainer: Any, size: int, num_todo: int) -> float:
+    """The run's training time if the default way reached ASSUMED_EFFICIENCY of the matmul rate."""
+    mesh_devices = list(trainer.mesh.devices.flat)
+    compiled = trainer.compiled_epoch(size)
+    # XLA's cost analysis is of one device's program and counts the scan's body (one step) once.
+    flops = flops_of(compiled) * trainer.steps * len(mesh_devices) * trainer.epochs * math.ceil(num_todo / size)
+    rate = matmul_rate(mesh_devices[0], jnp.dtype(trainer.plan.config.train.precision)) * len(mesh_devices)
+    return flops / (ASSUMED_EFFICIENCY * rate)
+
+
+def choose(trainer: Any, size: int, num_todo: int) -> Choice:
+    """The way `trainer` (built the default way) should run chunks of `size` models, with its reason."""
+    config, mesh = trainer.plan.config, trainer.mesh
+    platform = mesh.devices.flat[0].platform
+    options = candidates(config, platform)
+    batching, conv = options[0]
+    if len(options) == 1:
+        return Choice(batching, conv, "fixed by the config")
+    key = cache_key(config, mesh, trainer.image_shape, size)
+    cached = read_cache().get(key)
+    if cached:
+        return Choice(cached["model_batching"], cached["conv"], f"measured before ({cache_path()})", cached["timings"])
+    started = time.perf_counter()
+    estimate = estimated_seconds(trainer, size, num_todo)
+    if estimate < SKIP_BELOW_SECONDS:
+        return Choice(batching, conv, f"the defaults (run estimated at {estimate:.0f} s, under a minute: not measured)")
+    timings = {f"{b}+{c}": time_candidate(trainer, size, b, c) for b, c in options}
+    measured = {name: timing["s_per_step"] for name, timing in timings.items() if "s_per_step" in timing}
+    if measured:
+        batching, conv = min(measured, key=measured.get).split("+")
+    ranking = ", ".join(
+        f"{name} {seconds * 1e3:.1f} ms" for name, seconds in sorted(measured.items(), key=lambda x: x[1])
+    )
+    reason = (
+        f"fastest per step at {size} models ({ranking or 'every candidate failed'}); choosing took"
+        f" {time.perf_counter() - started:.1f} s, cached in {cache_path()}"
+    )
+    choice = Choice(batching, conv, reason, timings)
+    write_cache(key, choice)
+    return choice
