@@ -40,11 +40,10 @@ from lira_jax.config import Config
 from lira_jax.errors import UserError
 from lira_jax.writing import (
     allocate,
+    check_disk_space,
     disk_errors,
     folder_mode,
-    free_bytes,
     make_folder,
-    size_text,
     write_atomically,
 )
 
@@ -229,19 +228,6 @@ def array_shapes(config: Config, num_models: int, num_examples: int, num_views: 
     if config.query.logits_dtype != "none":
         shapes["logits"] = (np.dtype(config.query.logits_dtype), (num_models, num_examples, num_views, num_classes))
     return shapes
-
-
-def check_disk_space(folder: Path, shapes: dict, copies: int) -> None:
-    """Refuses (before anything is written) a run whose arrays would not fit into `folder`'s free space."""
-    needed = copies * sum(dtype.itemsize * int(np.prod(shape, dtype=np.float64)) for dtype, shape in shapes.values())
-    free = free_bytes(folder)
-    if needed > free:
-        sizes = ", ".join(f"{name} {list(shape)} {dtype}" for name, (dtype, shape) in shapes.items())
-        raise UserError(
-            f"the run needs {size_text(needed)} on disk ({sizes}, {copies} cop{'y' if copies == 1 else 'ies'}) but"
-            f" {folder} has {size_text(free)} free: free space, train fewer models, or set query.logits_dtype ="
-            " 'float16' or 'none'"
-        )
 
 
 def create(

@@ -127,3 +127,19 @@ def strict_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [strict_json(item) for item in value]
     return value
+
+
+def check_disk_space(folder: Path, shapes: dict, copies: int) -> None:
+    """Refuses (before anything is written) a run whose arrays would not fit into `folder`'s free space.
+
+    shapes: {name: (dtype, shape)} of the arrays (`store.array_shapes`); copies: how many of each are written.
+    """
+    needed = copies * sum(dtype.itemsize * math.prod(shape) for dtype, shape in shapes.values())
+    free = free_bytes(folder)
+    if needed > free:
+        sizes = ", ".join(f"{name} {list(shape)} {dtype}" for name, (dtype, shape) in shapes.items())
+        raise UserError(
+            f"the run needs {size_text(needed)} on disk ({sizes}, {copies} cop{'y' if copies == 1 else 'ies'}) but"
+            f" {folder} has {size_text(free)} free: free space, train fewer models, or set query.logits_dtype ="
+            " 'float16' or 'none'"
+        )

@@ -78,7 +78,7 @@ def test_a_full_disk_while_creating_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_a_run_that_cannot_fit_is_refused_before_anything_is_written(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "free_bytes", lambda folder: 100)
+    monkeypatch.setattr(writing, "free_bytes", lambda folder: 100)
     config = with_overrides(Config(), ["query.save_epochs=[1, 2]"])
     expected = r"needs 1.1 KiB on disk .*logits \[4, 6, 1, 3\] float32, 3 copies.* 100 bytes free"
     with pytest.raises(UserError, match=expected):
