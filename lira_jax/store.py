@@ -147,25 +147,6 @@ class RunFolder:
                 self._arrays[name] = self.array(name, mode="r+")
         return self._arrays[name]
 
-    def summary(self) -> str:
-        """A few lines on what is done: for `train --status`."""
-        models = self.models()
-        done = [record for record in models if record["done"]]
-        missing = [record["index"] for record in models if not record["done"]]
-        lines = [f"{self.path}: {len(done)} of {len(models)} models done"]
-        if done:
-            train = np.mean([record["train_accuracy"] for record in done])
-            test = np.mean([record["test_accuracy"] for record in done])
-            lines.append(f"mean train accuracy {train:.4f}, mean test accuracy {test:.4f}")
-        epsilons = [record["dp_epsilon"] for record in done if "dp_epsilon" in record]
-        if epsilons:
-            lines.append(f"DP-SGD: epsilon {min(epsilons):.3g} to {max(epsilons):.3g} at delta {done[0]['dp_delta']:g}")
-        if missing:
-            lines.append(f"to train: {compact_ranges(missing)}")
-        if self.diverged():
-            lines.append(f"diverged (not done): {compact_ranges(self.diverged())}")
-        return "\n".join(lines)
-
 
 def finite_rows(rows: np.ndarray) -> np.ndarray:
     """bool[K]: whether row k of rows[K, ...] holds only finite values."""

@@ -69,6 +69,26 @@ def create_run(out: Path, config: config_lib.Config, dataset: Dataset, num_views
     )
 
 
+def status(run: store.RunFolder) -> str:
+    """A few lines on what is done in `run`: `train --status`, and the end of a `--models` slice."""
+    models = run.models()
+    done = [record for record in models if record["done"]]
+    missing = [record["index"] for record in models if not record["done"]]
+    lines = [f"{run.path}: {len(done)} of {len(models)} models done"]
+    if done:
+        train = np.mean([record["train_accuracy"] for record in done])
+        test = np.mean([record["test_accuracy"] for record in done])
+        lines.append(f"mean train accuracy {train:.4f}, mean test accuracy {test:.4f}")
+    epsilons = [record["dp_epsilon"] for record in done if "dp_epsilon" in record]
+    if epsilons:
+        lines.append(f"DP-SGD: epsilon {min(epsilons):.3g} to {max(epsilons):.3g} at delta {done[0]['dp_delta']:g}")
+    if missing:
+        lines.append(f"to train: {store.compact_ranges(missing)}")
+    if run.diverged():
+        lines.append(f"diverged (not done): {store.compact_ranges(run.diverged())}")
+    return "\n".join(lines)
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m lira_jax.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="TOML config (default: the digits defaults, as configs/digits.toml)")
@@ -95,7 +115,7 @@ def build_parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.status:
-        print(store.open_existing(args.status).summary())
+        print(status(store.open_existing(args.status)))
         return 0
     hosts.initialize(args.coordinator, args.num_processes, args.process_id, args.distributed)
     local_devices = len(jax.local_devices())
@@ -138,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         train_run(run, plan, dataset, mine, device_count=args.devices, quiet=args.quiet)
     hosts.barrier("all shares trained")
     if first:
-        print(run.summary())
+        print(status(run))
     refuse_diverged(run)
     if first and not args.no_attack and run.done().all():
         run_attack(out)
