@@ -60,17 +60,26 @@ def headline_curves(curves: Mapping[str, Any]) -> dict[str, Any]:
     return {name: curves[name] for name in HEADLINE_ATTACKS if name in curves}
 
 
+def _lowest_decade(curves: Mapping[str, Mapping[str, Any]]) -> float:
+    """The decade below the lowest measurable FPR of the curves (1 / non-members), at least FPR_RANGE[0]:
+    the axes start there rather than at 1e-5 with empty decades."""
+    lowest = min((float(curve["fpr"][0]) for curve in curves.values()), default=FPR_RANGE[0])
+    return max(FPR_RANGE[0], 10.0 ** np.floor(np.log10(lowest) + 1e-9))
+
+
 def plot_roc(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title: str | None = None) -> None:
-    """Log-log ROC, both axes 1e-5..1, the diagonal dashed, one curve per attack; the legend (each attack's
-    AUC and TPR at 0.1% FPR) sits right of the axes so that it hides no curve.
+    """Log-log ROC, both axes from the decade of the lowest measurable FPR (at least 1e-5) to 1, the diagonal
+    dashed, one curve per attack; the legend (each attack's AUC and TPR at 0.1% FPR) sits right of the axes
+    so that it hides no curve.
 
     curves: {attack: {fpr, tpr, tpr_low, tpr_high} from `roc_plot_data`, plus "auc" and "tpr_at_fpr"
     as in metrics.json}. Up to BAND_CURVES curves get their Clopper-Pearson band shaded; more would be a blur.
     Beyond 10 curves, line styles repeat the 10 colours distinguishably.
     """
-    figure, axes = plt.subplots(figsize=(9.5, 6))
+    figure, axes = plt.subplots(figsize=(8.5, 5.6))
     colours = plt.get_cmap("tab10")
-    floor = FPR_RANGE[0]
+    floor = _lowest_decade(curves)
+    few = len(curves) <= 8  # the legend fits beside the axes in a larger font
     for index, (name, curve) in enumerate(curves.items()):
         colour = colours(index % 10)
         tpr_at = curve.get("tpr_at_fpr", {}).get("0.001")
@@ -94,19 +103,25 @@ def plot_roc(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title
                 lw=0,
                 step="post",
             )
-    axes.plot(FPR_RANGE, FPR_RANGE, "k--", lw=0.8, label="chance")
+    axes.plot((floor, 1.0), (floor, 1.0), "k--", lw=0.8, label="chance")
     axes.set(
         xscale="log",
         yscale="log",
-        xlim=FPR_RANGE,
-        ylim=FPR_RANGE,
+        xlim=(floor, 1.0),
+        ylim=(floor, 1.0),
         xlabel="false positive rate",
         ylabel="true positive rate",
         title=title or "membership inference ROC",
     )
     axes.set_aspect("equal")
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7.5, frameon=False, labelspacing=0.7)
+    axes.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=9 if few else 7.5,
+        frameon=False,
+        labelspacing=0.8 if few else 0.45,
+    )
     save_figure(figure, path)
 
 
