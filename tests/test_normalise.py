@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from lira_jax.audit.inputs import as_numpy, audit_inputs
+from lira_jax.audit.normalise import as_numpy, normalise
 from lira_jax.audit.scoring import logit_scale
 from lira_jax.errors import UserError
 
@@ -21,7 +21,7 @@ def _arrays(seed=0):
 @pytest.mark.parametrize("label_dtype", [np.uint8, np.int16, np.int32, np.uint64])
 def test_dtypes_people_have(dtype, label_dtype):
     logits, keep, labels = _arrays()
-    inputs = audit_inputs(logits.astype(dtype), keep.astype(np.int8), labels.astype(label_dtype))
+    inputs = normalise(logits.astype(dtype), keep.astype(np.int8), labels.astype(label_dtype))
     assert inputs.logits.dtype == dtype and inputs.logits.shape == (M, N, V, C)
     assert inputs.keep.dtype == bool and inputs.labels.dtype == np.int64
     np.testing.assert_array_equal(inputs.keep, keep)
@@ -29,17 +29,17 @@ def test_dtypes_people_have(dtype, label_dtype):
 
 def test_one_view_gets_the_view_axis_and_views_are_chosen():
     logits, keep, labels = _arrays()
-    assert audit_inputs(logits[:, :, 0], keep, labels).logits.shape == (M, N, 1, C)
-    np.testing.assert_array_equal(audit_inputs(logits, keep, labels, views=[1]).logits, logits[:, :, [1]])
+    assert normalise(logits[:, :, 0], keep, labels).logits.shape == (M, N, 1, C)
+    np.testing.assert_array_equal(normalise(logits, keep, labels, views=[1]).logits, logits[:, :, [1]])
     with pytest.raises(UserError, match="views must be indices"):
-        audit_inputs(logits, keep, labels, views=[2])
+        normalise(logits, keep, labels, views=[2])
 
 
 def test_memmaps_stay_lazy(tmp_path):
     logits, keep, labels = _arrays()
     np.save(tmp_path / "logits.npy", logits.astype(np.float16))
     mapped = np.load(tmp_path / "logits.npy", mmap_mode="r")
-    assert isinstance(audit_inputs(mapped, keep, labels).logits, np.memmap)
+    assert isinstance(normalise(mapped, keep, labels).logits, np.memmap)
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_memmaps_stay_lazy(tmp_path):
 )
 def test_wrong_inputs_are_one_line_errors(change, message):
     with pytest.raises(UserError, match=message) as error:
-        audit_inputs(*change(*_arrays()))
+        normalise(*change(*_arrays()))
     assert "\n" not in str(error.value)
 
 
@@ -87,7 +87,7 @@ class _FakeTensor:
 
 def test_tensors_without_importing_torch():
     logits, keep, labels = _arrays()
-    inputs = audit_inputs(_FakeTensor(logits), _FakeTensor(keep), _FakeTensor(labels))
+    inputs = normalise(_FakeTensor(logits), _FakeTensor(keep), _FakeTensor(labels))
     np.testing.assert_array_equal(inputs.logits, logits)
     with pytest.raises(UserError, match=r"cuda: pass logits\.detach\(\)\.cpu\(\)\.numpy\(\)"):
         as_numpy(_FakeTensor(logits, "cuda"), "logits")
@@ -97,13 +97,13 @@ def test_real_torch_tensors():
     torch = pytest.importorskip("torch", reason="torch is an optional extra")
     logits, keep, labels = _arrays()
     tensor = torch.tensor(logits, requires_grad=True)
-    inputs = audit_inputs(tensor * 1, torch.tensor(keep), torch.tensor(labels))
+    inputs = normalise(tensor * 1, torch.tensor(keep), torch.tensor(labels))
     np.testing.assert_allclose(inputs.logits, logits)
 
 
 def test_inputs_never_import_torch():
     assert "torch" not in sys.modules or pytest.skip("torch was imported by another test")
-    audit_inputs(*_arrays())
+    normalise(*_arrays())
     assert "torch" not in sys.modules
 
 

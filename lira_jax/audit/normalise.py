@@ -2,7 +2,7 @@
 
 Accepted: NumPy arrays, memmaps (kept lazy: nothing is read here but keep and labels), anything `np.asarray`
 takes, and CPU PyTorch tensors (read through `.detach().numpy()`, without importing torch). Layout after
-`audit_inputs`: logits float16|float32|float64[M, N, V, C], keep bool[M, N], labels int64[N].
+`normalise`: logits float16|float32|float64[M, N, V, C], keep bool[M, N], labels int64[N].
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ TO_NUMPY = ".detach().cpu().numpy()"
 
 
 @dataclass(frozen=True)
-class AuditInputs:
+class NormalisedInputs:
     """logits: float[M, N, V, C] (a view of the caller's array where possible); keep: bool[M, N]; labels: int64[N]."""
 
     logits: np.ndarray
@@ -49,7 +49,7 @@ def as_numpy(value: Any, name: str) -> np.ndarray:
     return array
 
 
-def check_logits(logits: Any, views: Sequence[int] | None = None) -> np.ndarray:
+def normalise_logits(logits: Any, views: Sequence[int] | None = None) -> np.ndarray:
     """logits float16|32|64 [M, N, C] (one view) or [M, N, V, C] as [M, N, V, C]; views: the views to keep."""
     logits = as_numpy(logits, "logits")
     if logits.dtype.kind != "f" or logits.dtype.itemsize not in (2, 4, 8):
@@ -72,7 +72,7 @@ def check_logits(logits: Any, views: Sequence[int] | None = None) -> np.ndarray:
     return logits
 
 
-def check_keep(keep: Any, num_models: int, num_examples: int) -> np.ndarray:
+def normalise_keep(keep: Any, num_models: int, num_examples: int) -> np.ndarray:
     """keep bool or 0/1 integers [M, N] as bool[M, N]; a transposed matrix is named as such."""
     keep = as_numpy(keep, "keep")
     if keep.shape != (num_models, num_examples):
@@ -87,7 +87,7 @@ def check_keep(keep: Any, num_models: int, num_examples: int) -> np.ndarray:
     return np.asarray(keep, dtype=bool)
 
 
-def check_labels(labels: Any, num_examples: int, num_classes: int) -> np.ndarray:
+def normalise_labels(labels: Any, num_examples: int, num_classes: int) -> np.ndarray:
     """labels of any integer dtype [N] (or [N, 1]), each in [0, C), as int64[N]."""
     labels = as_numpy(labels, "labels")
     if labels.ndim == 2 and labels.shape[1] == 1:
@@ -101,11 +101,11 @@ def check_labels(labels: Any, num_examples: int, num_classes: int) -> np.ndarray
     return np.asarray(labels, dtype=np.int64)
 
 
-def audit_inputs(logits: Any, keep: Any, labels: Any, views: Sequence[int] | None = None) -> AuditInputs:
+def normalise(logits: Any, keep: Any, labels: Any, views: Sequence[int] | None = None) -> NormalisedInputs:
     """The three inputs of `lira_jax.audit_logits`, checked against each other once (finiteness is checked
     while the logits are streamed)."""
-    logits = check_logits(logits, views)
+    logits = normalise_logits(logits, views)
     num_models, num_examples, _, num_classes = logits.shape
-    keep = check_keep(keep, num_models, num_examples)
-    labels = check_labels(labels, num_examples, num_classes)
-    return AuditInputs(logits=logits, keep=keep, labels=labels)
+    keep = normalise_keep(keep, num_models, num_examples)
+    labels = normalise_labels(labels, num_examples, num_classes)
+    return NormalisedInputs(logits=logits, keep=keep, labels=labels)
