@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lira_jax.audit.scoring import lira_scores
+from lira_jax.audit.lira import lira_scores
 
 VARIANTS = ("lira_online", "lira_online_fixed_var", "lira_offline", "lira_offline_fixed_var")
 

@@ -1,4 +1,4 @@
-"""The run folder: memmapped arrays, per-model progress, safe resume, atomic writes.
+"""The run folder: memmapped arrays, per-model progress, safe resume, atomic writes; and its one reader.
 
 Layout (DESIGN.md): config.toml, keep.npy bool[M, N], labels.npy int32[N], scores.npy float32[M, N, V],
 logits.npy float16|float32[M, N, V, C] (unless query.logits_dtype = "none"), models.json; the same
@@ -12,6 +12,9 @@ Rules that keep a run from losing or faking anything:
 - A model's rows are written and flushed to disk before models.json marks it done; models.json is
   replaced atomically under a file lock, so processes writing different models never lose each other's
   records.
+
+Reading: `load_run` opens and checks a run folder for the audit half; models.json is read by `read_models`
+alone (the attack, the studies and `RunFolder` all go through it).
 """
 
 import errno
@@ -59,7 +62,7 @@ class RunFolder:
 
     def models(self) -> list[dict[str, Any]]:
         """Per-model records: {"index", "done", and for done models accuracies and timings}."""
-        return json.loads((self.path / MODELS_FILE).read_text())["models"]
+        return read_models(self.path)
 
     def done(self) -> np.ndarray:
         """bool[M]: which models have finished and been written."""
@@ -230,3 +233,116 @@ def create(
         shutil.rmtree(building, ignore_errors=True)
         raise
     return RunFolder(path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading a run folder (the audit half's side of the seam)
+
+
+def read_models(run_dir: str | Path) -> list[dict[str, Any]]:
+    """models.json's per-model records (each with a "done" key); UserError if it is unreadable or malformed."""
+    path = Path(run_dir) / MODELS_FILE
+    try:
+        records = json.loads(path.read_text())["models"]
+        if not isinstance(records, list) or not all(
+            isinstance(record, dict) and "done" in record for record in records
+        ):
+            raise TypeError('every record must be an object with "done"')
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f'{path} is not a JSON object with a list "models" of records with "done": {error}') from None
+    return records
+
+
+def load_array(path: Path, required: bool = True, mmap: bool = True) -> np.ndarray | None:
+    """The .npy at `path` (memmapped unless mmap=False); None if it is absent and not required."""
+    if not path.is_file():
+        if required:
+            raise UserError(f"{path} is missing")
+        return None
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+
+
+def done_models(records: list[dict[str, Any]] | None, num_models: int, path: Path) -> list[int]:
+    """Indices of the models that may be used: those the records mark done, or all if there are none.
+
+    path: models.json, for the message when the records do not list num_models models with boolean "done".
+    """
+    if records is None:
+        return list(range(num_models))
+    done = [record["done"] for record in records]
+    if len(done) != num_models or not all(isinstance(flag, bool) for flag in done):
+        raise UserError(
+            f"{path} must list {num_models} models (keep.npy has {num_models}), each with a boolean "
+            f'"done"; it lists {len(done)}'
+        )
+    return [index for index, flag in enumerate(done) if flag]
+
+
+def saved_epochs(run_dir: str | Path) -> list[int]:
+    """The epochs E with a snapshot folder RUN/epochs/E/, in increasing order."""
+    folder = Path(run_dir) / "epochs"
+    if not folder.is_dir():
+        return []
+    return sorted(int(path.name) for path in folder.iterdir() if path.is_dir() and path.name.isdecimal())
+
+
+def epoch_folder(run_dir: str | Path, epoch: int | None) -> Path:
+    """Where the arrays of `epoch` lie: RUN itself (None: the final models) or RUN/epochs/E."""
+    run_dir = Path(run_dir)
+    if epoch is None:
+        return run_dir
+    saved = saved_epochs(run_dir)
+    if epoch not in saved:
+        listed = ", ".join(map(str, saved)) or "none (set query.save_epochs when training)"
+        raise UserError(f"epoch {epoch} was not saved in {run_dir}; saved epochs: {listed}")
+    return run_dir / "epochs" / str(epoch)
+
+
+def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
+    """Opens and checks a run folder's format: {keep bool[M, N], labels int[N], scores float32[M, N, V],
+    logits float16|float32[M, N, V', C] or None, models: indices of the done models (at least 2), records:
+    their models.json records (None without models.json), config: config.toml's Config (None without it)}.
+
+    epoch: read scores.npy and logits.npy of that snapshot (RUN/epochs/E/); keep, labels, models.json and
+    config.toml always come from RUN. The logits are checked against labels and scores by the audit's
+    registry (`lira_jax.audit.registry.check_inputs`), where they are used.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory")
+    keep = load_array(run_dir / "keep.npy", mmap=False)
+    labels = load_array(run_dir / "labels.npy", mmap=False)
+    arrays = epoch_folder(run_dir, epoch)
+    scores = load_array(arrays / "scores.npy")
+    logits = load_array(arrays / "logits.npy", required=False)
+    if keep.dtype != bool or keep.ndim != 2:
+        raise UserError(f"keep.npy must be bool [M, N], got {keep.dtype}{list(keep.shape)}")
+    num_models, num_examples = keep.shape
+    if labels.dtype.kind not in "iu" or labels.shape != (num_examples,):
+        raise UserError(f"labels.npy must be integers [N] = [{num_examples}], got {labels.dtype}{list(labels.shape)}")
+    if scores.dtype != np.float32 or scores.ndim != 3 or scores.shape[:2] != keep.shape or scores.shape[2] < 1:
+        raise UserError(
+            f"scores.npy must be float32 [M, N, V] with [M, N] = {list(keep.shape)} from keep.npy, "
+            f"got {scores.dtype}{list(scores.shape)}"
+        )
+    if logits is not None and logits.dtype not in (np.float16, np.float32):
+        raise UserError(f"logits.npy must be float16 or float32, got {logits.dtype}")
+    all_records = read_models(run_dir) if (run_dir / MODELS_FILE).is_file() else None
+    models = done_models(all_records, num_models, run_dir / MODELS_FILE)
+    if len(models) < 2:
+        raise UserError(
+            f"at least 2 finished models are needed (one target, one shadow); {run_dir} has "
+            f"{len(models)} of {num_models} done"
+        )
+    return {
+        "keep": keep,
+        "labels": labels,
+        "scores": scores,
+        "logits": logits,
+        "models": models,
+        "records": None if all_records is None else [all_records[model] for model in models],
+        "config": config_lib.load(run_dir / "config.toml") if (run_dir / "config.toml").is_file() else None,
+    }

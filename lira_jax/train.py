@@ -22,7 +22,7 @@ import numpy as np
 
 from lira_jax import config as config_lib
 from lira_jax import store
-from lira_jax.attack import run_attack
+from lira_jax.audit.evaluate import run_attack
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
 from lira_jax.shadow import hosts
 from lira_jax.shadow.augment import parse_augmentations, parse_views

@@ -1,4 +1,4 @@
-"""lira_jax.attack: the CLI and run_attack on synthetic run folders, with and without signal."""
+"""lira_jax.attack and audit.evaluate: the CLI and run_attack on synthetic run folders, with and without signal."""
 
 import json
 import re
@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lira_jax.attack import ATTACKS, LABEL_BLIND, main, parse_targets, run_attack, score_attacks
+from lira_jax.attack import main
 from lira_jax.audit.classifiers import classifier_scores
+from lira_jax.audit.evaluate import run_attack
 from lira_jax.audit.masking import mask_logits, parse_mask
 from lira_jax.audit.metrics import attack_metrics, decision_metrics
-from lira_jax.audit.scoring import logit_scale
+from lira_jax.audit.phi import logit_scale
+from lira_jax.audit.registry import ATTACKS, LABEL_BLIND, score_attacks
+from lira_jax.audit.targets import parse_targets
 from lira_jax.errors import UserError
 
 

@@ -5,9 +5,10 @@ import pytest
 from scipy.special import expit, softmax
 from scipy.stats import spearmanr
 
-from lira_jax.audit.baselines import FROM_LOGITS, FROM_SCORES, baseline_scores, rmia
+from lira_jax.audit.baselines import FROM_LOGITS, FROM_SCORES, baseline_scores
 from lira_jax.audit.metrics import attack_metrics
-from lira_jax.audit.scoring import logit_scale
+from lira_jax.audit.phi import logit_scale
+from lira_jax.audit.rmia import rmia
 from lira_jax.errors import UserError
 
 

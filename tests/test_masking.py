@@ -5,7 +5,7 @@ import pytest
 from scipy.special import softmax
 
 from lira_jax.audit.masking import Mask, check_mask, mask_logits, parse_mask
-from lira_jax.audit.scoring import logit_scale
+from lira_jax.audit.phi import logit_scale
 from lira_jax.errors import UserError
 
 

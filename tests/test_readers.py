@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.readers import detect_layout, read_lira_reference
-from lira_jax.audit.scoring import logit_scale
 from lira_jax.errors import UserError
 
 M, N, V, C = 5, 12, 2, 4

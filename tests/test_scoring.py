@@ -1,12 +1,15 @@
-"""lira_jax.audit.scoring: logit scaling and LiRA, against plain per-target loops written from DESIGN.md."""
+"""lira_jax.audit.phi and lira_jax.audit.lira: logit scaling and LiRA, against plain loops written from DESIGN.md."""
 
 import numpy as np
 import pytest
 from scipy.special import log_softmax, logsumexp
 from scipy.stats import norm
 
-from lira_jax.audit import scoring, streaming
-from lira_jax.audit.scoring import LIRA_VARIANTS, LiraOptions, lira, lira_scores, logit_scale
+from lira_jax.audit import lira as lira_module
+from lira_jax.audit import phi as numpy_phi
+from lira_jax.audit import streaming
+from lira_jax.audit.lira import LIRA_VARIANTS, LiraOptions, lira, lira_scores
+from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.streaming import ModelSubset
 from lira_jax.errors import UserError
 from lira_jax.shadow import phi
@@ -123,7 +126,7 @@ def test_logit_scale_in_pieces(monkeypatch):
     labels = rng.integers(0, 5, 7)
     whole = logit_scale(logits, labels)
     for chunk_bytes in (8 * 5 * 3, 1):
-        monkeypatch.setattr(scoring, "PIECE_BYTES", chunk_bytes)
+        monkeypatch.setattr(numpy_phi, "PIECE_BYTES", chunk_bytes)
         np.testing.assert_array_equal(logit_scale(logits, labels), whole)
         np.testing.assert_array_equal(logit_scale(logits, np.broadcast_to(labels[None, :, None], (3, 7, 4))), whole)
 
@@ -186,7 +189,7 @@ def test_fixed_variance_first_pass_equals_deferred(monkeypatch):
     rng = np.random.default_rng(3)
     keep, scores = random_run(rng, 8, 40, 2)
     deferred = lira_scores(scores, keep, [0, 3, 5], LIRA_VARIANTS, chunk_examples=7)
-    monkeypatch.setattr(scoring, "DEFERRED_BYTES", 0)
+    monkeypatch.setattr(lira_module, "DEFERRED_BYTES", 0)
     two_pass = lira_scores(scores, keep, [0, 3, 5], LIRA_VARIANTS, chunk_examples=7)
     for name in LIRA_VARIANTS:
         assert_scores_close(two_pass[name], deferred[name])
@@ -217,7 +220,7 @@ def test_blocks_threads_and_chunks_do_not_change_results(tmp_path, monkeypatch):
     mapped = np.load(tmp_path / "scores.npy", mmap_mode="r")
     reference = lira_scores(scores, keep, variants=LIRA_VARIANTS, workers=1)
     monkeypatch.setattr(streaming, "BLOCK_BYTES", 8 * 3 * 4 * 5)  # blocks of 5 examples, on 3 threads
-    monkeypatch.setattr(scoring, "SET_CHUNK_BYTES", 1)  # and sets of one example at a time
+    monkeypatch.setattr(lira_module, "SET_CHUNK_BYTES", 1)  # and sets of one example at a time
     for chunk in (1, 2, 7):
         threaded = lira_scores(mapped, keep, variants=LIRA_VARIANTS, chunk_examples=chunk, workers=3)
         for name in LIRA_VARIANTS:

@@ -13,8 +13,9 @@ from scipy import stats
 from test_attack import write_run
 
 from lira_jax import config as config_lib
-from lira_jax.attack import run_attack, score_attacks
+from lira_jax.audit.evaluate import run_attack
 from lira_jax.audit.metrics import attack_metrics
+from lira_jax.audit.registry import score_attacks
 from lira_jax.studies.runner import run_study
 from lira_jax.studies.shadows import shadow_counts
 from lira_jax.study import main
@@ -92,7 +93,7 @@ def test_gap_per_target_against_plain_recomputation(tmp_path):
     scores = np.load(run / "scores.npy") + (strengths[:, None] * keep)[:, :, None].astype(np.float32)
     np.save(run / "scores.npy", scores)
     data = run_study("gap", [run], tmp_path / "out")
-    from lira_jax.audit.scoring import lira
+    from lira_jax.audit.lira import lira
 
     online = lira(scores, keep)
     models = json.loads((run / "models.json").read_text())["models"]

@@ -1,4 +1,5 @@
-"""RMIA and the baseline attacks, streamed over examples like LiRA (`lira_jax.audit.scoring`).
+"""The baseline attacks, streamed over examples like LiRA (`lira_jax.audit.lira`), and the
+prediction-correctness rule.
 
 Every function returns float32[T, N] for T targets (model indices), higher = more likely a member.
 Scores φ: float32[M, N, V]; keep: bool[M, N]; logits: float16|float32[M, N, V, C]; labels: int[N].
@@ -11,143 +12,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
+from lira_jax.audit.inputs import AttackInputs, AttackOptions, check_logits, check_scores_keep, check_shadows
 from lira_jax.audit.metrics import decision_metrics
-from lira_jax.audit.streaming import (
-    ExampleArray,
-    check_finite,
-    check_scores_keep,
-    check_shadows,
-    map_example_chunks,
-    subset_models,
-)
+from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks, subset_models
 from lira_jax.errors import UserError
 
 FROM_SCORES = ("loss", "calibrated_loss", "global_threshold")
 FROM_LOGITS = ("confidence", "entropy", "modified_entropy", "correctness")
-
-
-# ---------------------------------------------------------------------------------------------------
-# RMIA (Zarifzadeh et al., ICML 2024)
-
-
-def rmia(
-    scores: ExampleArray,
-    keep: np.ndarray,
-    targets: Sequence[int] | None = None,
-    *,
-    online: bool = True,
-    a: float = 0.3,
-    gamma: float = 1.0,
-    population: np.ndarray | None = None,
-    chunk_examples: int | None = None,
-    workers: int | None = None,
-) -> np.ndarray:
-    """RMIA: the fraction of population examples z ≠ x with LR(x, z) ≥ gamma, as float32[T, N], plus a
-    tie-break below one step of the fraction (_fraction): scores lie in [0, 1 + 1 / |Z|).
-
-    LR(x, z) = [p_t(x) / Pr(x)] / [p_t(z) / Pr(z)], p_m(x) = softmax probability of x's label under
-    model m, averaged over views (σ(φ), so scores suffice). Pr(x) over the shadow models m ≠ t:
-    online, the mean of p_m(x) over all of them (IN and OUT: with a balanced keep matrix about half
-    each); offline, from the OUT models only with the paper's linear approximation of the IN side,
-    Pr(x) = ((1 + a) · mean_OUT p_m(x) + (1 − a)) / 2. The same Pr applies to z.
-    population: bool[N] or example indices (default: every example); for target t the population is
-    that set minus t's training members, so z are always examples t did not see (the paper's z are
-    population data outside the target's training set).
-    """
-    keep, targets = check_scores_keep(scores, keep, targets)
-    if not online:
-        check_shadows(keep, targets, need_in=False, need_out=True, attack="offline RMIA")
-    if not 0.0 <= a <= 1.0 or not gamma > 0:
-        raise UserError(f"RMIA needs 0 <= a <= 1 and gamma > 0, got a={a}, gamma={gamma}")
-    num_models, num_examples, num_views = scores.shape
-    in_population = _population_mask(population, num_examples)
-
-    def work(start: int, stop: int, values: np.ndarray) -> np.ndarray:
-        check_finite(values, "scores", start, scores)
-        probability = expit(values.astype(np.float64)).mean(axis=-1)  # [M, n]
-        own = probability[targets]
-        if online:
-            reference = (probability.sum(axis=0) - own) / (num_models - 1)
-        else:
-            is_out = ~keep[:, start:stop]
-            target_out = is_out[targets]
-            out_mean = ((probability * is_out).sum(axis=0) - own * target_out) / (is_out.sum(axis=0) - target_out)
-            reference = ((1 + a) * out_mean + (1 - a)) / 2
-        return own / np.maximum(reference, np.finfo(np.float64).tiny)
-
-    ratios = np.concatenate(
-        map_example_chunks(work, [scores], num_examples, 16 * num_models * num_views, chunk_examples, workers), axis=1
-    )  # [T, N]
-    result = np.empty((len(targets), num_examples), dtype=np.float32)
-    for row, target in enumerate(targets):
-        population_indices = np.flatnonzero(in_population & ~keep[target])
-        if len(population_indices) < 2:
-            raise UserError(f"RMIA needs 2 population examples outside target {target}'s training set")
-        order = np.argsort(ratios[row, population_indices], kind="stable")
-        own = np.full(num_examples, -1)
-        own[population_indices[order]] = np.arange(len(order))
-        # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x / gamma, ratios being positive
-        result[row] = _fraction(ratios[row, population_indices[order]], ratios[row] / gamma, own)
-    return result
-
-
-def _fraction(reference_ratios: np.ndarray, scaled: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """float64[N]: the fraction of population ratios <= scaled[x] (LR(x, z) >= gamma), x itself left out of
-    its own population, plus where x lies between its two neighbouring population ratios (in log space).
-
-    reference_ratios: float64[K] sorted; scaled: ratio_x / gamma, float64[N]; own: int[N], x's index in
-    reference_ratios or -1. Why the position: the paper's fraction has a resolution of 1 / K; on digits the
-    examples beyond the largest ratio tie at 1.0 and alone exceed 0.1% of the non-members, so TPR at 0.1%
-    FPR read 0. The position (in [0, 0.999]) breaks ties by RMIA's own statistic without reordering two
-    examples the fraction tells apart: floor(score * size) / size is the fraction. Why x is left out: a
-    non-member is one of the population, so it could never pass the largest population ratio while a
-    member could, which put members alone at the top even when membership carries no signal.
-    """
-    is_own = own >= 0
-    logs = np.log(reference_ratios)
-    value = np.log(scaled)
-    below = np.searchsorted(reference_ratios, scaled, side="right")
-    below = below - (is_own & (reference_ratios[np.maximum(own, 0)] <= scaled))
-    size = len(reference_ratios) - is_own
-
-    def log_ratio_at(position: np.ndarray) -> np.ndarray:  # the position-th ratio once x's own is removed
-        return logs[position + (is_own & (position >= own))]
-
-    lower = log_ratio_at(np.maximum(below - 1, 0))
-    upper = log_ratio_at(np.minimum(below, size - 1))
-    gap = upper - lower
-    inside = np.divide(value - lower, gap, out=np.zeros_like(gap), where=gap > 0)  # equal neighbours: a tie
-    position = np.where(
-        below == 0,
-        np.exp(value - log_ratio_at(np.zeros_like(below))),
-        np.where(below == size, 1 - np.exp(log_ratio_at(size - 1) - value), inside),
-    )
-    return (below + np.clip(position, 0.0, 0.999)) / size
-
-
-def _population_mask(population: Any, num_examples: int) -> np.ndarray:
-    if population is None:
-        return np.ones(num_examples, dtype=bool)
-    population = np.asarray(population)
-    if population.dtype == bool:
-        if population.shape != (num_examples,):
-            raise UserError(f"population mask must be bool [{num_examples}], got {list(population.shape)}")
-        return population
-    if (
-        population.dtype.kind not in "iu"
-        or population.ndim != 1
-        or (len(population) and (population.min() < 0 or population.max() >= num_examples))
-    ):
-        raise UserError(f"population must be a bool mask or example indices in [0, {num_examples})")
-    mask = np.zeros(num_examples, dtype=bool)
-    mask[population] = True
-    return mask
-
-
-# ---------------------------------------------------------------------------------------------------
-# Baselines
 
 
 def baseline_scores(
@@ -176,52 +48,49 @@ def baseline_scores(
     keep, targets = check_scores_keep(scores, keep, targets)
     if "calibrated_loss" in names:
         check_shadows(keep, targets, need_in=False, need_out=True, attack="calibrated_loss")
-    num_models, num_examples, num_views = scores.shape
-    results = {}
     from_scores = [name for name in names if name in FROM_SCORES]
-    if from_scores:
-        results.update(_from_scores(scores, keep, targets, from_scores, chunk_examples, workers))
     from_logits = [name for name in names if name in FROM_LOGITS]
     if from_logits:
         if logits is None:
             raise UserError(f"{', '.join(from_logits)} need the full logits (logits.npy), which were not given")
         labels = check_logits(logits, labels, scores.shape)
-        target_logits = subset_models(logits, targets)
-
-        def work(start: int, stop: int, chunk: np.ndarray) -> dict[str, np.ndarray]:
-            check_finite(chunk, "logits", start, target_logits)
-            return _from_logits(chunk.astype(np.float64), labels[start:stop], from_logits)
-
-        bytes_per_example = 64 * len(targets) * num_views * logits.shape[-1]
-        parts = map_example_chunks(work, [target_logits], num_examples, bytes_per_example, chunk_examples, workers)
-        results.update({name: np.concatenate([part[name] for part in parts], axis=1) for name in from_logits})
+    inputs = AttackInputs(
+        scores, keep, targets, logits, labels, options=AttackOptions(chunk_examples=chunk_examples, workers=workers)
+    )
+    results = {}
+    if from_scores:
+        results.update(score_baselines(inputs, from_scores))
+    if from_logits:
+        results.update(logit_baselines(inputs, from_logits))
     return {name: results[name] for name in names}
 
 
-def check_logits(logits: Any, labels: Any, scores_shape: tuple[int, ...]) -> np.ndarray:
-    """Validates logits float[M, N, V, C] (C >= 2) against scores [M, N, V]; returns labels as int64[N]."""
-    if (
-        getattr(logits, "ndim", None) != 4
-        or tuple(logits.shape[:3]) != tuple(scores_shape)
-        or np.dtype(logits.dtype).kind != "f"
-        or logits.shape[3] < 2
-    ):
-        raise UserError(
-            f"logits must be floating point [M, N, V, C] = {list(scores_shape)} + [C >= 2] to match "
-            f"the scores, got {getattr(logits, 'dtype', '?')}{list(getattr(logits, 'shape', []))}"
-        )
-    if labels is None:
-        raise UserError("attacks on logits need the labels")
-    labels = np.asarray(labels)
-    num_classes = logits.shape[3]
-    if labels.shape != (scores_shape[1],) or labels.dtype.kind not in "iu":
-        raise UserError(f"labels must be integers [N] = [{scores_shape[1]}], got {labels.dtype}{list(labels.shape)}")
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise UserError(
-            f"labels must lie in [0, {num_classes}) for logits with {num_classes} classes, "
-            f"got {labels.min()}..{labels.max()}"
-        )
-    return labels.astype(np.int64)
+def score_baselines(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The registry's baselines on scores: {name: float32[T, N]} for names of FROM_SCORES, in one pass."""
+    return _from_scores(
+        inputs.scores, inputs.keep, inputs.targets, names, inputs.options.chunk_examples, inputs.options.workers
+    )
+
+
+def logit_baselines(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The registry's baselines on logits: {name: float32[T, N]} for names of FROM_LOGITS, in one pass."""
+    labels, targets, num_views = inputs.labels, inputs.targets, inputs.scores.shape[2]
+    target_logits = subset_models(inputs.logits, targets)
+
+    def work(start: int, stop: int, chunk: np.ndarray) -> dict[str, np.ndarray]:
+        check_finite(chunk, "logits", start, target_logits)
+        return _from_logits(chunk.astype(np.float64), labels[start:stop], names)
+
+    bytes_per_example = 64 * len(targets) * num_views * inputs.logits.shape[-1]
+    parts = map_example_chunks(
+        work,
+        [target_logits],
+        inputs.scores.shape[1],
+        bytes_per_example,
+        inputs.options.chunk_examples,
+        inputs.options.workers,
+    )
+    return {name: np.concatenate([part[name] for part in parts], axis=1) for name in names}
 
 
 def _from_scores(scores, keep, targets, names, chunk_examples, workers) -> dict[str, np.ndarray]:
@@ -286,10 +155,6 @@ def _from_logits(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> di
     return {name: values.mean(axis=-1).astype(np.float32) for name, values in per_view.items()}
 
 
-# ---------------------------------------------------------------------------------------------------
-# The prediction-correctness rule
-
-
 def labelled_right(
     logits: ExampleArray, labels: Any, targets: Sequence[int], *, view: int = 0, workers: int | None = None
 ) -> np.ndarray:
@@ -300,6 +165,13 @@ def labelled_right(
     labels = check_logits(logits, labels, logits.shape[:3])
     if not 0 <= view < logits.shape[2]:
         raise UserError(f"view must lie in [0, {logits.shape[2]}), got {view}")
+    return top_class_is_label(logits, labels, targets, view=view, workers=workers)
+
+
+def top_class_is_label(
+    logits: ExampleArray, labels: np.ndarray, targets: Sequence[int], *, view: int = 0, workers: int | None = None
+) -> np.ndarray:
+    """`labelled_right` on checked inputs (`lira_jax.audit.inputs.check_logits`): bool[T, N]."""
     target_logits = subset_models(logits, targets)
 
     def work(start: int, stop: int, chunk: np.ndarray) -> np.ndarray:

@@ -41,8 +41,8 @@ import numpy as np
 from scipy.special import log_softmax
 from threadpoolctl import threadpool_limits
 
-from lira_jax.audit.baselines import check_logits
-from lira_jax.audit.streaming import ExampleArray, check_finite, check_scores_keep, map_example_chunks, subset_models
+from lira_jax.audit.inputs import AttackInputs, check_logits, check_scores_keep
+from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks, subset_models
 from lira_jax.errors import UserError
 
 CLASSIFIERS = ("shokri", "ml_leaks_adv1", "ml_leaks_adv2")
@@ -290,18 +290,65 @@ def classifier_scores(
     labels = check_logits(logits, labels, logits.shape[:3])
     # keep and targets are checked against the logits' [M, N] (a zero-copy stand-in for scores [M, N, V])
     keep, targets = check_scores_keep(np.broadcast_to(np.float32(0), logits.shape[:3]), keep, targets)
-    if max_rows < 2 or model_folds < 1 or not 0 <= view < logits.shape[2]:
+    check_settings(max_rows, model_folds, view, logits.shape[2])
+    if "ml_leaks_adv2" in names:
+        check_transfer(transfer)
+    return _classifiers(logits, keep, labels, targets, names, transfer, model_folds, max_rows, seed, view, workers)
+
+
+def classifier_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The registry's attack classifiers: {name: float32[T, N]} for names of CLASSIFIERS, with the options'
+    training rows (default MAX_ROWS), MODEL_FOLDS folds, seed 0, on the first view."""
+    max_rows = inputs.options.classifier_rows or MAX_ROWS
+    return _classifiers(
+        inputs.logits,
+        inputs.keep,
+        inputs.labels,
+        inputs.targets,
+        names,
+        inputs.transfer,
+        MODEL_FOLDS,
+        max_rows,
+        0,
+        0,
+        inputs.options.workers,
+    )
+
+
+def check_settings(max_rows: int, model_folds: int, view: int, num_views: int) -> None:
+    """UserError unless max_rows >= 2, model_folds >= 1 and 0 <= view < num_views."""
+    if max_rows < 2 or model_folds < 1 or not 0 <= view < num_views:
         raise UserError(
-            f"attack classifiers need max_rows >= 2, model_folds >= 1 and a view in [0, {logits.shape[2]}), "
+            f"attack classifiers need max_rows >= 2, model_folds >= 1 and a view in [0, {num_views}), "
             f"got {max_rows}, {model_folds}, {view}"
         )
-    if "ml_leaks_adv2" in names and (
+
+
+def check_transfer(transfer: TransferShadow | None) -> None:
+    """UserError unless `transfer` is a shadow model of another run: logits [M', N', V', C'], keep [M', N']."""
+    if (
         transfer is None
         or getattr(transfer.logits, "ndim", None) != 4
         or transfer.keep.shape != tuple(transfer.logits.shape[:2])
         or not 0 <= transfer.model < transfer.keep.shape[0]
     ):
         raise UserError("ml_leaks_adv2 (data transfer) needs a shadow model of another run: logits [M, N, V, C], keep")
+
+
+def _classifiers(
+    logits: ExampleArray,
+    keep: np.ndarray,
+    labels: np.ndarray,
+    targets: np.ndarray,
+    names: Sequence[str],
+    transfer: TransferShadow | None,
+    model_folds: int,
+    max_rows: int,
+    seed: int,
+    view: int,
+    workers: int | None,
+) -> dict[str, np.ndarray]:
+    """`classifier_scores` on checked inputs: labels int64[N], targets int64[T]."""
     split = cross_fit(targets, labels, model_folds, np.random.default_rng(seed))
     cells, models = {}, {}
     with threadpool_limits(1):  # BLAS threads only contend on these small matrices (9x slower on 2 cores)

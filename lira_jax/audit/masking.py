@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
+from lira_jax.audit.phi import logit_scale
+from lira_jax.audit.streaming import ExampleArray, MappedExamples
 from lira_jax.errors import UserError
 
 MASK_FORMS = "top:K (K >= 1), round:D (D >= 0) or label"
@@ -88,3 +90,20 @@ def mask_logits(logits: Any, mask: Mask) -> np.ndarray:
     else:
         reported = logits.argmax(axis=-1)[..., None] == np.arange(num_classes)
     return np.log(np.maximum(reported, mask.floor(num_classes)))
+
+
+def masked_logits(logits: ExampleArray, mask: Mask) -> MappedExamples:
+    """The masked output of logits float[M, N, V, C] as pseudo-logits float64[M, N, V, C], computed as read."""
+    return MappedExamples(logits, lambda chunk, start, stop: mask_logits(chunk, mask), logits.shape, np.float64)
+
+
+def masked_run(
+    logits: ExampleArray, labels: np.ndarray, scores_shape: tuple[int, ...], mask: Mask
+) -> tuple[MappedExamples, MappedExamples]:
+    """(φ float32[M, N, V], pseudo-logits float64[M, N, V, C]) of the masked output, computed as read:
+    what every attack reads under a mask. labels: int[N]."""
+    masked = masked_logits(logits, mask)
+    phi = MappedExamples(
+        masked, lambda chunk, start, stop: logit_scale(chunk, labels[start:stop]), scores_shape, np.float32
+    )
+    return phi, masked

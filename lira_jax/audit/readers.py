@@ -18,7 +18,7 @@ file (in name order) of each is used, as its plotting script does. The PyTorch p
     SAVEDIR/I/scores.npy                    [N, V]
 
 with no labels in the folder: pass them (its scripts read CIFAR-10's training labels).
-Where a model has logits, φ is computed from them by the caller (exactly, `lira_jax.audit.scoring.logit_scale`)
+Where a model has logits, φ is computed from them by the caller (exactly, `lira_jax.audit.phi.logit_scale`)
 rather than taken from the saved scores, which are rounded through probabilities (log(p + 1e-45)).
 """
 

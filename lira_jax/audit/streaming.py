@@ -1,4 +1,4 @@
-"""Reading run arrays in chunks of examples, and the input checks shared by every attack.
+"""Reading run arrays in chunks of examples, and the NaN check of each chunk read.
 
 Arrays may be memmaps of any size: `map_example_chunks` reads them a block of examples at a time
 (`read_examples`, with pread, not through the mapping) and hands chunks to the work function on a few
@@ -134,48 +134,3 @@ def check_finite(values: np.ndarray, name: str, start: int, source: Any = None) 
         row, example, *_ = np.argwhere(~np.isfinite(values))[0]
         model = source.models[row] if isinstance(source, ModelSubset) else row
         raise UserError(f"{name} holds NaN or infinite values (model {model}, example {start + example})")
-
-
-def check_scores_keep(scores: Any, keep: Any, targets: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Validates scores float[M, N, V] against keep bool[M, N]; returns (keep as bool array, targets int64[T]).
-
-    targets: None (every model), or model indices (positions along the model axis), without repeats.
-    """
-    if getattr(scores, "ndim", None) != 3 or np.dtype(scores.dtype).kind != "f":
-        raise UserError(
-            f"scores must be floating point [M, N, V], got {getattr(scores, 'dtype', '?')}"
-            f"{list(getattr(scores, 'shape', []))}"
-        )
-    keep = np.asarray(keep)
-    if keep.dtype != bool or keep.shape != tuple(scores.shape[:2]):
-        raise UserError(
-            f"keep must be bool [M, N] = {list(scores.shape[:2])} to match scores, got {keep.dtype}{list(keep.shape)}"
-        )
-    num_models, num_examples = keep.shape
-    if num_examples == 0:
-        raise UserError("there are no examples (keep has N = 0)")
-    if num_models < 2:
-        raise UserError(f"at least 2 models are needed (one target and one shadow), got {num_models}")
-    targets = np.arange(num_models) if targets is None else np.asarray(targets).reshape(-1)
-    if targets.dtype.kind not in "iu" or len(targets) == 0:
-        raise UserError(f"targets must be a non-empty list of model indices, got {targets!r}")
-    if targets.min() < 0 or targets.max() >= num_models or len(np.unique(targets)) != len(targets):
-        raise UserError(f"targets must be distinct model indices in [0, {num_models}), got {targets.tolist()}")
-    return keep, targets.astype(np.int64)
-
-
-def check_shadows(keep: np.ndarray, targets: np.ndarray, need_in: bool, need_out: bool, attack: str) -> None:
-    """UserError if some example has no IN (need_in) or no OUT (need_out) model besides a target."""
-    for wanted, name in ((need_in, "IN"), (need_out, "OUT")):
-        if not wanted:
-            continue
-        in_set = keep if name == "IN" else ~keep
-        others = in_set.sum(axis=0)[None, :] - in_set[targets]  # [T, N]: set size without the target
-        empty = others == 0
-        if empty.any():
-            target_index, example = np.argwhere(empty)[0]
-            count = int(empty.any(axis=1).sum())
-            raise UserError(
-                f"{attack} needs an {name} shadow model for every example, but example {example} has none "
-                f"besides target {targets[target_index]} ({count} of {len(targets)} targets are affected)"
-            )

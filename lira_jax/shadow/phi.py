@@ -1,6 +1,6 @@
 """φ, the logit-scaled confidence (DESIGN.md "Scoring semantics"), in JAX for the inference step.
 
-The audit half has the NumPy original (`lira_jax.audit.scoring.logit_scale`); tests hold the two equal.
+The audit half has the NumPy original (`lira_jax.audit.phi.logit_scale`); tests hold the two equal.
 """
 
 from typing import Any
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 
 def logit_scale_jax(logits: Any, labels: Any) -> Any:
-    """`lira_jax.audit.scoring.logit_scale` in jax.numpy, jittable: it runs where the logits are
+    """`lira_jax.audit.phi.logit_scale` in jax.numpy, jittable: it runs where the logits are
     (inside the inference step).
 
     logits: float[..., C] (float16 is computed in float32); labels: int, shaped as for `logit_scale`,

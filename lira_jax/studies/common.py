@@ -6,7 +6,6 @@ attack list and the attack scorer) are imported here only, so the studies depend
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax import config as config_lib
-from lira_jax.attack import choose_attacks, load_run, parse_integers, parse_targets, score_attacks
-from lira_jax.audit.streaming import ModelSubset, map_example_chunks, subset_models
+from lira_jax.audit.evaluate import done_model_arrays
+from lira_jax.audit.inputs import check_logits
+from lira_jax.audit.registry import choose_attacks, score_attacks
+from lira_jax.audit.streaming import ModelSubset, map_example_chunks
+from lira_jax.audit.targets import parse_integers, parse_targets
 from lira_jax.config import Config
 from lira_jax.errors import UserError
-from lira_jax.store import MODELS_FILE
+from lira_jax.store import MODELS_FILE, load_run
 
 __all__ = ["parse_integers", "score_attacks"]  # not used here: the command line and the studies take them from here
 
@@ -83,26 +84,22 @@ class Run:
 
 
 def open_run(path: str | Path) -> Run:
-    """Opens and checks a run folder (`load_run`), with its records and config when it has them."""
+    """Opens and checks a run folder (`load_run`, and its logits against labels and scores), restricted to
+    its done models with their records and config when it has them."""
     path = Path(path)
     loaded = load_run(path)
-    models = loaded["models"]
-    use_all = len(models) == loaded["keep"].shape[0]
-    records = None
-    if (path / MODELS_FILE).is_file():
-        all_records = json.loads((path / MODELS_FILE).read_text())["models"]  # load_run has checked it
-        records = [all_records[model] for model in models]
-    config = config_lib.load(path / "config.toml") if (path / "config.toml").is_file() else None
-    logits = loaded["logits"]
+    if loaded["logits"] is not None:
+        check_logits(loaded["logits"], loaded["labels"], loaded["scores"].shape)
+    scores, logits, keep = done_model_arrays(loaded)
     return Run(
         path=path,
-        keep=loaded["keep"][models],
+        keep=keep,
         labels=loaded["labels"],
-        scores=loaded["scores"] if use_all else subset_models(loaded["scores"], models),
-        logits=logits if use_all or logits is None else subset_models(logits, models),
-        models=models,
-        records=records,
-        config=config,
+        scores=scores,
+        logits=logits,
+        models=loaded["models"],
+        records=loaded["records"],
+        config=loaded["config"],
     )
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from lira_jax.audit.lira import lira_scores
 from lira_jax.audit.metrics import attack_metrics
-from lira_jax.audit.scoring import lira_scores
 from lira_jax.audit.streaming import read_examples, subset_models
 from lira_jax.errors import UserError
 from lira_jax.studies.common import LOWEST_FPR, Run, StudyResult, markdown_table, number, tpr_cell

@@ -1,4 +1,4 @@
-"""Logit scaling and LiRA scores, streamed over examples, for every target model at once.
+"""LiRA scores, streamed over examples, for every target model at once.
 
 Conventions (DESIGN.md): scores φ: float32[M, N, V] for M models, N examples, V query views;
 keep: bool[M, N]; every attack returns float32[T, N] for T targets, higher = more likely a member.
@@ -13,106 +13,20 @@ by taking its own score back out (`_SetStats.without`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 from scipy.special import log_ndtr
 
-from lira_jax.audit.streaming import ExampleArray, check_finite, check_scores_keep, check_shadows, map_example_chunks
+from lira_jax.audit.inputs import AttackInputs, check_scores_keep, check_shadows
+from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks
 from lira_jax.errors import UserError
 
 MIN_STD = 1e-6
 HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
-PIECE_BYTES = 4 << 20  # logit_scale computes about this much float64 at a time
 SET_CHUNK_BYTES = 4 << 20  # working memory of sorting and summing each example's sets
 DEFERRED_BYTES = 256 << 20  # fixed-variance LiRA keeps [T, N, V] float64 up to this size
-
-
-# ---------------------------------------------------------------------------------------------------
-# Logit scaling
-
-
-def _aligned_labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
-    """Labels shaped to broadcast against logits_shape[:-1] (see `logit_scale`)."""
-    labels = np.asarray(labels)
-    leading = len(logits_shape) - 1
-    if leading == 2 and labels.ndim == 1 and logits_shape[0] == logits_shape[1] == labels.shape[0] > 1:
-        raise UserError(
-            f"logits {list(logits_shape)} with labels [{labels.shape[0]}] are ambiguous: pass labels[None, :] "
-            f"for logits [M, N, C], or labels[:, None] for logits [N, V, C]"
-        )
-    if labels.ndim < leading:  # one label per example of the layout [..., N, V, C]: add the view axis
-        labels = labels[..., None]
-    try:
-        np.broadcast_shapes(labels.shape, logits_shape[:-1])
-    except ValueError:
-        hint = " (logits [M, N, C]: pass labels[None, :])" if leading == 2 and labels.ndim == 2 else ""
-        raise UserError(f"labels of shape {labels.shape} do not match logits of shape {logits_shape}{hint}") from None
-    return labels
-
-
-def logit_scale(logits: Any, labels: Any) -> Any:
-    """φ = z_y − logsumexp_{j≠y} z_j (= log p_y − log(1 − p_y)), without forming probabilities.
-
-    logits: float16|float32|float64[..., C] (NumPy, memmap, anything np.asarray takes). labels: int; with
-    fewer axes than logits.shape[:-1] they first get a trailing view axis (the run-folder layout [..., N, V, C]), then
-    broadcast by NumPy's rules: logits [M, N, V, C] or [N, V, C] with labels [N], logits [N, C] with
-    labels [N]. For other layouts shape them to broadcast (logits [M, N, C]: labels[None, :]); logits
-    [A, A, C] with labels [A] could be either layout and are refused.
-    Returns float32[logits.shape[:-1]] as NumPy (`lira_jax.shadow.phi` is the jittable twin).
-    Exact to float32 rounding for any finite logits (|z| up to 1e4 and beyond): NumPy input (a
-    memmap too) is computed in float64 a piece of about PIECE_BYTES at a time.
-    """
-    logits = np.asarray(logits)
-    if logits.dtype.kind != "f" or logits.ndim < 1 or logits.shape[-1] < 2:
-        raise UserError(f"logits must be floating point [..., C] with C >= 2, got {logits.dtype}{list(logits.shape)}")
-    labels = _aligned_labels(labels, logits.shape)
-    if labels.dtype.kind not in "iu":
-        raise UserError(f"labels must be integers, got {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[-1]):
-        raise UserError(f"labels must lie in [0, {logits.shape[-1]}), got {labels.min()}..{labels.max()}")
-    out = np.empty(logits.shape[:-1], dtype=np.float32)
-    _logit_scale_into(out, logits, labels)
-    return out
-
-
-def _logit_scale_into(out: np.ndarray, logits: np.ndarray, labels: np.ndarray) -> None:
-    """out[...] = φ in pieces of about PIECE_BYTES of float64, splitting leading axes as far as needed."""
-    if logits.ndim == 1 or logits.size * 8 <= PIECE_BYTES:
-        out[...] = _phi(_finite_float64(logits), labels)
-        return
-    labels_per_row = labels.ndim == logits.ndim - 1 and labels.shape[0] != 1
-    rows = PIECE_BYTES // (logits[0].size * 8)
-    if rows == 0 and logits.ndim > 2:  # one row is too big: split it
-        has_axis = labels.ndim == logits.ndim - 1  # labels have this axis too (maybe of size 1)
-        for row in range(logits.shape[0]):
-            _logit_scale_into(out[row], logits[row], labels[row if labels_per_row else 0] if has_axis else labels)
-        return
-    rows = max(rows, 1)
-    for start in range(0, logits.shape[0], rows):
-        chunk_labels = labels[start : start + rows] if labels_per_row else labels
-        out[start : start + rows] = _phi(_finite_float64(logits[start : start + rows]), chunk_labels)
-
-
-def _finite_float64(logits: np.ndarray) -> np.ndarray:
-    logits = np.asarray(logits, dtype=np.float64)
-    if not np.isfinite(logits).all():
-        raise UserError("logits hold NaN or infinite values")
-    return logits
-
-
-def _phi(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    labels = np.broadcast_to(labels, logits.shape[:-1])[..., None]
-    true = np.take_along_axis(logits, labels, axis=-1)[..., 0]
-    others = logits.copy()
-    np.put_along_axis(others, labels, -np.inf, axis=-1)
-    top = others.max(axis=-1, keepdims=True)
-    return (true - top[..., 0]) - np.log(np.exp(others - top).sum(axis=-1))
-
-
-# ---------------------------------------------------------------------------------------------------
-# LiRA
 
 
 @dataclass(frozen=True)
@@ -140,6 +54,7 @@ LIRA_VARIANTS: dict[str, LiraOptions] = {
     "lira_offline_fixed_var": LiraOptions(online=False, fixed_variance=True),
     "lira_offline_two_sided": LiraOptions(online=False, two_sided=True),
 }
+DEFAULT_VARIANTS = ("lira_online", "lira_online_fixed_var", "lira_offline", "lira_offline_fixed_var")
 
 
 @dataclass
@@ -316,12 +231,7 @@ def lira_scores(
     scores: ExampleArray,
     keep: np.ndarray,
     targets: Sequence[int] | None = None,
-    variants: Mapping[str, LiraOptions] | Iterable[str] = (
-        "lira_online",
-        "lira_online_fixed_var",
-        "lira_offline",
-        "lira_offline_fixed_var",
-    ),
+    variants: Mapping[str, LiraOptions] | Iterable[str] = DEFAULT_VARIANTS,
     *,
     chunk_examples: int | None = None,
     workers: int | None = None,
@@ -344,6 +254,21 @@ def lira_scores(
     keep, targets = check_scores_keep(scores, keep, targets)
     online = any(options.online for options in variants.values())
     check_shadows(keep, targets, need_in=online, need_out=True, attack="LiRA")
+    return _lira(scores, keep, targets, variants, chunk_examples, workers)
+
+
+def lira_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The registry's LiRA: {name: float32[T, N]} for names of LIRA_VARIANTS, with the options' centre."""
+    centre = inputs.options.lira_centre
+    variants = {name: replace(LIRA_VARIANTS[name], centre=centre) for name in names}
+    return _lira(
+        inputs.scores, inputs.keep, inputs.targets, variants, inputs.options.chunk_examples, inputs.options.workers
+    )
+
+
+def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], chunk_examples, workers) -> dict[str, np.ndarray]:
+    """`lira_scores` on checked inputs: keep bool[M, N], targets int64[T], an IN and OUT shadow for each."""
+    online = any(options.online for options in variants.values())
     num_models, num_examples, num_views = scores.shape
     num_targets = len(targets)
     # Chunks are sized for the per-target work, float64 [T, V] temporaries per example (about 30 live
@@ -371,17 +296,7 @@ def lira_scores(
         by_centre = {
             centre: _target_stats(stats_in, stats_out, target_values, is_in, centre, online) for centre in centres
         }
-        for name, options in variants.items():
-            stats = by_centre[options.centre]
-            if name in kept:
-                kept[name][:, start:stop] = _fixed_variance_part(options, stats)
-                continue
-            if options.fixed_variance:
-                sigma = sigmas[options.online][:, None, None]
-                per_view = _with_fixed_sigma(options, _fixed_variance_part(options, stats), sigma)
-            else:
-                per_view = _per_example_variance_score(options, stats)
-            results[name][:, start:stop] = _mean_over_views(per_view)
+        _score_variants(variants, by_centre, sigmas, kept, results, slice(start, stop))
         if deferred:
             stats = next(iter(by_centre.values()))
             return np.stack(
@@ -400,6 +315,29 @@ def lira_scores(
             sigma = np.maximum(np.sqrt(variance), MIN_STD)[:, None, None]
             results[name][:] = _mean_over_views(_with_fixed_sigma(variants[name], kept.pop(name), sigma))
     return results
+
+
+def _score_variants(
+    variants: Mapping[str, LiraOptions],
+    by_centre: dict[str, _TargetStats],
+    sigmas: dict[bool, np.ndarray],
+    kept: dict[str, np.ndarray],
+    results: dict[str, np.ndarray],
+    examples: slice,
+) -> None:
+    """Each variant's float32[T, n] scores of a chunk of examples into results[name][:, examples]; for a
+    fixed σ known only at the end, what σ applies to into kept[name][:, examples] instead."""
+    for name, options in variants.items():
+        stats = by_centre[options.centre]
+        if name in kept:
+            kept[name][:, examples] = _fixed_variance_part(options, stats)
+            continue
+        if options.fixed_variance:
+            sigma = sigmas[options.online][:, None, None]
+            per_view = _with_fixed_sigma(options, _fixed_variance_part(options, stats), sigma)
+        else:
+            per_view = _per_example_variance_score(options, stats)
+        results[name][:, examples] = _mean_over_views(per_view)
 
 
 def _mean_over_views(per_view: np.ndarray) -> np.ndarray:

@@ -1,0 +1,281 @@
+"""Attacking a run folder: every attack scored per target, pooled into one ROC each, written as metrics.json.
+
+`run_attack` reads keep.npy bool[M, N], labels.npy int[N], scores.npy float32[M, N, V] (and logits.npy
+float16|float32[M, N, V, C] when present) through `lira_jax.store.load_run`; only models that models.json
+marks done are used. With an epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/. With
+a mask, every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked
+logits. Every input is checked before anything is computed or written (`registry.check_inputs`). The
+metrics.json format is DESIGN.md's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lira_jax.audit.baselines import correctness_rule, top_class_is_label
+from lira_jax.audit.classifiers import (
+    CLASSIFIERS,
+    HIDDEN_UNITS,
+    MAX_ROWS,
+    MODEL_FOLDS,
+    TOP_PROBABILITIES,
+    TransferShadow,
+)
+from lira_jax.audit.inputs import AttackInputs, AttackOptions, check_logits
+from lira_jax.audit.masking import Mask, check_mask, masked_logits, masked_run, parse_mask
+from lira_jax.audit.metrics import attack_metrics, decision_metrics, roc_curve
+from lira_jax.audit.registry import LABEL_BLIND, check_inputs, choose_attacks, score_checked
+from lira_jax.audit.report import format_table
+from lira_jax.audit.streaming import ExampleArray, subset_models
+from lira_jax.audit.targets import parse_targets
+from lira_jax.errors import UserError
+from lira_jax.store import epoch_folder, load_run, write_atomically
+
+ML_LEAKS_ADVERSARY_3 = ("confidence", "entropy")  # thresholds on the maximum probability and on the entropy
+
+
+def run_attack(
+    run_dir: str | Path,
+    targets: str = "all",
+    json_path: str | Path | None = None,
+    plot_path: str | Path | None = None,
+    *,
+    attacks: Sequence[str] | None = None,
+    lira_centre: str = "median",
+    rmia_a: float = 0.3,
+    delta: float = 1e-5,
+    distributions_path: str | Path | None = None,
+    examples: Sequence[int] | None = None,
+    mask: str | None = None,
+    epoch: int | None = None,
+    shadow_run: str | Path | None = None,
+    classifier_rows: int = MAX_ROWS,
+    print_table: bool = True,
+) -> dict[str, Any]:
+    """Scores every attack on a run folder, writes metrics.json and roc.png (by default into it, or into
+    RUN/epochs/E/ with epoch E), returns the metrics dict and prints the table. Defaults: every attack the
+    folder allows (those on logits only with logits.npy, ml_leaks_adv2 only with shadow_run); targets
+    "all" (every model against all the others, ROC pooled). mask: `top:K`, `round:D` or `label`
+    (`lira_jax.audit.masking`), applied to the logits before any attack."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    parsed_mask = None if mask is None else parse_mask(mask)
+    run = load_run(run_dir, epoch)
+    out_dir = epoch_folder(run_dir, epoch)
+    json_path = Path(json_path) if json_path else out_dir / "metrics.json"
+    plot_path = Path(plot_path) if plot_path else out_dir / "roc.png"
+    for path in (json_path, plot_path, *([Path(distributions_path)] if distributions_path else [])):
+        if not path.parent.is_dir():
+            raise UserError(f"cannot write {path}: {path.parent} is not a directory")
+    target_ids = parse_targets(targets, run["models"])
+    if parsed_mask is not None and run["logits"] is None:
+        raise UserError(f"--mask {mask} masks the logits, but {out_dir} has no logits.npy")
+    options = AttackOptions(lira_centre=lira_centre, rmia_a=rmia_a, classifier_rows=classifier_rows)
+    attacks, inputs = _run_inputs(run, run_dir, target_ids, parsed_mask, shadow_run, attacks, options)
+    attack_scores = score_checked(inputs, attacks)
+    membership = inputs.keep[inputs.targets]
+    per_attack, curves = _attack_records(membership, attack_scores, delta)
+    models, (num_models, num_examples, num_views) = run["models"], inputs.scores.shape
+    metrics = {
+        "num_models": num_models,
+        "num_examples": num_examples,
+        "num_views": num_views,
+        "targets": target_ids,
+        "attacks": per_attack,
+        **_settings(inputs.options, delta, epoch, parsed_mask, attacks, inputs.logits),
+    }
+    if inputs.logits is not None:
+        correct = top_class_is_label(inputs.logits, inputs.labels, inputs.targets)
+        metrics["correctness_rule"] = {"view": 0, **correctness_rule(membership, correct)}
+    if any(name in CLASSIFIERS for name in attacks):
+        metrics["classifiers"] = _classifiers_record(attacks, len(target_ids), classifier_rows, shadow_run)
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    if len(models) != run["keep"].shape[0]:
+        metrics["models"] = models
+    distributions = None
+    if distributions_path:
+        distributions = examples if examples is not None else most_exposed(attack_scores, membership)
+        if not distributions or min(distributions) < 0 or max(distributions) >= num_examples:
+            raise UserError(f"--examples must lie in [0, {num_examples}), got {distributions}")
+    title = f"{run_dir.name}: {len(target_ids)} target(s), {len(models)} models"
+    title += "".join([f", epoch {epoch}" if epoch is not None else "", f", mask {mask}" if mask else ""])
+    _write_outputs(metrics, curves, json_path, plot_path, title, inputs, distributions, distributions_path)
+    if print_table:
+        print(format_table(metrics))
+    return metrics
+
+
+def _run_inputs(
+    run: dict[str, Any],
+    run_dir: Path,
+    target_ids: list[int],
+    mask: Mask | None,
+    shadow_run: str | Path | None,
+    attacks: Sequence[str] | None,
+    options: AttackOptions,
+) -> tuple[list[str], AttackInputs]:
+    """(attacks to run, their checked inputs: the done models, targets at the positions of target_ids,
+    masked if asked) of a `load_run` result."""
+    models = run["models"]
+    transfer = None if shadow_run is None else load_transfer(shadow_run, run_dir)
+    attacks = choose_attacks(attacks, run_dir, run["logits"] is not None, mask, transfer is not None)
+    scores, logits, keep = done_model_arrays(run)
+    positions = [models.index(target) for target in target_ids]
+    inputs = check_inputs(
+        scores, keep, positions, attacks, logits=logits, labels=run["labels"], transfer=transfer, options=options
+    )
+    if mask is not None:
+        inputs = masked_inputs(inputs, mask)
+    return attacks, inputs
+
+
+def _write_outputs(
+    metrics: dict[str, Any],
+    curves: dict[str, Any],
+    json_path: Path,
+    plot_path: Path,
+    title: str,
+    inputs: AttackInputs,
+    distributions: Sequence[int] | None,
+    distributions_path: str | Path | None,
+) -> None:
+    """roc.png (and the score distributions of the first target), then metrics.json, written whole and last."""
+    from lira_jax.audit import plots
+
+    plots.plot_roc(curves, plot_path, title=title)
+    written = [json_path, plot_path]
+    if distributions is not None:
+        target = int(inputs.targets[0])
+        plots.plot_score_distributions(inputs.scores, inputs.keep, distributions, distributions_path, target=target)
+        written.append(Path(distributions_path))
+    write_atomically(json_path, json.dumps(metrics, indent=1) + "\n")
+    for path in written:
+        path.chmod(0o644)  # temporary files are created private
+
+
+def done_model_arrays(run: dict[str, Any]) -> tuple[ExampleArray, ExampleArray | None, np.ndarray]:
+    """A `load_run` result restricted to its done models, read lazily: (scores float32[M', N, V], logits
+    float[M', N, V, C] or None, keep bool[M', N]), M' = len(run["models"])."""
+    models = run["models"]
+    keep = run["keep"][models]
+    if len(models) == run["keep"].shape[0]:
+        return run["scores"], run["logits"], keep
+    logits = None if run["logits"] is None else subset_models(run["logits"], models)
+    return subset_models(run["scores"], models), logits, keep
+
+
+def load_transfer(shadow_run: str | Path, run_dir: Path) -> TransferShadow:
+    """ML-Leaks adversary 2's shadow: the first finished model of another run, with its logits."""
+    shadow_run = Path(shadow_run)
+    if shadow_run.is_dir() and shadow_run.resolve() == run_dir.resolve():
+        raise UserError(f"--shadow-run must be another run folder (trained on another data set), not {run_dir}")
+    try:
+        other = load_run(shadow_run)
+        if other["logits"] is not None:  # the other run's own consistency: its one check, as it is opened here
+            check_logits(other["logits"], other["labels"], other["scores"].shape)
+    except UserError as error:
+        raise UserError(f"--shadow-run {shadow_run} is not a usable run folder: {error}") from None
+    if other["logits"] is None:
+        raise UserError(f"--shadow-run {shadow_run} has no logits.npy, which the attack model is trained on")
+    return TransferShadow(other["logits"], other["keep"], other["models"][0])
+
+
+def masked_inputs(inputs: AttackInputs, mask: Mask) -> AttackInputs:
+    """The inputs as the attacks see them under `mask`: φ from the masked logits, masked pseudo-logits (also
+    the transfer shadow's); checked inputs stay checked, the mask being checked against their classes here."""
+    check_mask(mask, inputs.logits.shape[3])
+    scores, logits = masked_run(inputs.logits, inputs.labels, inputs.scores.shape, mask)
+    transfer = inputs.transfer
+    if transfer is not None:
+        check_mask(mask, transfer.logits.shape[3])
+        transfer = replace(transfer, logits=masked_logits(transfer.logits, mask))
+    return replace(inputs, scores=scores, logits=logits, transfer=transfer)
+
+
+def _attack_records(
+    membership: np.ndarray, attack_scores: dict[str, np.ndarray], delta: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """metrics.json's "attacks" for membership bool[T, N] and scores {name: float32[T, N]}, and each attack's
+    ROC sampled for the plot (`plots.roc_plot_data`, with its metrics)."""
+    from lira_jax.audit import plots  # matplotlib only once the scores are in
+
+    per_attack, curves = {}, {}
+    for name, values in attack_scores.items():
+        roc = roc_curve(membership, values)  # exact; [T·N] points at most, so kept one at a time
+        per_attack[name] = attack_metrics(membership, None, roc=roc, delta=delta)
+        if name in CLASSIFIERS:
+            per_attack[name]["at_decision_threshold"] = {
+                "member_probability_above": 0.5,
+                **decision_metrics(membership, values > 0),
+            }
+        curves[name] = {**plots.roc_plot_data(roc), **per_attack[name]}
+    return per_attack, curves
+
+
+def _settings(
+    options: AttackOptions,
+    delta: float,
+    epoch: int | None,
+    mask: Mask | None,
+    attacks: Sequence[str],
+    logits: ExampleArray | None,
+) -> dict[str, Any]:
+    """metrics.json's "options", and "epoch" and "mask" when the run was attacked as of an epoch or masked."""
+    record: dict[str, Any] = {
+        "options": {
+            "lira_centre": options.lira_centre,
+            "rmia_a": options.rmia_a,
+            "rmia_gamma": options.rmia_gamma,
+            "delta": delta,
+            "roc": "pooled over every (target, example) pair",
+        }
+    }
+    if epoch is not None:
+        record["epoch"] = epoch
+    if mask is not None:
+        record["mask"] = mask_record(mask, logits.shape[3], attacks)
+    return record
+
+
+def _classifiers_record(
+    attacks: Sequence[str], num_targets: int, classifier_rows: int, shadow_run: str | Path | None
+) -> dict[str, Any]:
+    """metrics.json's "classifiers": how the attack classifiers were cross-fitted and sized."""
+    return {
+        "cross_fitting": "targets in model folds x examples in 2 halves; each attack model is trained on "
+        "models outside its targets' fold and examples in the other half",
+        "model_folds": min(MODEL_FOLDS, num_targets),
+        "example_halves": 2,
+        "max_rows": classifier_rows,
+        "hidden_units": HIDDEN_UNITS,
+        "top_probabilities": TOP_PROBABILITIES,
+        "view": 0,
+        "shadow_run": None if shadow_run is None else str(shadow_run),
+        "ml_leaks_adversary_3": [name for name in ML_LEAKS_ADVERSARY_3 if name in attacks],
+    }
+
+
+def mask_record(mask: Mask, num_classes: int, attacks: Sequence[str]) -> dict[str, Any]:
+    """metrics.json's "mask": the spec, the floor a reported 0 is read as, and what label-only leaves."""
+    record = {"spec": mask.spec, "floor": mask.floor(num_classes)}
+    if mask.kind == "label":
+        record["left_out"] = [name for name in LABEL_BLIND if name not in attacks]
+        record["note"] = (
+            "label only: each query shows one bit, whether the model labels the example right; every attack "
+            "below scores a function of that bit (correctness), and those reading only the sorted output are left out"
+        )
+    return record
+
+
+def most_exposed(attack_scores: dict[str, np.ndarray], membership: np.ndarray, count: int = 4) -> list[int]:
+    """The members of the first target that the first attack scores highest."""
+    first = next(iter(attack_scores.values()))[0]
+    order = np.argsort(-np.where(membership[0], first, -np.inf), kind="stable")
+    return [int(n) for n in order[:count]]

@@ -1,0 +1,117 @@
+"""What an attack reads (`AttackInputs`), and the checks that admit it: made once, at a boundary.
+
+The registry (`lira_jax.audit.registry.check_inputs`) checks everything an attack reads before any is
+scored; the public scoring functions (`lira_scores`, `rmia`, `baseline_scores`, `classifier_scores`) check
+their own arguments with the same functions. Past those boundaries the internals trust their inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lira_jax.audit.streaming import ExampleArray
+from lira_jax.errors import UserError
+
+
+@dataclass(frozen=True)
+class AttackOptions:
+    """The attacks' settings: LiRA's centre, RMIA's a and gamma and population (bool[N] or None: every
+    example), the attack classifiers' training rows (None: `classifiers.MAX_ROWS`), chunk size (None: by
+    memory) and worker threads (None: a few)."""
+
+    lira_centre: str = "median"
+    rmia_a: float = 0.3
+    rmia_gamma: float = 1.0
+    population: np.ndarray | None = None
+    classifier_rows: int | None = None
+    chunk_examples: int | None = None
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class AttackInputs:
+    """Checked inputs of the attacks: scores float[M, N, V], keep bool[M, N], targets int64[T] (positions
+    along the model axis), logits float[M, N, V, C] and labels int64[N] (or None), the transfer shadow of
+    ML-Leaks adversary 2 (`lira_jax.audit.classifiers.TransferShadow`, or None) and the options."""
+
+    scores: ExampleArray
+    keep: np.ndarray
+    targets: np.ndarray
+    logits: ExampleArray | None = None
+    labels: np.ndarray | None = None
+    transfer: Any = None
+    options: AttackOptions = field(default_factory=AttackOptions)
+
+
+def check_scores_keep(scores: Any, keep: Any, targets: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Validates scores float[M, N, V] against keep bool[M, N]; returns (keep as bool array, targets int64[T]).
+
+    targets: None (every model), or model indices (positions along the model axis), without repeats.
+    """
+    if getattr(scores, "ndim", None) != 3 or np.dtype(scores.dtype).kind != "f":
+        raise UserError(
+            f"scores must be floating point [M, N, V], got {getattr(scores, 'dtype', '?')}"
+            f"{list(getattr(scores, 'shape', []))}"
+        )
+    keep = np.asarray(keep)
+    if keep.dtype != bool or keep.shape != tuple(scores.shape[:2]):
+        raise UserError(
+            f"keep must be bool [M, N] = {list(scores.shape[:2])} to match scores, got {keep.dtype}{list(keep.shape)}"
+        )
+    num_models, num_examples = keep.shape
+    if num_examples == 0:
+        raise UserError("there are no examples (keep has N = 0)")
+    if num_models < 2:
+        raise UserError(f"at least 2 models are needed (one target and one shadow), got {num_models}")
+    targets = np.arange(num_models) if targets is None else np.asarray(targets).reshape(-1)
+    if targets.dtype.kind not in "iu" or len(targets) == 0:
+        raise UserError(f"targets must be a non-empty list of model indices, got {targets!r}")
+    if targets.min() < 0 or targets.max() >= num_models or len(np.unique(targets)) != len(targets):
+        raise UserError(f"targets must be distinct model indices in [0, {num_models}), got {targets.tolist()}")
+    return keep, targets.astype(np.int64)
+
+
+def check_shadows(keep: np.ndarray, targets: np.ndarray, need_in: bool, need_out: bool, attack: str) -> None:
+    """UserError if some example has no IN (need_in) or no OUT (need_out) model besides a target."""
+    for wanted, name in ((need_in, "IN"), (need_out, "OUT")):
+        if not wanted:
+            continue
+        in_set = keep if name == "IN" else ~keep
+        others = in_set.sum(axis=0)[None, :] - in_set[targets]  # [T, N]: set size without the target
+        empty = others == 0
+        if empty.any():
+            target_index, example = np.argwhere(empty)[0]
+            count = int(empty.any(axis=1).sum())
+            raise UserError(
+                f"{attack} needs an {name} shadow model for every example, but example {example} has none "
+                f"besides target {targets[target_index]} ({count} of {len(targets)} targets are affected)"
+            )
+
+
+def check_logits(logits: Any, labels: Any, scores_shape: tuple[int, ...]) -> np.ndarray:
+    """Validates logits float[M, N, V, C] (C >= 2) against scores [M, N, V]; returns labels as int64[N]."""
+    if (
+        getattr(logits, "ndim", None) != 4
+        or tuple(logits.shape[:3]) != tuple(scores_shape)
+        or np.dtype(logits.dtype).kind != "f"
+        or logits.shape[3] < 2
+    ):
+        raise UserError(
+            f"logits must be floating point [M, N, V, C] = {list(scores_shape)} + [C >= 2] to match "
+            f"the scores, got {getattr(logits, 'dtype', '?')}{list(getattr(logits, 'shape', []))}"
+        )
+    if labels is None:
+        raise UserError("attacks on logits need the labels")
+    labels = np.asarray(labels)
+    num_classes = logits.shape[3]
+    if labels.shape != (scores_shape[1],) or labels.dtype.kind not in "iu":
+        raise UserError(f"labels must be integers [N] = [{scores_shape[1]}], got {labels.dtype}{list(labels.shape)}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise UserError(
+            f"labels must lie in [0, {num_classes}) for logits with {num_classes} classes, "
+            f"got {labels.min()}..{labels.max()}"
+        )
+    return labels.astype(np.int64)
