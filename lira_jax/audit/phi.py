@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from lira_jax.audit.streaming import ExampleArray, MappedExamples
 from lira_jax.errors import UserError
 
 PIECE_BYTES = 4 << 20  # logit_scale computes about this much float64 at a time
@@ -90,3 +91,11 @@ def _phi(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     np.put_along_axis(others, labels, -np.inf, axis=-1)
     top = others.max(axis=-1, keepdims=True)
     return (true - top[..., 0]) - np.log(np.exp(others - top).sum(axis=-1))
+
+
+def streamed_phi(logits: ExampleArray, labels: np.ndarray) -> MappedExamples:
+    """φ float32[M, N, V] of logits float[M, N, V, C] (labels int[N]), computed chunk by chunk as the attacks
+    read it: never held whole, never written anywhere."""
+    return MappedExamples(
+        logits, lambda chunk, start, stop: logit_scale(chunk, labels[start:stop]), logits.shape[:3], np.float32
+    )

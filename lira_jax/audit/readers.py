@@ -236,3 +236,23 @@ def _load(path: Path) -> np.ndarray:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise UserError(f"cannot read {path}: {error}") from None
+
+
+def reference_run(path: str | Path, labels: Any = None) -> dict[str, Any]:
+    """A reference folder as `lira_jax.store.load_run` returns a run folder: {keep, labels, scores (None where
+    logits are read: φ is then computed from them), logits, models: all, records: None, config: None,
+    config_text: None, inputs: x_train.npy or None}."""
+    read = read_lira_reference(path, labels)
+    if read.keep.shape[0] < 2:
+        raise UserError(f"at least 2 models are needed (one target, one shadow); {path} has {read.keep.shape[0]}")
+    return {
+        "keep": read.keep,
+        "labels": read.labels,
+        "scores": None if read.logits is not None else read.scores,
+        "logits": read.logits,
+        "models": list(range(read.keep.shape[0])),
+        "records": None,
+        "config": None,
+        "config_text": None,
+        "inputs": read.inputs,
+    }

@@ -25,12 +25,14 @@ from lira_jax.store import write_atomically
 class Audit:
     """metrics: the metrics.json dict (DESIGN.md); examples: the per-example table, {column: [N]}
     (`lira_jax.audit.per_example.example_table`); curves: {attack: ROC sampled for plotting, with its metrics};
-    title: what the plots and the report call the audited models."""
+    title: what the plots and the report call the audited models; accuracy: {"train": [T], "test": [T]} of each
+    target on its members and non-members (first view), when the logits were at hand."""
 
     metrics: dict[str, Any]
     examples: dict[str, np.ndarray]
     curves: dict[str, dict[str, Any]] = field(repr=False)
     title: str = "audit"
+    accuracy: dict[str, list[float]] | None = None
 
     def table(self) -> str:
         """The attack table as `python -m lira_jax.attack` prints it."""
@@ -55,7 +57,9 @@ class Audit:
         from lira_jax.audit import plots
 
         curves = plots.headline_curves(self.curves) if headline else self.curves
-        plots.plot_roc(curves, _writable(path), title=self.title)
+        path = _writable(path)
+        plots.plot_roc(curves, path, title=self.title)
+        path.chmod(0o644)  # temporary files are created private
 
     def to_html(
         self,
@@ -68,7 +72,8 @@ class Audit:
         top: int = 12,
     ) -> None:
         """report.html, self-contained. images: the inputs [N, H, W(, C)] or [N, H*W], drawn as thumbnails of
-        the most exposed examples; accuracy: {"train": [M], "test": [M]} per model; config_text: shown verbatim."""
+        the most exposed examples; accuracy: {"train": [M], "test": [M]} per model (default: the targets'
+        accuracy from their logits); config_text: shown verbatim."""
         from lira_jax.audit.html_report import build_report
 
         page = build_report(
@@ -77,7 +82,7 @@ class Audit:
             title=title or self.title,
             examples=self.examples,
             top=top,
-            accuracy=accuracy,
+            accuracy=accuracy if accuracy is not None else self.accuracy,
             images=None if images is None else np.asarray(images),
             config_text=config_text,
         )
