@@ -99,7 +99,7 @@ def _confidence(metrics: Mapping[str, Any]) -> str:
 def _attack_table(metrics: Mapping[str, Any]) -> str:
     from lira_jax.audit.plots import HEADLINE_ATTACKS
 
-    header = ["attack", "AUC", "bal. acc."] + [f"TPR at {float(level):.1%} FPR" for level in TABLE_LEVELS]
+    header = ["attack", "AUC", "bal. acc."] + [f"TPR at {float(level) * 100:g}% FPR" for level in TABLE_LEVELS]
     header += ["ε lower bound"]
     rows = ["<table><tr>" + "".join(f"<th>{_text(cell)}</th>" for cell in header) + "</tr>"]
     for name, values in metrics["attacks"].items():
@@ -160,7 +160,7 @@ def _examples_section(examples: Mapping[str, np.ndarray], top: int, images: np.n
     attack = next((name for name in HEADLINE_ATTACKS if name in attacks), attacks[0])
     chosen = most_exposed(examples, attack, top)
     thumbnails = images is not None and _picture(images, int(chosen[0])) is not None
-    header = ["example", *(["input"] if thumbnails else []), "label", "member of", "flagged", "mean in", "mean out"]
+    header = ["example", *(["input"] if thumbnails else []), "label", "in models", "flagged", "mean in", "mean out"]
     lines = [
         f'<p class="note">ranked by {_text(attack)}: the share of the targets trained on the example that flag it '
         f"at the threshold giving {FLAG_FPR:.1%} FPR, then its mean score when in minus when out "
