@@ -6,7 +6,7 @@
 Prints one JSON object: sizes, wall and CPU seconds per phase (CPU time counts every thread; on a busy
 machine the wall time depends on what else runs), peak RSS (resource.getrusage) and the machine it ran
 on. The scores file is written row by row with plain writes, so generating it does not inflate the RSS.
-The LiRA variants timed are the four of DESIGN.md, computed together in one pass (two for all targets:
+The LiRA variants timed are the four of docs/auditing.md, computed together in one pass (two for all targets:
 the fixed σ needs a first pass there).
 """
 

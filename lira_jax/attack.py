@@ -6,7 +6,7 @@ With --epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/ i
 every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked logits.
 A folder of plain logits (logits.npy [M, N, C] or [M, N, V, C], keep.npy bool or 0/1, labels.npy, no
 scores.npy) is read too; --format lira-reference reads the LiRA reference code's experiment folders.
-Writes RUN/metrics.json (DESIGN.md), RUN/roc.png, RUN/examples.csv (per example), RUN/metrics.csv and
+Writes RUN/metrics.json (docs/run_folder.md), RUN/roc.png, RUN/examples.csv (per example), RUN/metrics.csv and
 RUN/report.html (RUN/epochs/E/ with --epoch), and prints a table (--top K: and the most exposed
 examples). Every input is checked before anything is computed or written: a bad run folder is one line
 on stderr and exit status 2. The work is `lira_jax.audit.evaluate.run_attack`.

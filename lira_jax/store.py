@@ -1,6 +1,6 @@
 """The run folder: memmapped arrays, per-model progress, safe resume, atomic writes; and its one reader.
 
-Layout (DESIGN.md): config.toml, keep.npy bool[M, N], labels.npy int32[N], scores.npy float32[M, N, V],
+Layout (docs/run_folder.md): config.toml, keep.npy bool[M, N], labels.npy int32[N], scores.npy float32[M, N, V],
 logits.npy float16|float32[M, N, V, C] (unless query.logits_dtype = "none"), models.json; the same
 scores.npy and logits.npy under epochs/E/ for each epoch snapshot E of query.save_epochs; checkpoints/
 while a chunk is unfinished (checkpoints.py).

@@ -1,12 +1,9 @@
-from pathlib import Path
-
 import pytest
+from conftest import CONFIGS
 
 from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError
-
-CONFIGS = Path(__file__).parent.parent / "configs"
 
 
 def test_toml_round_trip():

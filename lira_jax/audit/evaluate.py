@@ -8,7 +8,7 @@ logits, and never written. The LiRA reference code's experiment folders are read
 `lira_jax.audit.readers`. With an epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/. With
 a mask, every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked
 logits. Every input is checked before anything is computed or written (`registry.check_inputs`). The
-metrics.json format is DESIGN.md's.
+metrics.json format is in docs/run_folder.md.
 """
 
 from __future__ import annotations

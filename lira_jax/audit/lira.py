@@ -1,6 +1,6 @@
 """LiRA scores, streamed over examples, for every target model at once.
 
-Conventions (DESIGN.md): scores φ: float32[M, N, V] for M models, N examples, V query views;
+Conventions (docs/auditing.md): scores φ: float32[M, N, V] for M models, N examples, V query views;
 keep: bool[M, N]; every attack returns float32[T, N] for T targets, higher = more likely a member.
 For target t and example n, IN = {m != t : keep[m, n]} and OUT = {m != t : not keep[m, n]}.
 Arrays may be memmaps of any size: they are read in chunks of examples (`lira_jax.audit.streaming`).

@@ -125,7 +125,7 @@ def attack_metrics(
     confidence: float = 0.95,
     roc: Roc | None = None,
 ) -> dict[str, Any]:
-    """Every metric of one attack as a JSON-ready dict (DESIGN.md's metrics.json entry, plus more).
+    """Every metric of one attack as a JSON-ready dict (metrics.json's attack entry, docs/run_folder.md).
 
     Keys: auc, balanced_accuracy, tpr_at_fpr {str(alpha): TPR or None}; at_fpr {str(alpha): the
     point's TPR, FPR, counts, Clopper-Pearson intervals and ε bound, or None if alpha < 1 /

@@ -1,4 +1,4 @@
-"""φ, the logit-scaled confidence (DESIGN.md "Scoring semantics"), in JAX for the inference step.
+"""φ, the logit-scaled confidence (docs/run_folder.md, scores.npy), in JAX for the inference step.
 
 The audit half has the NumPy original (`lira_jax.audit.phi.logit_scale`); tests hold the two equal.
 """

@@ -6,19 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+from conftest import tiny_settings
 
-TINY = [
-    "--quiet",
-    "--no-attack",
-    "--set",
-    "data.limit=200",
-    "--set",
-    "train.num_models=6",
-    "--set",
-    "train.epochs=1",
-    "--set",
-    "model.width=4",
-]
+TINY = ["--quiet", "--no-attack", *tiny_settings("train.num_models=6", "train.epochs=1")]
 
 
 def train(out, device_count, *extra):
@@ -32,6 +23,7 @@ def train(out, device_count, *extra):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_four_devices_match_one(tmp_path):
     """Vmapped on 4 devices (6 models padded to 8), and looped (train.model_batching = "loop") on 8 forced
     devices, of which a chunk of 6 models uses 6: both give the scores of one device."""

@@ -9,23 +9,13 @@ import time
 
 import numpy as np
 import pytest
+from conftest import tiny_settings
 
 SETTINGS = [
     "--no-attack",
-    "--set",
-    "data.limit=200",
-    "--set",
-    "train.num_models=4",
-    "--set",
-    "train.epochs=4",
-    "--set",
-    "model.width=4",
-    "--set",
-    "train.models_per_step=4",
-    "--set",
-    "train.checkpoint_minutes=0",
-    "--set",
-    "query.save_epochs=[1, 2]",
+    *tiny_settings(
+        "train.epochs=4", "train.models_per_step=4", "train.checkpoint_minutes=0", "query.save_epochs=[1, 2]"
+    ),
 ]
 
 
@@ -52,6 +42,7 @@ def test_snapshots_are_stored_per_epoch_with_their_accuracies(reference):
     assert not (reference / "checkpoints").exists()  # removed once the chunk is done
 
 
+@pytest.mark.slow
 def test_a_chunk_killed_after_a_checkpoint_resumes_from_it(reference, tmp_path):
     killed = tmp_path / "killed"
     process = subprocess.Popen(command(killed, "--quiet"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -71,10 +62,10 @@ def test_a_chunk_killed_after_a_checkpoint_resumes_from_it(reference, tmp_path):
     assert not (killed / "checkpoints").exists()
 
 
-def test_attack_epoch_reads_a_real_snapshot(reference, tmp_path):
+def test_attack_epoch_reads_a_real_snapshot(tiny_run, tmp_path):
     from lira_jax.attack import main as attack
 
     outputs = ["--json", str(tmp_path / "m.json"), "--plot", str(tmp_path / "roc.png")]
-    assert attack([str(reference), "--epoch", "1", *outputs]) == 0
+    assert attack([str(tiny_run), "--epoch", "1", *outputs]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["epoch"] == 1 and 0 <= metrics["attacks"]["lira_online"]["auc"] <= 1

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CONFIGS
 
 from lira_jax.train import main
 
-CONFIGS = Path(__file__).parent.parent / "configs"
 # Shrinks that keep what makes each recipe itself (arch, augmentations, views, optimiser).
 SMALL = {
     "cnn": ["model.width=4"],

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from conftest import tiny_settings
+
 from lira_jax.shadow import devices
 
 DEVICE_COUNT = (
@@ -64,8 +66,7 @@ def test_cpu_cache_bytes_of_this_machine_is_a_size_or_none():
 def test_the_command_line_trains_on_one_device_per_core(tmp_path):
     environment = {key: value for key, value in os.environ.items() if key not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
     command = [sys.executable, "-m", "lira_jax.train", "--out", str(tmp_path / "run"), "--quiet", "--no-attack"]
-    command += ["--set", "data.limit=100", "--set", "train.epochs=1", "--set", "model.width=4"]
-    command += ["--set", "train.num_models=2"]
+    command += tiny_settings("train.epochs=1", "train.num_models=2")
     result = subprocess.run(command, env=environment, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     records = json.loads((tmp_path / "run/models.json").read_text())["models"]

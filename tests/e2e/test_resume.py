@@ -13,20 +13,9 @@ import time
 
 import numpy as np
 import pytest
+from conftest import tiny_settings
 
-TINY = [
-    "--quiet",
-    "--set",
-    "data.limit=160",
-    "--set",
-    "train.num_models=4",
-    "--set",
-    "train.epochs=2",
-    "--set",
-    "model.width=4",
-    "--set",
-    "train.models_per_step=1",
-]
+TINY = ["--quiet", *tiny_settings("train.models_per_step=1")]
 
 # argv: module, attribute in it (a function or Class.method), n, "before" | "after", marker path, train's argv.
 PAUSING = """
@@ -94,6 +83,7 @@ MOMENTS = [
 ]
 
 
+@pytest.mark.slow
 def test_sigkill_at_several_moments_then_resume_equals_an_uninterrupted_run(tmp_path):
     """One run killed at each moment in turn, each time rerun with the same command, then let finish."""
     reference = tmp_path / "reference"

@@ -7,22 +7,12 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import tiny_settings
 
 from lira_jax.shadow.hosts import share
 from lira_jax.train import main
 
-TINY = [
-    "--quiet",
-    "--no-attack",
-    "--set",
-    "data.limit=120",
-    "--set",
-    "train.num_models=4",
-    "--set",
-    "train.epochs=1",
-    "--set",
-    "model.width=4",
-]
+TINY = ["--quiet", "--no-attack", *tiny_settings("train.epochs=1")]
 
 
 def free_port() -> int:
@@ -39,6 +29,7 @@ def test_shares_are_disjoint_and_cover_the_models(count, processes):
     assert max(map(len, shares)) - min(map(len, shares)) <= 1
 
 
+@pytest.mark.slow
 def test_two_processes_write_the_run_of_one(tmp_path):
     one = tmp_path / "one"
     subprocess.run([sys.executable, "-m", "lira_jax.train", "--out", str(one), *TINY], check=True, capture_output=True)

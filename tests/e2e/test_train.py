@@ -1,35 +1,18 @@
 """End to end: `python -m lira_jax.train` on a tiny digits config, its run folder, resume, and bad input."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_RUN, tiny_settings
 
 from lira_jax.train import main
 
-TINY = [
-    "--set",
-    "data.limit=240",
-    "--set",
-    "train.num_models=4",
-    "--set",
-    "train.epochs=2",
-    "--set",
-    "model.width=4",
-    "--set",
-    "query.views=['identity', 'mirror']",
-    "--quiet",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert main(["--out", str(out), *TINY]) == 0
-    return out
+TINY = [*tiny_settings(), "--quiet"]
 
 
 def test_run_folder_has_the_design_layout(tiny_run):
@@ -37,10 +20,10 @@ def test_run_folder_has_the_design_layout(tiny_run):
     labels = np.load(tiny_run / "labels.npy")
     scores = np.load(tiny_run / "scores.npy", mmap_mode="r")
     logits = np.load(tiny_run / "logits.npy", mmap_mode="r")
-    assert keep.dtype == bool and keep.shape == (4, 240) and (keep.sum(axis=0) == 2).all()
-    assert labels.dtype == np.int32 and labels.shape == (240,)
-    assert scores.dtype == np.float32 and scores.shape == (4, 240, 2)
-    assert logits.dtype == np.float32 and logits.shape == (4, 240, 2, 10)
+    assert keep.dtype == bool and keep.shape == (4, 200) and (keep.sum(axis=0) == 2).all()
+    assert labels.dtype == np.int32 and labels.shape == (200,)
+    assert scores.dtype == np.float32 and scores.shape == (4, 200, 2)
+    assert logits.dtype == np.float32 and logits.shape == (4, 200, 2, 10)
     assert np.isfinite(scores).all()
     models = json.loads((tiny_run / "models.json").read_text())["models"]
     assert all(record["done"] and 0 <= record["train_accuracy"] <= 1 for record in models)
@@ -56,23 +39,24 @@ def test_run_folder_has_the_design_layout(tiny_run):
     assert (tiny_run / "roc.png").stat().st_size > 0
 
 
-def test_rerun_resumes_without_retraining(tiny_run, capsys):
-    before = (tiny_run / "scores.npy").stat().st_mtime_ns
-    assert main(["--out", str(tiny_run), *TINY, "--no-attack"]) == 0
-    assert (tiny_run / "scores.npy").stat().st_mtime_ns == before
+def test_rerun_resumes_without_retraining(tiny_run, tmp_path, capsys):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    before = (run / "scores.npy").stat().st_mtime_ns
+    assert main(["--out", str(run), *TINY_RUN, "--quiet", "--no-attack"]) == 0
+    assert (run / "scores.npy").stat().st_mtime_ns == before
     assert "4 of 4 models done" in capsys.readouterr().out
 
 
 def test_slices_add_up_to_the_whole_run(tiny_run, tmp_path):
     out = tmp_path / "sliced"
-    assert main(["--out", str(out), *TINY, "--models", "1:3", "--no-attack"]) == 0
+    assert main(["--out", str(out), *TINY_RUN, "--quiet", "--models", "1:3", "--no-attack"]) == 0
     assert [record["done"] for record in json.loads((out / "models.json").read_text())["models"]] == [
         False,
         True,
         True,
         False,
     ]
-    assert main(["--out", str(out), *TINY, "--no-attack"]) == 0
+    assert main(["--out", str(out), *TINY_RUN, "--quiet", "--no-attack"]) == 0
     np.testing.assert_allclose(np.load(out / "scores.npy"), np.load(tiny_run / "scores.npy"), rtol=1e-4, atol=1e-4)
 
 
@@ -112,11 +96,12 @@ def test_broken_config_file(tmp_path, capsys):
     assert "not valid TOML" in capsys.readouterr().err
 
 
-def test_a_different_config_is_refused_and_nothing_touched(tiny_run, capsys):
-    files = {path.name: path.stat().st_mtime_ns for path in tiny_run.iterdir()}
-    assert main(["--out", str(tiny_run), *TINY, "--set", "train.epochs=3"]) == 2
+def test_a_different_config_is_refused_and_nothing_touched(tiny_run, tmp_path, capsys):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    files = {path.name: path.stat().st_mtime_ns for path in run.iterdir()}
+    assert main(["--out", str(run), *TINY_RUN, "--quiet", "--set", "train.epochs=3"]) == 2
     assert "different config (train.epochs differ)" in capsys.readouterr().err
-    assert {path.name: path.stat().st_mtime_ns for path in tiny_run.iterdir()} == files
+    assert {path.name: path.stat().st_mtime_ns for path in run.iterdir()} == files
 
 
 def test_command_line_exit_status(tmp_path):

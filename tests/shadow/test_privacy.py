@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import tiny_settings
+from test_engine import tiny_problem, train
 
 from lira_jax import config as config_lib
 from lira_jax.config import Config, TrainConfig
@@ -11,7 +13,6 @@ from lira_jax.errors import UserError
 from lira_jax.shadow.models import CNN
 from lira_jax.shadow.privacy import Privacy, epsilon, private_gradient, sampling_probability
 from lira_jax.train import main
-from tests.test_engine import tiny_problem, train
 
 
 def quadratic_loss(params, example, target):
@@ -95,9 +96,15 @@ def test_bad_privacy_settings(assignment, message):
 
 def test_a_dp_sgd_run_reports_epsilon_per_model(tmp_path):
     out = tmp_path / "dp"
-    settings = ["data.limit=160", "train.num_models=2", "train.epochs=1", "model.width=4", "model.norm=group"]
-    settings += ["train.dp_sgd=true", "train.dp_noise_multiplier=1.5", "train.batch_size=16"]
-    assert main(["--out", str(out), "--quiet", "--no-attack", *(f"--set={item}" for item in settings)]) == 0
+    settings = tiny_settings(
+        "train.num_models=2",
+        "train.epochs=1",
+        "model.norm=group",
+        "train.batch_size=16",
+        "train.dp_sgd=true",
+        "train.dp_noise_multiplier=1.5",
+    )
+    assert main(["--out", str(out), "--quiet", "--no-attack", *settings]) == 0
     records = json.loads((out / "models.json").read_text())["models"]
     for record in records:
         steps = -(-max(other["members"] for other in records) // 16)
