@@ -360,3 +360,8 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
         "records": None if all_records is None else [all_records[model] for model in models],
         "config": config_lib.load(run_dir / "config.toml") if (run_dir / "config.toml").is_file() else None,
     }
+
+
+def scores_shape(run: dict[str, Any]) -> tuple[int, int, int]:
+    """[M, N, V] of a `load_run` result's scores, or of its logits when it has no scores.npy."""
+    return tuple((run["logits"] if run["scores"] is None else run["scores"]).shape[:3])

@@ -41,7 +41,7 @@ from lira_jax.audit.result import Audit
 from lira_jax.audit.streaming import ExampleArray, subset_models
 from lira_jax.audit.targets import parse_targets
 from lira_jax.errors import UserError
-from lira_jax.store import epoch_folder, load_run
+from lira_jax.store import epoch_folder, load_run, scores_shape
 
 ML_LEAKS_ADVERSARY_3 = ("confidence", "entropy")  # thresholds on the maximum probability and on the entropy
 
@@ -246,8 +246,7 @@ def load_transfer(shadow_run: str | Path, run_dir: Path) -> TransferShadow:
     try:
         other = load_run(shadow_run)
         if other["logits"] is not None:  # the other run's own consistency: its one check, as it is opened here
-            shape = other["logits"].shape[:3] if other["scores"] is None else other["scores"].shape
-            check_logits(other["logits"], other["labels"], shape)
+            check_logits(other["logits"], other["labels"], scores_shape(other))
     except UserError as error:
         raise UserError(f"--shadow-run {shadow_run} is not a usable run folder: {error}") from None
     if other["logits"] is None:

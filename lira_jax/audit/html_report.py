@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.per_example import FLAG_FPR, most_exposed
+from lira_jax.audit.per_example import FLAG_FPR, HEADLINE_ATTACKS, most_exposed, ranking_attack
 
 TABLE_LEVELS = ("0.01", "0.001")  # TPR (with its interval) at these FPRs in the attack table
 
@@ -97,8 +97,6 @@ def _confidence(metrics: Mapping[str, Any]) -> str:
 
 
 def _attack_table(metrics: Mapping[str, Any]) -> str:
-    from lira_jax.audit.plots import HEADLINE_ATTACKS
-
     header = ["attack", "AUC", "bal. acc."] + [f"TPR at {float(level) * 100:g}% FPR" for level in TABLE_LEVELS]
     header += ["ε lower bound"]
     rows = ["<table><tr>" + "".join(f"<th>{_text(cell)}</th>" for cell in header) + "</tr>"]
@@ -152,12 +150,9 @@ def _accuracy_section(accuracy: Mapping[str, Sequence[float]]) -> str:
 
 
 def _examples_section(examples: Mapping[str, np.ndarray], top: int, images: np.ndarray | None) -> str:
-    attacks = [column[: -len("_flagged")] for column in examples if column.endswith("_flagged")]
-    if not attacks:
+    attack = ranking_attack(examples)
+    if attack is None:
         return '<p class="note">no attack scores per example</p>'
-    from lira_jax.audit.plots import HEADLINE_ATTACKS
-
-    attack = next((name for name in HEADLINE_ATTACKS if name in attacks), attacks[0])
     chosen = most_exposed(examples, attack, top)
     thumbnails = images is not None and _picture(images, int(chosen[0])) is not None
     header = ["example", *(["input"] if thumbnails else []), "label", "in models", "flagged", "mean in", "mean out"]

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 FLAG_FPR = 1e-3
+# the attacks a report leads with (its legible ROC), and the first of them that ran ranks the examples
+HEADLINE_ATTACKS = ("lira_online", "lira_online_fixed_var", "lira_offline", "rmia_online", "global_threshold")
 COLUMNS = ("example", "label", "members")
 PER_ATTACK = ("in", "out", "flagged")  # column suffixes: <attack>_in, <attack>_out, <attack>_flagged
 
@@ -57,6 +59,13 @@ def example_table(
                 flagged = ((values > threshold) & membership).sum(axis=0) / members
             table[f"{name}_flagged"] = flagged
     return table
+
+
+def ranking_attack(table: Mapping[str, np.ndarray]) -> str | None:
+    """The attack examples are ranked by: the first of HEADLINE_ATTACKS in the table, else its first attack
+    (None if it has none)."""
+    attacks = [column[: -len("_flagged")] for column in table if column.endswith("_flagged")]
+    return next((name for name in HEADLINE_ATTACKS if name in attacks), attacks[0] if attacks else None)
 
 
 def most_exposed(table: Mapping[str, np.ndarray], attack: str, count: int) -> np.ndarray:

@@ -15,6 +15,7 @@ import matplotlib
 import numpy as np
 
 from lira_jax.audit.metrics import Roc, clopper_pearson, points_at_fpr
+from lira_jax.audit.per_example import HEADLINE_ATTACKS
 from lira_jax.audit.streaming import ExampleArray, read_examples
 from lira_jax.errors import UserError
 
@@ -22,7 +23,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 FPR_RANGE = (1e-5, 1.0)
-HEADLINE_ATTACKS = ("lira_online", "lira_online_fixed_var", "lira_offline", "rmia_online", "global_threshold")
 BAND_CURVES = 6
 LINE_STYLES = ("-", "--", ":", "-.")
 

@@ -44,12 +44,10 @@ class Audit:
 
     def ranking_attack(self) -> str:
         """The attack examples are ranked by: the first of the headline attacks that was run, else the first."""
-        from lira_jax.audit.plots import HEADLINE_ATTACKS
-
-        run = [name for name in self.metrics["attacks"] if f"{name}_flagged" in self.examples]
-        if not run:
+        attack = per_example.ranking_attack(self.examples)
+        if attack is None:
             raise UserError("no attack was scored, so no example can be ranked")
-        return next((name for name in HEADLINE_ATTACKS if name in run), run[0])
+        return attack
 
     def plot_roc(self, path: str | Path, *, headline: bool = False) -> None:
         """The log-log ROC of every attack (headline: only lira_online, lira_online_fixed_var, lira_offline,
