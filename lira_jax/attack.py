@@ -1,7 +1,8 @@
 """`python -m lira_jax.attack RUN`: every attack on a run folder, scored per target, pooled into one ROC.
 
 Reads keep.npy bool[M, N], labels.npy int[N], scores.npy float32[M, N, V] (and logits.npy
-float16|float32[M, N, V, C] when present); if models.json is there, only models marked done are used.
+float16|float32[M, N, V, C] when present); if models.json is there, only models marked done are used, and
+a run trained here (config.toml) must have all of them done. No output may name one of the run's files.
 With --epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/ instead. With --mask,
 every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked logits.
 A folder of plain logits (logits.npy [M, N, C] or [M, N, V, C], keep.npy bool or 0/1, labels.npy, no
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from lira_jax.audit.classifiers import MAX_ROWS
 from lira_jax.audit.evaluate import run_attack
+from lira_jax.audit.inputs import COUNTS, EQUALISED
 from lira_jax.audit.registry import ATTACKS
 from lira_jax.audit.targets import parse_integers
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
@@ -37,6 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--attacks", help=f"comma-separated subset of: {', '.join(ATTACKS)} (default: all that the folder allows)"
     )
     parser.add_argument("--lira-centre", choices=("median", "mean"), default="median")
+    parser.add_argument(
+        "--lira-counts",
+        choices=COUNTS,
+        default=EQUALISED,
+        help="LiRA's shadow sets per (target, example): equalised in size (default: one shadow of the larger set"
+        " dropped, which removes the balanced-keep bias) or raw",
+    )
     parser.add_argument("--rmia-a", type=float, default=0.3, help="offline RMIA's a (default 0.3)")
     parser.add_argument("--delta", type=float, default=1e-5, help="δ of the ε lower bound (default 1e-5)")
     parser.add_argument("--distributions", type=Path, help="also draw IN/OUT score histograms to this PNG")
@@ -69,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.plot,
         attacks=attacks,
         lira_centre=args.lira_centre,
+        lira_counts=args.lira_counts,
         rmia_a=args.rmia_a,
         delta=args.delta,
         distributions_path=args.distributions,

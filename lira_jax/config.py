@@ -6,6 +6,7 @@ field below, and `--set train.num_models=8` overrides one of them. The defaults 
 """
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -109,6 +110,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Checks `value` (as parsed from TOML) against a field's type; ints are accepted for floats."""
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(value, str) and _has_surrogate(value):
+        raise UserError(f"{key} holds bytes that are not UTF-8 text: {value!r}")
     if annotation is int or annotation is float or annotation is str or annotation is bool:
         if type(value) is annotation:
             return value
@@ -128,6 +131,15 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         names = " or ".join(option.__name__ for option in typing.get_args(annotation))
         raise UserError(f"{key} must be {names}, got {value!r}")
     raise TypeError(f"unsupported field type {annotation} for {key}")
+
+
+def _has_surrogate(text: str) -> bool:
+    """Whether `text` holds lone surrogates (undecodable bytes of a command line): it cannot be written out."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def from_dict(tree: dict[str, Any], base: Config = Config()) -> Config:
@@ -174,10 +186,15 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # TOML basic strings: quote, backslash and control characters (tab aside) must be escaped.
+        return '"' + "".join(f"\\u{ord(char):04x}" if _must_escape(char) else char for char in value) + '"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _must_escape(char: str) -> bool:
+    return char in '"\\' or (ord(char) < 0x20 and char != "\t") or ord(char) == 0x7F
 
 
 def to_toml(config: Config) -> str:
@@ -232,6 +249,66 @@ def with_overrides(config: Config, assignments: Sequence[str]) -> Config:
     return from_dict(tree, base=config)
 
 
+INT32_MAX = 2**31 - 1  # sizes and counts reach JAX as int32
+SEED_MAX = 2**32 - 1  # jax.random.key keeps 32 bits: larger seeds would repeat smaller ones
+# Inclusive ranges of the integer keys (and of each item of a tuple key); any other integer: [0, INT32_MAX].
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "model.width": (1, INT32_MAX),
+    "model.depth": (1, INT32_MAX),
+    "model.widen": (1, INT32_MAX),
+    "train.num_models": (2, INT32_MAX),
+    "train.epochs": (1, INT32_MAX),
+    "train.batch_size": (1, INT32_MAX),
+    "train.seed": (0, SEED_MAX),
+    "vary.epochs": (1, INT32_MAX),
+    "query.batch_size": (1, INT32_MAX),
+    "query.save_epochs": (1, INT32_MAX),
+}
+# Ranges of the float keys as intervals; every float (vary's too) must also be finite: NaN and ±inf never are.
+FLOAT_RANGES: dict[str, str] = {
+    "model.dropout": "[0, 1)",
+    "train.learning_rate": "(0, inf)",
+    "train.warmup_epochs": "[0, inf)",
+    "train.momentum": "[0, 1)",
+    "train.weight_decay": "[0, inf)",
+    "train.label_smoothing": "[0, 1)",
+    "train.augment_strength": "[0, 1]",
+    "train.keep_probability": "(0, 1)",
+    "train.checkpoint_minutes": "[0, inf)",
+    "train.dp_noise_multiplier": "[0, inf)",
+    "train.dp_clip_norm": "(0, inf)",
+    "train.dp_delta": "(0, 1)",
+}
+
+
+def in_interval(value: float, interval: str) -> bool:
+    """Whether finite `value` lies in an interval written "[low, high)" (bounds numbers or inf)."""
+    low_text, high_text = (part.strip() for part in interval[1:-1].split(","))
+    low, high = float(low_text), float(high_text)
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[-1] == "]" else value < high
+    return math.isfinite(value) and above and below
+
+
+def _check_numbers(config: Config) -> None:
+    """Every number of the config finite and in its range (INT_RANGES, FLOAT_RANGES), one message each."""
+    for section_name in SECTIONS:
+        for key, value in dataclasses.asdict(getattr(config, section_name)).items():
+            dotted = f"{section_name}.{key}"
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, bool) or not isinstance(item, int | float):
+                    continue
+                if isinstance(item, int):
+                    low, high = INT_RANGES.get(dotted, (0, INT32_MAX))
+                    if not low <= item <= high:
+                        raise UserError(f"{dotted} must be an integer in [{low}, {high}], got {item}")
+                    continue
+                interval = FLOAT_RANGES.get(dotted, "(-inf, inf)")
+                if not in_interval(item, interval):
+                    shown = interval.replace("inf", "∞")
+                    raise UserError(f"{dotted} must be a finite number in {shown}, got {item!r}")
+
+
 def validate(config: Config) -> Config:
     """Range and choice checks that types alone do not catch."""
     for dotted, choices in CHOICES.items():
@@ -239,33 +316,10 @@ def validate(config: Config) -> Config:
         value = getattr(getattr(config, section), key)
         if value not in choices:
             raise UserError(f"{dotted} must be one of {', '.join(choices)}, got {value!r}")
+    _check_numbers(config)
     train = config.train
-    if train.num_models < 2:
-        raise UserError(f"train.num_models must be at least 2 (one target and one shadow), got {train.num_models}")
     if train.keep == "balanced" and train.num_models % 2:
         raise UserError(f"train.num_models must be even with train.keep = 'balanced', got {train.num_models}")
-    positive = {
-        "train.epochs": train.epochs,
-        "train.batch_size": train.batch_size,
-        "train.learning_rate": train.learning_rate,
-        "query.batch_size": config.query.batch_size,
-        "model.width": config.model.width,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise UserError(f"{key} must be positive, got {value}")
-    in_unit_interval = {
-        "train.momentum": train.momentum,
-        "train.label_smoothing": train.label_smoothing,
-        "model.dropout": config.model.dropout,
-    }
-    for key, value in in_unit_interval.items():
-        if not 0 <= value < 1:
-            raise UserError(f"{key} must be in [0, 1), got {value}")
-    if not 0 < train.keep_probability < 1:
-        raise UserError(f"train.keep_probability must be in (0, 1), got {train.keep_probability}")
-    if train.weight_decay < 0 or train.warmup_epochs < 0 or config.data.limit < 0:
-        raise UserError("train.weight_decay, train.warmup_epochs and data.limit must not be negative")
     shortest = config.vary.epochs[0] if config.vary.epochs else train.epochs
     if train.warmup_epochs > shortest:
         raise UserError(f"train.warmup_epochs ({train.warmup_epochs}) exceeds the epochs of a model ({shortest})")
@@ -277,18 +331,15 @@ def validate(config: Config) -> Config:
         )
     _validate_dp(train, config.model)
     _validate_vary(config.vary)
-    if not 0 <= train.augment_strength <= 1:
-        raise UserError(f"train.augment_strength must be in [0, 1], got {train.augment_strength}")
-    if train.checkpoint_minutes < 0:
-        raise UserError(f"train.checkpoint_minutes must not be negative, got {train.checkpoint_minutes}")
     saved = config.query.save_epochs
     if list(saved) != sorted(set(saved)) or (saved and not 1 <= saved[0] <= saved[-1] < longest_epochs(config)):
         raise UserError(
             f"query.save_epochs must be increasing epoch counts in [1, {longest_epochs(config) - 1}] (the last"
             f" epoch is the run's own arrays), got {list(saved)}"
         )
-    if config.model.arch == "wrn" and (config.model.depth - 4) % 6:
-        raise UserError(f"model.depth of a WRN must be 6k + 4 (e.g. 16, 28, 40), got {config.model.depth}")
+    depth = config.model.depth
+    if config.model.arch == "wrn" and (depth < 10 or (depth - 4) % 6):
+        raise UserError(f"model.depth of a WRN must be 6k + 4 with k >= 1 (e.g. 16, 28, 40), got {depth}")
     if not config.query.views:
         raise UserError("query.views must name at least one view (e.g. identity)")
     return config
@@ -300,12 +351,6 @@ def longest_epochs(config: Config) -> int:
 
 
 def _validate_dp(train: TrainConfig, model: ModelConfig) -> None:
-    if train.dp_noise_multiplier < 0:
-        raise UserError(f"train.dp_noise_multiplier must not be negative, got {train.dp_noise_multiplier}")
-    if train.dp_clip_norm <= 0:
-        raise UserError(f"train.dp_clip_norm must be positive, got {train.dp_clip_norm}")
-    if not 0 < train.dp_delta < 1:
-        raise UserError(f"train.dp_delta must be in (0, 1), got {train.dp_delta}")
     if not train.dp_sgd:
         return
     if model.norm == "batch":

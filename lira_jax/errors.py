@@ -12,7 +12,8 @@ class UserError(Exception):
 
 
 def exits_cleanly(main: Callable[..., int | None]) -> Callable[..., int]:
-    """Wraps a CLI `main`: a UserError becomes `error: MESSAGE` on stderr and exit status 2."""
+    """Wraps a CLI `main`: a UserError (or an unforeseen OSError or MemoryError) becomes `error: MESSAGE`
+    on stderr and exit status 2."""
 
     @wraps(main)
     def wrapped(*args, **kwargs) -> int:
@@ -21,6 +22,13 @@ def exits_cleanly(main: Callable[..., int | None]) -> Callable[..., int]:
         except UserError as error:
             message = " ".join(str(error).split())
             print(f"error: {message}", file=sys.stderr)
+            return 2
+        except OSError as error:  # a file fault no check foresaw (permissions, a full disk): still one line
+            where = f" ({error.filename})" if error.filename else ""
+            print(f"error: {error.strerror or error}{where}", file=sys.stderr)
+            return 2
+        except MemoryError:
+            print("error: out of memory: use fewer models, examples or targets", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted: finished models are saved; rerun the same command to resume", file=sys.stderr)

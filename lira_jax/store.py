@@ -11,7 +11,12 @@ Rules that keep a run from losing or faking anything:
   else is refused before a byte is written.
 - A model's rows are written and flushed to disk before models.json marks it done; models.json is
   replaced atomically under a file lock, so processes writing different models never lose each other's
-  records.
+  records. Every array gets its disk blocks when it is created or opened for writing (writing.allocate),
+  so a full disk is an error (one line, exit 2) and never a SIGBUS in the middle of a row.
+- A model whose rows are not all finite (its query logits overflowed or training diverged) is never
+  marked done: models.json records it as diverged, and the run reports it.
+- A process claims the models it trains (claims.py), so two `train` processes on one folder never train
+  the same model.
 
 Reading: `load_run` opens and checks a run folder for the audit half; models.json is read by `read_models`
 alone (the attack, the studies and `RunFolder` all go through it).
@@ -33,17 +38,17 @@ import numpy as np
 from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError
+from lira_jax.writing import (
+    allocate,
+    disk_errors,
+    folder_mode,
+    free_bytes,
+    make_folder,
+    size_text,
+    write_atomically,
+)
 
 MODELS_FILE = "models.json"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replaces `path` with `text` so that a reader sees the old or the new file, never a mix."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
 
 
 class RunFolder:
@@ -52,6 +57,7 @@ class RunFolder:
     def __init__(self, path: Path):
         self.path = path
         self._arrays: dict[str, np.memmap] = {}
+        self._not_finite: set[int] = set()  # models with a non-finite row written by this process
 
     def array(self, name: str, mode: str = "r") -> np.ndarray:
         return np.load(self.path / f"{name}.npy", mmap_mode=mode)
@@ -61,16 +67,21 @@ class RunFolder:
         return np.load(self.path / "keep.npy")
 
     def models(self) -> list[dict[str, Any]]:
-        """Per-model records: {"index", "done", and for done models accuracies and timings}."""
+        """Per-model records: {"index", "done", and for done models accuracies and timings; "diverged" for a
+        model whose rows were not all finite}."""
         return read_models(self.path)
 
     def done(self) -> np.ndarray:
         """bool[M]: which models have finished and been written."""
         return np.array([record["done"] for record in self.models()], dtype=bool)
 
+    def diverged(self) -> list[int]:
+        """Models recorded as diverged (rows not all finite), not done."""
+        return [record["index"] for record in self.models() if record.get("diverged") and not record["done"]]
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        with open(self.path / ".lock", "w") as lock:
+        with disk_errors(self.path / ".lock"), open(self.path / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -93,8 +104,15 @@ class RunFolder:
         stop = start + scores.shape[1]
         folder = f"epochs/{snapshot}/" if snapshot is not None else ""
         self._open(folder + "scores")[model_indices, start:stop] = scores
+        finite = finite_rows(scores)
         if logits is not None:
-            self._open(folder + "logits")[model_indices, start:stop] = logits
+            stored = self._open(folder + "logits")
+            with np.errstate(over="ignore"):  # float16 overflow becomes inf, found just below
+                logits = logits.astype(stored.dtype, copy=False)
+            stored[model_indices, start:stop] = logits
+            finite &= finite_rows(logits)
+        if snapshot is None:
+            self._not_finite.update(np.asarray(model_indices)[~finite].tolist())
 
     def flush(self) -> None:
         """Flushes every row written so far to disk."""
@@ -102,19 +120,32 @@ class RunFolder:
             array.flush()
         self._arrays.clear()
 
-    def mark_done(self, model_indices: Sequence[int], records: Sequence[dict[str, Any]]) -> None:
+    def mark_done(self, model_indices: Sequence[int], records: Sequence[dict[str, Any]]) -> list[int]:
         """Flushes the rows written so far to disk, then records the models as done (keeping what their
-        records already held, such as their hyperparameters)."""
+        records already held, such as their hyperparameters), except those with a non-finite row, which
+        are recorded as diverged and not done. Returns the diverged ones."""
         self.flush()
+        diverged = []
         with self._locked():
             models = self.models()
             for index, record in zip(model_indices, records, strict=True):
-                models[index] = {**models[index], "index": int(index), "done": True, **record}
+                index = int(index)
+                old = {key: value for key, value in models[index].items() if key != "diverged"}
+                if index in self._not_finite:
+                    diverged.append(index)
+                    models[index] = {**old, "index": index, "done": False, "diverged": True}
+                else:
+                    models[index] = {**old, "index": index, "done": True, **record}
             write_atomically(self.path / MODELS_FILE, json.dumps({"models": models}, indent=1))
+        self._not_finite.difference_update(int(index) for index in model_indices)
+        return diverged
 
     def _open(self, name: str) -> np.ndarray:
         if name not in self._arrays:
-            self._arrays[name] = self.array(name, mode="r+")
+            path = self.path / f"{name}.npy"
+            with disk_errors(path):
+                allocate(path)  # a run created before blocks were allocated at creation
+                self._arrays[name] = self.array(name, mode="r+")
         return self._arrays[name]
 
     def summary(self) -> str:
@@ -132,7 +163,14 @@ class RunFolder:
             lines.append(f"DP-SGD: epsilon {min(epsilons):.3g} to {max(epsilons):.3g} at delta {done[0]['dp_delta']:g}")
         if missing:
             lines.append(f"to train: {compact_ranges(missing)}")
+        if self.diverged():
+            lines.append(f"diverged (not done): {compact_ranges(self.diverged())}")
         return "\n".join(lines)
+
+
+def finite_rows(rows: np.ndarray) -> np.ndarray:
+    """bool[K]: whether row k of rows[K, ...] holds only finite values."""
+    return np.isfinite(rows).reshape(len(rows), -1).all(axis=1)
 
 
 def compact_ranges(indices: Sequence[int]) -> str:
@@ -161,9 +199,10 @@ def check_resumable(path: Path, config: Config) -> RunFolder | None:
         return None
     if not path.is_dir():
         raise UserError(f"output {path} exists and is not a folder")
-    if not any(path.iterdir()):
-        path.rmdir()
-        return None
+    with disk_errors(path):
+        if not any(path.iterdir()):
+            path.rmdir()
+            return None
     run = open_existing(path)
     try:
         stored = config_lib.load(path / "config.toml")
@@ -184,6 +223,27 @@ def check_resumable(path: Path, config: Config) -> RunFolder | None:
     return run
 
 
+def array_shapes(config: Config, num_models: int, num_examples: int, num_views: int, num_classes: int) -> dict:
+    """{name: (dtype, shape)} of the memmapped arrays of a run (each also under epochs/E/ per snapshot)."""
+    shapes = {"scores": (np.dtype(np.float32), (num_models, num_examples, num_views))}
+    if config.query.logits_dtype != "none":
+        shapes["logits"] = (np.dtype(config.query.logits_dtype), (num_models, num_examples, num_views, num_classes))
+    return shapes
+
+
+def check_disk_space(folder: Path, shapes: dict, copies: int) -> None:
+    """Refuses (before anything is written) a run whose arrays would not fit into `folder`'s free space."""
+    needed = copies * sum(dtype.itemsize * int(np.prod(shape, dtype=np.float64)) for dtype, shape in shapes.values())
+    free = free_bytes(folder)
+    if needed > free:
+        sizes = ", ".join(f"{name} {list(shape)} {dtype}" for name, (dtype, shape) in shapes.items())
+        raise UserError(
+            f"the run needs {size_text(needed)} on disk ({sizes}, {copies} cop{'y' if copies == 1 else 'ies'}) but"
+            f" {folder} has {size_text(free)} free: free space, train fewer models, or set query.logits_dtype ="
+            " 'float16' or 'none'"
+        )
+
+
 def create(
     path: Path,
     config: Config,
@@ -193,40 +253,41 @@ def create(
     num_classes: int,
     records: Sequence[dict[str, Any]] | None = None,
 ) -> RunFolder:
-    """Creates the run folder whole: arrays (scores and logits as empty memmaps, also under epochs/E/ for
-    each of query.save_epochs), config, and models.json with `records` (one dict per model) merged in.
+    """Creates the run folder whole: arrays (scores and logits as memmaps with their disk blocks allocated,
+    also under epochs/E/ for each of query.save_epochs), config, and models.json with `records` (one dict
+    per model) merged in. A run that would not fit on the disk is refused before anything is written.
 
     If another process created `path` meanwhile (tasks of a job array started together), returns that run
     instead, after checking its config like a resume; its keep matrix is the same (same seed, same config).
     """
     num_models, num_examples = keep.shape
-    path.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial-"))
+    make_folder(path.parent)
+    shapes = array_shapes(config, num_models, num_examples, num_views, num_classes)
+    check_disk_space(path.parent, shapes, 1 + len(config.query.save_epochs))
+    with disk_errors(path.parent):
+        building = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial-"))
     try:
-        np.save(building / "keep.npy", keep.astype(bool))
-        np.save(building / "labels.npy", labels.astype(np.int32))
-        shapes = {"scores": (np.float32, (num_models, num_examples, num_views))}
-        if config.query.logits_dtype != "none":
-            shapes["logits"] = (
-                np.dtype(config.query.logits_dtype),
-                (num_models, num_examples, num_views, num_classes),
-            )
-        folders = [building] + [building / "epochs" / str(epoch) for epoch in config.query.save_epochs]
-        for folder in folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            for name, (dtype, shape) in shapes.items():
-                array = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
-                array.flush()
-                del array
-        extra = records or [{} for _ in range(num_models)]
-        models = [{"index": index, "done": False, **extra[index]} for index in range(num_models)]
-        (building / MODELS_FILE).write_text(json.dumps({"models": models}, indent=1))
-        (building / "config.toml").write_text(config_lib.to_toml(config))
+        with disk_errors(path):
+            os.chmod(building, folder_mode())
+            np.save(building / "keep.npy", keep.astype(bool))
+            np.save(building / "labels.npy", labels.astype(np.int32))
+            folders = [building] + [building / "epochs" / str(epoch) for epoch in config.query.save_epochs]
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                for name, (dtype, shape) in shapes.items():
+                    array = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+                    array.flush()
+                    del array
+                    allocate(folder / f"{name}.npy")
+            extra = records or [{} for _ in range(num_models)]
+            models = [{"index": index, "done": False, **extra[index]} for index in range(num_models)]
+            (building / MODELS_FILE).write_text(json.dumps({"models": models}, indent=1))
+            (building / "config.toml").write_text(config_lib.to_toml(config))
         os.rename(building, path)
     except OSError as error:
         shutil.rmtree(building, ignore_errors=True)
         if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-            raise
+            raise UserError(f"cannot create {path}: {error.strerror}") from None
         # Another process (a job-array task) created the run first: join it if its config is ours.
         return check_resumable(path, config)
     except BaseException:
@@ -245,10 +306,10 @@ def read_models(run_dir: str | Path) -> list[dict[str, Any]]:
     try:
         records = json.loads(path.read_text())["models"]
         if not isinstance(records, list) or not all(
-            isinstance(record, dict) and "done" in record for record in records
+            isinstance(record, dict) and isinstance(record.get("done"), bool) for record in records
         ):
-            raise TypeError('every record must be an object with "done"')
-    except (OSError, ValueError, KeyError, TypeError) as error:
+            raise TypeError('every record must be an object with "done": true or false')
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
         raise UserError(f'{path} is not a JSON object with a list "models" of records with "done": {error}') from None
     return records
 
@@ -309,7 +370,8 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
 
     A folder of plain logits from elsewhere is read too: keep.npy may hold 0/1 integers, logits.npy may be
     [M, N, C] (one view: read as [M, N, 1, C]) or float64, and scores.npy may be absent when logits.npy is
-    there (scores None: the audit computes φ from the logits as it reads them, and writes it nowhere).
+    there and the folder was not trained here (no config.toml) (scores None: the audit computes φ from the
+    logits as it reads them, and writes it nowhere).
     epoch: read scores.npy and logits.npy of that snapshot (RUN/epochs/E/); keep, labels, models.json and
     config.toml always come from RUN. The logits are checked against labels and scores by the audit's
     registry (`lira_jax.audit.registry.check_inputs`), where they are used.
@@ -321,7 +383,8 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     labels = load_array(run_dir / "labels.npy", mmap=False)
     arrays = epoch_folder(run_dir, epoch)
     logits = load_array(arrays / "logits.npy", required=False)
-    scores = load_array(arrays / "scores.npy", required=logits is None)
+    trained = (run_dir / "config.toml").is_file()  # trained here: the trainer always writes scores.npy
+    scores = load_array(arrays / "scores.npy", required=logits is None or trained)
     if keep.ndim != 2 or not (keep.dtype == bool or (keep.dtype.kind in "iu" and np.isin(keep, (0, 1)).all())):
         raise UserError(f"keep.npy must be bool or 0/1 integers [M, N], got {keep.dtype}{list(keep.shape)}")
     keep = keep.astype(bool)
@@ -344,8 +407,18 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
             f"logits.npy must be [M, N, C] or [M, N, V, C] with [M, N] = {list(keep.shape)} from keep.npy, "
             f"got {list(logits.shape)}"
         )
+    if trained and not (run_dir / MODELS_FILE).is_file():
+        raise UserError(
+            f"{run_dir} was trained here (config.toml) but has no {MODELS_FILE}: which models finished is unknown,"
+            " so it is not attacked (rerun the same train command to finish it)"
+        )
     all_records = read_models(run_dir) if (run_dir / MODELS_FILE).is_file() else None
     models = done_models(all_records, num_models, run_dir / MODELS_FILE)
+    if trained and len(models) < num_models:
+        raise UserError(
+            f"{run_dir} has {len(models)} of {num_models} models finished: an unfinished run is not attacked"
+            " (rerun the same train command to finish it; `train --status` says which are missing)"
+        )
     if len(models) < 2:
         raise UserError(
             f"at least 2 finished models are needed (one target, one shadow); {run_dir} has "

@@ -14,6 +14,7 @@ On a CPU the command makes one JAX device per core, each training its own models
 JAX_NUM_CPU_DEVICES=N or XLA_FLAGS=--xla_force_host_platform_device_count=N sets another count.
 """
 
+import sys
 from pathlib import Path
 
 import jax
@@ -23,11 +24,13 @@ import numpy as np
 from lira_jax import config as config_lib
 from lira_jax import store
 from lira_jax.audit.evaluate import run_attack
+from lira_jax.claims import Claims
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
 from lira_jax.shadow import hosts
 from lira_jax.shadow.augment import parse_augmentations, parse_views
-from lira_jax.shadow.data import load_dataset, make_keep
+from lira_jax.shadow.data import check_training_sets, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
+from lira_jax.shadow.divergence import refuse_diverged
 from lira_jax.shadow.hyperparameters import draw, records
 from lira_jax.shadow.models import build_model
 from lira_jax.shadow.trainer import Plan, train_run
@@ -125,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             mode=config.train.keep,
             probability=config.train.keep_probability,
         )
+        check_training_sets(keep)
         hyperparameters = records(draw(config, np.arange(num_models)))
         run = store.create(
             out,
@@ -145,14 +149,18 @@ def main(argv: list[str] | None = None) -> int:
 
     todo = todo[~run.done()[todo]]
     hosts.barrier("unfinished models read")  # before anyone marks a model done
-    mine = hosts.share(todo, jax.process_index(), jax.process_count())
+    claims = Claims(out)  # held until main returns
+    mine, busy = claims.claim(hosts.share(todo, jax.process_index(), jax.process_count()), run.done())
+    if busy:
+        print(f"note: {busy}", file=sys.stderr)
     if len(mine):
         train_run(run, plan, dataset, mine, device_count=args.devices, quiet=args.quiet)
     hosts.barrier("all shares trained")
     if first:
         print(run.summary())
-        if not args.no_attack and run.done().all():
-            run_attack(out)
+    refuse_diverged(run)
+    if first and not args.no_attack and run.done().all():
+        run_attack(out)
     return 0
 
 

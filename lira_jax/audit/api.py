@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from lira_jax.audit.classifiers import MAX_ROWS
 from lira_jax.audit.evaluate import evaluate_inputs
-from lira_jax.audit.inputs import AttackOptions
+from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackOptions
 from lira_jax.audit.normalise import normalise
 from lira_jax.audit.phi import streamed_phi
 from lira_jax.audit.registry import check_inputs, choose_attacks
@@ -34,6 +34,7 @@ def audit_logits(
     targets: str | Sequence[int] = "all",
     views: Sequence[int] | None = None,
     lira_centre: str = "median",
+    lira_counts: str = EQUALISED,
     rmia_a: float = 0.3,
     delta: float = 1e-5,
     classifier_rows: int = MAX_ROWS,
@@ -45,14 +46,19 @@ def audit_logits(
     logits: float16|32|64 [M, N, C] or [M, N, V, C] (NumPy, a memmap, or a CPU PyTorch tensor; never copied
     whole: φ is computed chunk by chunk); keep: bool or 0/1 [M, N], keep[m, n] = model m trained on example n;
     labels: any integer dtype [N]; targets: "all", "last", "I,J,...", "A:B" or model indices; views: the
-    query views to use (default all). Returns an `Audit` (.metrics, .examples, .table(), .plot_roc(path),
+    query views to use (default all); lira_counts: "equalised" IN and OUT shadow counts (default) or "raw".
+    Returns an `Audit` (.metrics, .examples, .table(), .plot_roc(path),
     .to_html(path)). Bad input raises `lira_jax.errors.UserError` with one line naming the problem.
     """
     inputs = normalise(logits, keep, labels, views)
     models = list(range(inputs.keep.shape[0]))
     target_ids = parse_targets(targets, models) if isinstance(targets, str) else _target_list(targets, models)
     attacks = choose_attacks(None if attacks is None else list(attacks), Path("logits"), True, None, False)
-    options = AttackOptions(lira_centre=lira_centre, rmia_a=rmia_a, classifier_rows=classifier_rows)
+    if lira_counts not in COUNTS:
+        raise UserError(f"lira_counts must be one of {', '.join(COUNTS)}, got {lira_counts!r}")
+    options = AttackOptions(
+        lira_centre=lira_centre, lira_counts=lira_counts, rmia_a=rmia_a, classifier_rows=classifier_rows
+    )
     checked = check_inputs(
         streamed_phi(inputs.logits, inputs.labels),
         inputs.keep,

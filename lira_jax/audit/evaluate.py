@@ -13,6 +13,7 @@ metrics.json format is in docs/run_folder.md.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -30,9 +31,9 @@ from lira_jax.audit.classifiers import (
     TOP_PROBABILITIES,
     TransferShadow,
 )
-from lira_jax.audit.inputs import AttackInputs, AttackOptions, check_logits
+from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackInputs, AttackOptions, NotApplicable, check_logits
 from lira_jax.audit.masking import Mask, check_mask, masked_logits, masked_run, parse_mask
-from lira_jax.audit.metrics import attack_metrics, decision_metrics, roc_curve
+from lira_jax.audit.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve
 from lira_jax.audit.per_example import example_table, most_exposed
 from lira_jax.audit.phi import streamed_phi
 from lira_jax.audit.readers import reference_run
@@ -41,9 +42,11 @@ from lira_jax.audit.result import Audit
 from lira_jax.audit.streaming import ExampleArray, subset_models
 from lira_jax.audit.targets import parse_targets
 from lira_jax.errors import UserError
+from lira_jax.outputs import refuse_run_files
 from lira_jax.store import epoch_folder, load_run, scores_shape
 
 ML_LEAKS_ADVERSARY_3 = ("confidence", "entropy")  # thresholds on the maximum probability and on the entropy
+BESIDE_JSON = ("examples.csv", "metrics.csv", "report.html")  # written next to metrics.json
 
 
 def run_attack(
@@ -54,6 +57,7 @@ def run_attack(
     *,
     attacks: Sequence[str] | None = None,
     lira_centre: str = "median",
+    lira_counts: str = EQUALISED,
     rmia_a: float = 0.3,
     delta: float = 1e-5,
     distributions_path: str | Path | None = None,
@@ -76,18 +80,30 @@ def run_attack(
     a folder of plain logits) or "lira-reference" (`lira_jax.audit.readers`; labels_path: their labels)."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    if not (math.isfinite(delta) and 0 < delta < 1):
+        raise UserError(f"--delta must be a finite number in (0, 1), got {delta}")
+    if lira_counts not in COUNTS:
+        raise UserError(f"--lira-counts must be one of {', '.join(COUNTS)}, got {lira_counts!r}")
     parsed_mask = None if mask is None else parse_mask(mask)
     run = open_source(run_dir, epoch, source, labels_path)
     out_dir = epoch_folder(run_dir, epoch)
     json_path = Path(json_path) if json_path else out_dir / "metrics.json"
     plot_path = Path(plot_path) if plot_path else out_dir / "roc.png"
-    for path in (json_path, plot_path, *([Path(distributions_path)] if distributions_path else [])):
-        if not path.parent.is_dir():
-            raise UserError(f"cannot write {path}: {path.parent} is not a directory")
+    beside = json_path.parent  # examples.csv, metrics.csv and report.html go beside metrics.json
+    outputs = {"--json": json_path, "--plot": plot_path, "--distributions": distributions_path}
+    outputs.update({f"output {name}": beside / name for name in BESIDE_JSON})
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        refuse_run_files(path, [run_dir, *([shadow_run] if shadow_run else [])], option)
+        if not Path(path).parent.is_dir():
+            raise UserError(f"cannot write {path}: {Path(path).parent} is not a directory")
     target_ids = parse_targets(targets, run["models"])
     if parsed_mask is not None and run["logits"] is None:
         raise UserError(f"--mask {mask} masks the logits, but {out_dir} has no logits.npy")
-    options = AttackOptions(lira_centre=lira_centre, rmia_a=rmia_a, classifier_rows=classifier_rows)
+    options = AttackOptions(
+        lira_centre=lira_centre, lira_counts=lira_counts, rmia_a=rmia_a, classifier_rows=classifier_rows
+    )
     attacks, inputs = _run_inputs(run, run_dir, target_ids, parsed_mask, shadow_run, attacks, options)
     num_examples = inputs.keep.shape[1]
     if (
@@ -215,11 +231,10 @@ def _write_outputs(
     if distributions is not None:
         target = int(inputs.targets[0])
         plots.plot_score_distributions(inputs.scores, inputs.keep, distributions, distributions_path, target=target)
-        Path(distributions_path).chmod(0o644)  # temporary files are created private
-    folder = json_path.parent
-    audit.write_examples_csv(folder / "examples.csv")
-    audit.write_metrics_csv(folder / "metrics.csv")
-    audit.to_html(folder / "report.html", images=run.get("inputs"), config_text=run.get("config_text"))
+    examples_csv, metrics_csv, report_html = (json_path.parent / name for name in BESIDE_JSON)
+    audit.write_examples_csv(examples_csv)
+    audit.write_metrics_csv(metrics_csv)
+    audit.to_html(report_html, images=run.get("inputs"), config_text=run.get("config_text"))
     audit.write_metrics_json(json_path)
 
 
@@ -275,6 +290,14 @@ def _attack_records(
 
     per_attack, curves = {}, {}
     for name, values in attack_scores.items():
+        if isinstance(values, NotApplicable):  # null metrics with the reason; not on the plot
+            per_attack[name] = {
+                "auc": None,
+                "balanced_accuracy": None,
+                "tpr_at_fpr": {str(alpha): None for alpha in FPR_LEVELS},
+                "not_applicable": values.reason,
+            }
+            continue
         roc = roc_curve(membership, values)  # exact; [T·N] points at most, so kept one at a time
         per_attack[name] = attack_metrics(membership, None, roc=roc, delta=delta)
         if name in CLASSIFIERS:
@@ -298,6 +321,7 @@ def _settings(
     record: dict[str, Any] = {
         "options": {
             "lira_centre": options.lira_centre,
+            "lira_counts": options.lira_counts,
             "rmia_a": options.rmia_a,
             "rmia_gamma": options.rmia_gamma,
             "delta": delta,

@@ -15,6 +15,21 @@ import numpy as np
 from lira_jax.audit.streaming import ExampleArray
 from lira_jax.errors import UserError
 
+EQUALISED = "equalised"
+COUNTS = (EQUALISED, "raw")  # LiRA's shadow sets: equalised in size (the default) or as they are
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """An attack that cannot be scored on these inputs, and why (e.g. too few shadows per example)."""
+
+    reason: str
+
+
+def applicable(results: dict[str, Any]) -> dict[str, np.ndarray]:
+    """{attack: scores} without the attacks that were NotApplicable."""
+    return {name: values for name, values in results.items() if not isinstance(values, NotApplicable)}
+
 
 @dataclass(frozen=True)
 class AttackOptions:
@@ -23,6 +38,7 @@ class AttackOptions:
     memory) and worker threads (None: a few)."""
 
     lira_centre: str = "median"
+    lira_counts: str = EQUALISED
     rmia_a: float = 0.3
     rmia_gamma: float = 1.0
     population: np.ndarray | None = None

@@ -2,12 +2,14 @@
 
 Conventions (docs/auditing.md): scores φ: float32[M, N, V] for M models, N examples, V query views;
 keep: bool[M, N]; every attack returns float32[T, N] for T targets, higher = more likely a member.
-For target t and example n, IN = {m != t : keep[m, n]} and OUT = {m != t : not keep[m, n]}.
+For target t and example n, IN = {m != t : keep[m, n]} and OUT = {m != t : not keep[m, n]}, then by
+default one shadow of the larger set dropped (equalised counts, DESIGN.md "Scoring semantics").
 Arrays may be memmaps of any size: they are read in chunks of examples (`lira_jax.audit.streaming`).
 
 All targets at once: the IN and OUT sets of target t differ from the full sets of all models only by t
-itself, so each example's sets are sorted and summed once, and every target's statistics follow in O(1)
-by taking its own score back out (`_SetStats.without`).
+itself (and, with equalised counts, by the one shadow dropped from the larger set), so each example's sets
+are sorted and summed once, and every target's statistics follow in O(1) by taking those scores back out
+(`lira_jax.audit.equalise`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import log_ndtr
 
-from lira_jax.audit.inputs import AttackInputs, check_scores_keep, check_shadows
+from lira_jax.audit.equalise import SetStats, TargetSets, choose_drops, no_drops, target_sets
+from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackInputs, NotApplicable, check_scores_keep, check_shadows
 from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks
 from lira_jax.errors import UserError
 
@@ -57,62 +60,7 @@ LIRA_VARIANTS: dict[str, LiraOptions] = {
 DEFAULT_VARIANTS = ("lira_online", "lira_online_fixed_var", "lira_offline", "lira_offline_fixed_var")
 
 
-@dataclass
-class _SetStats:
-    """The IN or the OUT set of every example of a chunk, over all models: arrays [n, V], size [n].
-
-    Sums are of φ − shift, shift being the set's middle value, which keeps the variance accurate.
-    With the set sorted as a and p = (size − 1) // 2: low, middle, high = a[p − 1], a[p], a[p + 1].
-    """
-
-    size: np.ndarray
-    shift: np.ndarray
-    sum: np.ndarray
-    sum_squares: np.ndarray
-    low: np.ndarray
-    middle: np.ndarray
-    high: np.ndarray
-
-    def whole(self, centre: str) -> tuple[np.ndarray, np.ndarray]:
-        """(centre, variance) of each whole set: [n, V]."""
-        size = self.size[:, None].astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):  # empty sets: refused before use
-            mean_offset = self.sum / size
-            variance = np.maximum(self.sum_squares / size - mean_offset**2, 0.0)
-        if centre == "mean":
-            return self.shift + mean_offset, variance
-        odd = (self.size % 2 == 1)[:, None]
-        return np.where(odd, self.middle, (self.middle + self.high) / 2), variance
-
-    def without(self, values: np.ndarray, centre: str) -> tuple[np.ndarray, np.ndarray]:
-        """(centre, variance)[T, n, V] of each set without a member whose score is values[T, n, V].
-
-        Removing the value at rank r from the sorted set of size k: for even k the median becomes
-        a[p + 1] if the value is at most a[p], else a[p]; for odd k, (a[p] + a[p + 1]) / 2 below a[p],
-        (a[p − 1] + a[p]) / 2 above it, (a[p − 1] + a[p + 1]) / 2 at it. Equal values are
-        interchangeable, so comparing values is as good as knowing ranks.
-        """
-        inverse_size = 1.0 / np.maximum(self.size - 1, 1)[:, None]  # size 1: refused before use
-        deviation = values - self.shift
-        mean_offset = (self.sum - deviation) * inverse_size
-        variance = (self.sum_squares - deviation * deviation) * inverse_size
-        variance -= mean_offset * mean_offset
-        np.maximum(variance, 0.0, out=variance)
-        if centre == "mean":
-            return self.shift + mean_offset, variance
-        odd = (self.size % 2 == 1)[:, None]
-        low, middle, high = self.low, self.middle, self.high
-        below = np.where(odd, (middle + high) / 2, high)
-        at = np.where(odd, (low + high) / 2, high)
-        above = np.where(odd, (low + middle) / 2, middle)
-        # Picking one of three per element: a flat take is several times faster than nested np.where.
-        candidates = np.stack([below, at, above], axis=-1).reshape(-1)
-        choice = np.subtract(values > middle, values < middle, dtype=np.intp)  # -1, 0, 1
-        choice += np.arange(1, candidates.size, 3).reshape(middle.shape)
-        return candidates.take(choice), variance
-
-
-_STAT_FIELDS = ("shift", "sum", "sum_squares", "low", "middle", "high")
+_STAT_FIELDS = ("shift", "sum", "sum_squares", "low", "middle", "high", "high2")
 
 
 def _set_fields(sets: np.ndarray, sort: bool) -> tuple[np.ndarray, ...]:
@@ -126,12 +74,14 @@ def _set_fields(sets: np.ndarray, sort: bool) -> tuple[np.ndarray, ...]:
     deviation -= shift[..., None]
     low = sets[..., max(middle - 1, 0)].astype(np.float64)
     high = sets[..., min(middle + 1, size - 1)].astype(np.float64)
-    return shift, np.add.reduce(deviation, axis=-1), np.einsum("...k,...k->...", deviation, deviation), low, shift, high
+    high2 = sets[..., min(middle + 2, size - 1)].astype(np.float64)
+    sums = np.add.reduce(deviation, axis=-1), np.einsum("...k,...k->...", deviation, deviation)
+    return shift, *sums, low, shift, high, high2
 
 
 def _example_set_stats(
     values: np.ndarray, keep: np.ndarray, start: int, sort: bool, source: Any = None
-) -> tuple[_SetStats, ...]:
+) -> tuple[SetStats, ...]:
     """(IN, OUT) statistics of each example; values: float32[M, n, V] from example `start` of the array
     `source` (for error messages), keep: bool[M, n].
 
@@ -175,48 +125,25 @@ def _example_set_stats(
     for set_fields, set_sizes in zip(fields, sizes, strict=True):
         if not np.isfinite(set_fields["sum_squares"][set_sizes > 0]).all():  # NaN/inf spreads to the sums
             check_finite(values, "scores", start, source)
-    return tuple(_SetStats(size=set_sizes, **set_fields) for set_fields, set_sizes in zip(fields, sizes, strict=True))
+    return tuple(SetStats(size=set_sizes, **set_fields) for set_fields, set_sizes in zip(fields, sizes, strict=True))
 
 
-@dataclass
-class _TargetStats:
-    """Each target against its shadow sets: residual φ_t − μ and variance (ddof 0), [T, n, V]."""
-
-    residual_in: np.ndarray | None
-    variance_in: np.ndarray | None
-    residual_out: np.ndarray
-    variance_out: np.ndarray
-
-
-def _target_stats(stats_in, stats_out, values, is_in, centre: str, online: bool) -> _TargetStats:
-    """Target t's IN and OUT sets are the full sets with t taken out of the one that holds it.
-
-    values: float64[T, n, V] the targets' own scores; is_in: bool[T, n, 1].
-    """
-    fields = []
-    for stats, holds_target, wanted in ((stats_in, is_in, online), (stats_out, ~is_in, True)):
-        if not wanted:
-            fields += [None, None]
-            continue
-        whole_centre, whole_variance = stats.whole(centre)
-        centre_without, variance_without = stats.without(values, centre)
-        fields.append(values - np.where(holds_target, centre_without, whole_centre))
-        fields.append(np.where(holds_target, variance_without, whole_variance))
-    return _TargetStats(*fields)
+def _chunk_sets(values, keep_chunk, targets, start, source, centres, online, counts) -> dict[str, TargetSets]:
+    """{centre: each target's (equalised, unless counts = "raw") sets} for a chunk of examples from `start`."""
+    stats_in, stats_out = _example_set_stats(values, keep_chunk, start, "median" in centres, source)
+    is_in = keep_chunk[targets]
+    drops = choose_drops(keep_chunk, targets, start) if counts == EQUALISED else no_drops(*is_in.shape)
+    return {
+        centre: target_sets(stats_in, stats_out, values, targets, is_in, drops, centre, online) for centre in centres
+    }
 
 
-def _fixed_sigmas(scores, keep, targets, online: bool, chunk_options) -> dict[bool, np.ndarray]:
+def _fixed_sigmas(scores, keep, targets, online: bool, counts: str, chunk_options) -> dict[bool, np.ndarray]:
     """Pass 1 for fixed variance: {online?: σ[T]} from the mean over (n, v) of var_OUT (and var_IN)."""
 
     def work(start: int, stop: int, values: np.ndarray) -> np.ndarray:
-        keep_chunk = keep[:, start:stop]
-        stats_in, stats_out = _example_set_stats(values, keep_chunk, start, False, scores)
-        target_values = values[targets].astype(np.float64)
-        is_in = keep_chunk[targets][:, :, None]
-        stats = _target_stats(stats_in, stats_out, target_values, is_in, "mean", online)
-        return np.stack(
-            [stats.variance_out.sum(axis=(1, 2))] + ([stats.variance_in.sum(axis=(1, 2))] if online else [])
-        )
+        sets = _chunk_sets(values, keep[:, start:stop], targets, start, scores, {"mean"}, online, counts)["mean"]
+        return np.stack([sets.variance_out.sum(axis=(1, 2))] + ([sets.variance_in.sum(axis=(1, 2))] if online else []))
 
     num_models, num_examples, num_views = scores.shape
     variance = np.sum(map_example_chunks(work, [scores], num_examples, **chunk_options), axis=0)
@@ -233,6 +160,7 @@ def lira_scores(
     targets: Sequence[int] | None = None,
     variants: Mapping[str, LiraOptions] | Iterable[str] = DEFAULT_VARIANTS,
     *,
+    counts: str = EQUALISED,
     chunk_examples: int | None = None,
     workers: int | None = None,
 ) -> dict[str, np.ndarray]:
@@ -245,7 +173,11 @@ def lira_scores(
       offline: log Φ((φ_t − μ_out) / σ_out), or −log N(φ_t; μ_out, σ_out²) if two_sided,
     with μ the per-view median (or mean) of each set, σ its std (ddof 0, at least 1e-6), or with fixed
     variance one σ per target: sqrt of the mean over (n, v) of var_OUT (offline) or (var_IN + var_OUT) / 2.
+    counts: "equalised" (each target's two shadow sets made the same size, `lira_jax.audit.equalise`) or
+    "raw". Where a set has fewer than 2 shadows its σ is 0, floored at 1e-6: see `not_applicable`.
     """
+    if counts not in COUNTS:
+        raise UserError(f"LiRA counts must be one of {', '.join(COUNTS)}, got {counts!r}")
     if not isinstance(variants, Mapping):
         unknown = [name for name in variants if name not in LIRA_VARIANTS]
         if unknown:
@@ -254,19 +186,50 @@ def lira_scores(
     keep, targets = check_scores_keep(scores, keep, targets)
     online = any(options.online for options in variants.values())
     check_shadows(keep, targets, need_in=online, need_out=True, attack="LiRA")
-    return _lira(scores, keep, targets, variants, chunk_examples, workers)
+    return _lira(scores, keep, targets, variants, counts, chunk_examples, workers)
 
 
-def lira_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The registry's LiRA: {name: float32[T, N]} for names of LIRA_VARIANTS, with the options' centre."""
-    centre = inputs.options.lira_centre
-    variants = {name: replace(LIRA_VARIANTS[name], centre=centre) for name in names}
-    return _lira(
-        inputs.scores, inputs.keep, inputs.targets, variants, inputs.options.chunk_examples, inputs.options.workers
-    )
+def lira_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray | NotApplicable]:
+    """The registry's LiRA: {name: float32[T, N]} for names of LIRA_VARIANTS, with the options' centre and
+    counts; NotApplicable for a variant whose sets are too small (`not_applicable`)."""
+    options = inputs.options
+    variants = {name: replace(LIRA_VARIANTS[name], centre=options.lira_centre) for name in names}
+    skipped = not_applicable(inputs.keep, inputs.targets, variants, options.lira_counts)
+    scored = {name: variant for name, variant in variants.items() if name not in skipped}
+    results = {}
+    if scored:
+        results = _lira(
+            inputs.scores,
+            inputs.keep,
+            inputs.targets,
+            scored,
+            options.lira_counts,
+            options.chunk_examples,
+            options.workers,
+        )
+    return {name: skipped[name] if name in skipped else results[name] for name in names}
 
 
-def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], chunk_examples, workers) -> dict[str, np.ndarray]:
+def not_applicable(keep: np.ndarray, targets: np.ndarray, variants: Mapping[str, LiraOptions], counts: str) -> dict:
+    """{name: NotApplicable} for the variants some (target, example) cannot be scored with: a per-example σ
+    needs at least 2 shadows in each set it describes, a fixed σ at least 1 (keep bool[M, N], targets int[T])."""
+    count_in = keep.sum(axis=0)
+    is_in = keep[targets]
+    sizes_in = count_in - is_in
+    sizes_out = keep.shape[0] - count_in - ~is_in
+    if counts == EQUALISED:  # one shadow leaves the larger set
+        sizes_in, sizes_out = sizes_in - (sizes_in > sizes_out), sizes_out - (sizes_out > sizes_in)
+    smallest = {True: min(sizes_in.min(), sizes_out.min()), False: sizes_out.min()}
+    skipped = {}
+    for name, options in variants.items():
+        needed = 1 if options.fixed_variance else 2
+        if smallest[options.online] < needed:
+            sets = f"{needed} IN and {needed} OUT shadows" if options.online else f"{needed} OUT shadows"
+            skipped[name] = NotApplicable(f"needs ≥ {sets} per example")
+    return skipped
+
+
+def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], counts, chunk_examples, workers) -> dict:
     """`lira_scores` on checked inputs: keep bool[M, N], targets int64[T], an IN and OUT shadow for each."""
     online = any(options.online for options in variants.values())
     num_models, num_examples, num_views = scores.shape
@@ -283,19 +246,13 @@ def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], chunk_exam
     # A fixed σ needs every example first. Small problems keep what σ applies to and finish at the
     # end; larger ones (T·N·V floats beyond DEFERRED_BYTES) make a first pass, without sorting, for σ.
     deferred = bool(fixed) and num_targets * num_examples * num_views * 8 <= DEFERRED_BYTES
-    sigmas = _fixed_sigmas(scores, keep, targets, fixed_online, chunk_options) if fixed and not deferred else {}
+    sigmas = _fixed_sigmas(scores, keep, targets, fixed_online, counts, chunk_options) if fixed and not deferred else {}
     results = {name: np.empty((num_targets, num_examples), dtype=np.float32) for name in variants}
     kept = {name: np.empty((num_targets, num_examples, num_views)) for name in fixed if deferred}
     centres = {options.centre for options in variants.values()}
 
     def work(start: int, stop: int, values: np.ndarray) -> np.ndarray | None:
-        keep_chunk = keep[:, start:stop]
-        stats_in, stats_out = _example_set_stats(values, keep_chunk, start, "median" in centres, scores)
-        target_values = values[targets].astype(np.float64)
-        is_in = keep_chunk[targets][:, :, None]
-        by_centre = {
-            centre: _target_stats(stats_in, stats_out, target_values, is_in, centre, online) for centre in centres
-        }
+        by_centre = _chunk_sets(values, keep[:, start:stop], targets, start, scores, centres, online, counts)
         _score_variants(variants, by_centre, sigmas, kept, results, slice(start, stop))
         if deferred:
             stats = next(iter(by_centre.values()))
@@ -319,7 +276,7 @@ def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], chunk_exam
 
 def _score_variants(
     variants: Mapping[str, LiraOptions],
-    by_centre: dict[str, _TargetStats],
+    by_centre: dict[str, TargetSets],
     sigmas: dict[bool, np.ndarray],
     kept: dict[str, np.ndarray],
     results: dict[str, np.ndarray],
@@ -345,7 +302,7 @@ def _mean_over_views(per_view: np.ndarray) -> np.ndarray:
     return np.einsum("...v,v->...", per_view, np.full(per_view.shape[-1], 1.0 / per_view.shape[-1]))
 
 
-def _per_example_variance_score(options: LiraOptions, stats: _TargetStats) -> np.ndarray:
+def _per_example_variance_score(options: LiraOptions, stats: TargetSets) -> np.ndarray:
     """Per-view score [T, n, V] with each example's own σ_in, σ_out (σ² floored at MIN_STD²)."""
     variance_out = np.maximum(stats.variance_out, MIN_STD**2)
     if options.online:
@@ -360,7 +317,7 @@ def _per_example_variance_score(options: LiraOptions, stats: _TargetStats) -> np
     return log_ndtr(stats.residual_out / np.sqrt(variance_out))
 
 
-def _fixed_variance_part(options: LiraOptions, stats: _TargetStats) -> np.ndarray:
+def _fixed_variance_part(options: LiraOptions, stats: TargetSets) -> np.ndarray:
     """What a fixed σ applies to: φ_t − μ_out (offline), ((φ_t − μ_out)² − (φ_t − μ_in)²) / 2 (online)."""
     if options.online:
         return 0.5 * (stats.residual_out**2 - stats.residual_in**2)
@@ -386,9 +343,13 @@ def lira(
     fixed_variance: bool = False,
     centre: Literal["median", "mean"] = "median",
     two_sided: bool = False,
+    counts: str = "equalised",
     chunk_examples: int | None = None,
     workers: int | None = None,
 ) -> np.ndarray:
     """One LiRA variant (see `lira_scores`): float32[T, N] for scores float32[M, N, V], keep bool[M, N]."""
     options = LiraOptions(online=online, fixed_variance=fixed_variance, centre=centre, two_sided=two_sided)
-    return lira_scores(scores, keep, targets, {"lira": options}, chunk_examples=chunk_examples, workers=workers)["lira"]
+    chosen = {"lira": options}
+    return lira_scores(scores, keep, targets, chosen, counts=counts, chunk_examples=chunk_examples, workers=workers)[
+        "lira"
+    ]

@@ -39,8 +39,9 @@ def example_table(
 ) -> dict[str, np.ndarray]:
     """Columns of the per-example table, each [N]: example, label, members (targets that trained on it),
     then <attack>_in, <attack>_out (float64, NaN where no target is on that side) and <attack>_flagged
-    (float64, NaN where it has no member-target or fpr cannot be measured).
-    attack_scores: {attack: float32[T, N]}; membership: bool[T, N]; labels: int[N]."""
+    (float64, NaN where it has no member-target or fpr cannot be measured); an attack that was not applicable
+    gets no columns. attack_scores: {attack: float32[T, N] or NotApplicable}; membership: bool[T, N];
+    labels: int[N]."""
     members = membership.sum(axis=0)
     nonmembers = (~membership).sum(axis=0)
     table: dict[str, np.ndarray] = {
@@ -50,6 +51,8 @@ def example_table(
     }
     with np.errstate(invalid="ignore", divide="ignore"):
         for name, scores in attack_scores.items():
+            if not isinstance(scores, np.ndarray):  # not applicable (`inputs.NotApplicable`): no columns
+                continue
             values = scores.astype(np.float64)
             table[f"{name}_in"] = np.where(membership, values, 0).sum(axis=0) / members
             table[f"{name}_out"] = np.where(~membership, values, 0).sum(axis=0) / nonmembers

@@ -5,8 +5,6 @@ Matplotlib runs on the Agg backend (files only, no display needed).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from lira_jax.audit.metrics import Roc, clopper_pearson, points_at_fpr
 from lira_jax.audit.per_example import HEADLINE_ATTACKS
 from lira_jax.audit.streaming import ExampleArray, read_examples
 from lira_jax.errors import UserError
+from lira_jax.writing import atomic_path, disk_errors
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
@@ -42,17 +41,13 @@ def roc_plot_data(roc: Roc, confidence: float = 0.95, num_points: int = 400) -> 
 
 
 def save_figure(figure: Any, path: str | Path, dpi: int = 150) -> None:
-    """Writes the figure whole or not at all (temporary file, then rename)."""
+    """Writes the figure whole or not at all (temporary file, then rename); an OSError is one line."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
-        os.replace(temporary, path)
+        with disk_errors(path), atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def headline_curves(curves: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from lira_jax.audit.metrics import FPR_LEVELS
 
 
 def format_table(metrics: dict[str, Any]) -> str:
-    """The metrics as a fixed-width table (TPR in percent; n/m: not measurable with this many non-members)."""
+    """The metrics as a fixed-width table (TPR in percent; n/m: not measurable with this many non-members;
+    n/a and the reason: the attack cannot be scored on this run)."""
     levels = [str(alpha) for alpha in FPR_LEVELS]
     header = f"{'attack':<24}{'AUC':>8}{'bal.acc':>9}" + "".join(f"{f'TPR@{float(a) * 100:g}%':>13}" for a in levels)
     lines = [
@@ -22,6 +23,9 @@ def format_table(metrics: dict[str, Any]) -> str:
         header,
     ]
     for name, values in metrics["attacks"].items():
+        if values.get("not_applicable"):
+            lines.append(f"{name:<24}    n/a ({values['not_applicable']})")
+            continue
         tprs = "".join(
             f"{'n/m' if values['tpr_at_fpr'][a] is None else format(values['tpr_at_fpr'][a], '.2%'):>13}"
             for a in levels

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from lira_jax.audit import per_example
 from lira_jax.audit.report import format_table, metrics_csv
 from lira_jax.errors import UserError
-from lira_jax.store import write_atomically
+from lira_jax.writing import strict_json, write_atomically
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,7 @@ class Audit:
         from lira_jax.audit import plots
 
         curves = plots.headline_curves(self.curves) if headline else self.curves
-        path = _writable(path)
-        plots.plot_roc(curves, path, title=self.title)
-        path.chmod(0o644)  # temporary files are created private
+        plots.plot_roc(curves, _writable(path), title=self.title)
 
     def to_html(
         self,
@@ -87,7 +85,7 @@ class Audit:
         _write(path, page)
 
     def write_metrics_json(self, path: str | Path) -> None:
-        _write(path, json.dumps(self.metrics, indent=1) + "\n")
+        _write(path, json.dumps(strict_json(self.metrics), indent=1, allow_nan=False) + "\n")
 
     def write_metrics_csv(self, path: str | Path) -> None:
         """One row per attack, for spreadsheets."""
@@ -106,6 +104,4 @@ def _writable(path: str | Path) -> Path:
 
 
 def _write(path: str | Path, text: str) -> None:
-    path = _writable(path)
-    write_atomically(path, text)
-    path.chmod(0o644)  # temporary files are created private
+    write_atomically(_writable(path), text)

@@ -16,8 +16,11 @@ def parse_targets(spec: str, models: Sequence[int]) -> list[int]:
         return [models[-1]]
     try:
         if ":" in spec:
-            start, _, stop = spec.partition(":")
-            chosen = list(range(int(start) if start else 0, int(stop) if stop else max(models) + 1))
+            start_text, _, stop_text = spec.partition(":")
+            start, stop = int(start_text or 0), int(stop_text) if stop_text else max(models) + 1
+            if not 0 <= start < stop <= max(models) + 1:  # checked before a huge range is ever built
+                raise UserError(f"--targets {spec!r} must be A:B with 0 <= A < B <= {max(models) + 1}")
+            chosen = list(range(start, stop))
         else:
             chosen = [int(part) for part in spec.split(",")]
     except ValueError:

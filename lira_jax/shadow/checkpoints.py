@@ -9,6 +9,7 @@ independent of every other process's), so Orbax runs single-process even under j
 """
 
 import hashlib
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from lira_jax.errors import UserError
+from lira_jax.writing import free_bytes, size_text
 
 
 class ChunkCheckpoint:
@@ -63,15 +67,45 @@ class ChunkCheckpoint:
         return epoch, restored.states, restored.records["snapshots"]
 
     def save(self, epoch: int, states: Any, snapshots: dict) -> None:
-        """Saves the states after `epoch` epochs (blocking, so a kill right after cannot leave half of it)."""
-        self.manager().save(
-            epoch,
-            args=ocp.args.Composite(
-                states=ocp.args.StandardSave(states),
-                records=ocp.args.JsonSave({"models": self.padded, "snapshots": snapshots}),
-            ),
-        )
-        self.manager().wait_until_finished()
+        """Saves the states after `epoch` epochs (blocking, so a kill right after cannot leave half of it).
+
+        One that would not fit is refused before Orbax starts. A save that fails anyway (a full disk: Orbax
+        raises ValueError("RESOURCE_EXHAUSTED ...") from its threads and logs each) leaves no partial
+        checkpoint and becomes one UserError line; earlier checkpoints are kept.
+        """
+        needed = sum(leaf.nbytes for leaf in jax.tree.leaves(states))
+        self.manager()  # creates the folder
+        if needed > free_bytes(self.path):
+            raise UserError(
+                f"cannot write a checkpoint of {size_text(needed)} into {self.path}: only"
+                f" {size_text(free_bytes(self.path))} free; free some space (or set train.checkpoint_minutes"
+                " higher) and rerun the same command (finished models are kept)"
+            )
+        absl_logger = logging.getLogger("absl")
+        level = absl_logger.level
+        absl_logger.setLevel(logging.CRITICAL)  # our one line replaces Orbax's per-thread error logs
+        try:
+            self.manager().save(
+                epoch,
+                args=ocp.args.Composite(
+                    states=ocp.args.StandardSave(states),
+                    records=ocp.args.JsonSave({"models": self.padded, "snapshots": snapshots}),
+                ),
+            )
+            self.manager().wait_until_finished()
+        except Exception as error:  # Orbax and TensorStore raise several types for one I/O fault
+            self._manager.close()
+            self._manager = None
+            for partial in self.path.glob("*orbax-checkpoint-tmp*"):
+                shutil.rmtree(partial, ignore_errors=True)
+            text = " ".join(str(error).split())
+            reason = "no space left on device" if "No space left on device" in text else text[:300]
+            raise UserError(
+                f"cannot write a checkpoint into {self.path}: {reason}; free some space (or set"
+                " train.checkpoint_minutes higher) and rerun the same command (finished models are kept)"
+            ) from None
+        finally:
+            absl_logger.setLevel(level)
 
     def remove(self) -> None:
         if self._manager is not None:

@@ -5,6 +5,7 @@ Sources: `digits` (scikit-learn's bundled 8x8 digits), `tfds:NAME` (TensorFlow D
 """
 
 import gzip
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lira_jax.errors import UserError
+from lira_jax.writing import size_text
 
 TFDS_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashion_mnist": 10, "svhn_cropped": 10}
 SPLIT_CHOICES = ("train+test", "train", "test")
@@ -85,6 +87,15 @@ def load_dataset(
     if labels.min() < 0 or labels.max() >= num_classes:
         found = f"{labels.min()}..{labels.max()}"
         raise UserError(f"{source}: labels must lie in [0, {num_classes}), found {found}")
+    present = np.unique(labels)
+    if len(present) < 2:
+        raise UserError(
+            f"{source}: the {len(labels)} example(s) hold only class {present[0]}; a classifier (and a"
+            " membership test on it) needs at least 2 classes (raise data.limit or use other data)"
+        )
+    if raw_images.dtype.kind == "f" and not np.isfinite(raw_images).all():
+        first = int(np.flatnonzero(~np.isfinite(raw_images).reshape(len(raw_images), -1).all(axis=1))[0])
+        raise UserError(f"{source}: the images hold NaN or infinite pixel values (first in example {first})")
     images = raw_images.astype(np.float32)
     mean, std = _channel_mean_std(images)
     images -= mean
@@ -107,6 +118,13 @@ def make_keep(
         raise UserError(f"need at least 1 example, got {num_examples}")
     if seed < 0:
         raise UserError(f"the seed must not be negative, got {seed}")
+    needed = 17 * num_models * num_examples  # float64 draws, their int64 argsort, the bool matrix
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > memory:
+        raise UserError(
+            f"the keep matrix of {num_models} models x {num_examples} examples needs {size_text(needed)} of memory"
+            f" to draw, more than this machine's {size_text(memory)}: train fewer models or use fewer examples"
+        )
     generator = np.random.default_rng(seed)
     if mode == "balanced":
         if num_models % 2:
@@ -119,6 +137,17 @@ def make_keep(
             raise UserError(f"keep probability must lie strictly between 0 and 1, got {probability}")
         return generator.random((num_models, num_examples)) < probability
     raise UserError(f"unknown keep mode {mode!r}: expected one of {', '.join(KEEP_MODES)}")
+
+
+def check_training_sets(keep: np.ndarray) -> None:
+    """Refuses a keep matrix (bool[M, N]) that leaves a model fewer than 2 training examples."""
+    sizes = keep.sum(axis=1)
+    smallest = int(sizes.argmin())
+    if sizes[smallest] < 2:
+        raise UserError(
+            f"model {smallest} would train on {sizes[smallest]} of the {keep.shape[1]} examples: every model needs"
+            " at least 2 (use more data (data.limit) or, with train.keep = 'bernoulli', a larger keep_probability)"
+        )
 
 
 def _pool(raw_splits: RawSplits, limit: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -308,8 +337,6 @@ def _checked_npz_split(
         raise UserError(f"{path}: {labels_key!r} must be [N] with N = {len(images)}, found {found}")
     if len(images) == 0:
         raise UserError(f"{path}: {images_key!r} holds no examples")
-    if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
-        raise UserError(f"{path}: {images_key!r} holds NaN or infinite values")
     is_whole = np.issubdtype(labels.dtype, np.floating) and np.isfinite(labels).all()
     if is_whole and (labels == np.round(labels)).all():
         labels = labels.astype(np.int64)  # class numbers saved as floats

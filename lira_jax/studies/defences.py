@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from lira_jax import config as config_lib
+from lira_jax.audit.inputs import applicable
 from lira_jax.audit.metrics import attack_metrics
 from lira_jax.config import Config
 from lira_jax.errors import UserError
@@ -62,8 +63,8 @@ def study_defences(runs: Sequence[Run], options: dict[str, Any]) -> StudyResult:
     accuracies = [run.accuracies() for run in runs]
     rows = []
     for run, (train, test) in zip(runs, accuracies, strict=True):
-        attack_scores = score_attacks(
-            run.scores, run.keep, None, run.default_attacks(), logits=run.logits, labels=run.labels
+        attack_scores = applicable(
+            score_attacks(run.scores, run.keep, None, run.default_attacks(), logits=run.logits, labels=run.labels)
         )
         rows.append(
             {

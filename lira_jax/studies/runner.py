@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from lira_jax.errors import UserError
-from lira_jax.store import write_atomically
+from lira_jax.outputs import refuse_run_files
 from lira_jax.studies.common import StudyResult, open_run
 from lira_jax.studies.defences import plot_defences, study_defences
 from lira_jax.studies.gap import plot_gap, study_gap
 from lira_jax.studies.shadows import plot_shadows, study_shadows
 from lira_jax.studies.violins import plot_violins, study_violins
+from lira_jax.writing import make_folder, strict_json, write_atomically
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,16 @@ def run_study(name: str, paths: Sequence[str | Path], out: str | Path | None = N
     out = Path(out) if out else default_out(name, paths)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
+    for suffix in ("md", "json", "png"):
+        refuse_run_files(out / f"{name}.{suffix}", paths, "--out")
     options = {"targets": "all", "seed": 0, "counts": None, **options}
     runs = [open_run(path) for path in paths]
     text, data, drawing = study.compute(runs if study.several else runs[0], options)
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     study.draw(drawing, out / f"{name}.png")
     write_atomically(out / f"{name}.md", f"# {name}: {', '.join(str(path) for path in paths)}\n\n{text}\n")
-    write_atomically(
-        out / f"{name}.json", json.dumps({"study": name, "runs": [str(p) for p in paths], **data}, indent=1) + "\n"
-    )
-    for suffix in ("md", "json", "png"):
-        (out / f"{name}.{suffix}").chmod(0o644)  # temporary files are created private
+    record = {"study": name, "runs": [str(p) for p in paths], **data}
+    write_atomically(out / f"{name}.json", json.dumps(strict_json(record), indent=1, allow_nan=False) + "\n")
     print(text)
     return data

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from lira_jax.audit.inputs import applicable
 from lira_jax.audit.metrics import attack_metrics
 from lira_jax.studies.common import (
     Run,
@@ -42,7 +43,7 @@ def study_violins(run: Run, options: dict[str, Any]) -> StudyResult:
         run.scores, run.keep, positions, run.default_attacks(), logits=run.logits, labels=run.labels
     )
     attacks = {}
-    for name, values in attack_scores.items():
+    for name, values in applicable(attack_scores).items():
         everything = attack_metrics(membership, values)
         only_correct = (
             attack_metrics(membership[correct], values[correct])

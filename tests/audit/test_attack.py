@@ -105,17 +105,16 @@ def test_null_control_every_attack_is_at_chance(tmp_path):
             assert point["fpr"] <= float(alpha)
 
 
-def test_balanced_keep_leaks_set_sizes_at_small_m(tmp_path):
-    """A property of DESIGN.md's protocol, kept here so that it stays visible: with every example in
-    exactly M/2 models, a member target leaves M/2 − 1 IN and M/2 OUT shadows and a non-member the
-    reverse. The smaller set's spread is underestimated, so under the null online LiRA scores members
-    lower: pessimistic, fading as 1/M."""
-    small = run_attack(
-        write_run(tmp_path / "m16", num_models=16, num_examples=600, signal=0.0, seed=1),
-        attacks=["lira_online"],
-        print_table=False,
-    )
-    assert small["attacks"]["lira_online"]["auc"] < 0.48
+def test_balanced_keep_leaks_set_sizes_at_small_m_with_raw_counts(tmp_path):
+    """Why counts are equalised by default: with every example in exactly M/2 models, a member target
+    leaves M/2 − 1 IN and M/2 OUT shadows and a non-member the reverse. The smaller set's spread is
+    underestimated, so under the null online LiRA on raw counts scores members lower (fading as 1/M);
+    equalised counts remove that (tests/test_null_controls.py)."""
+    run = write_run(tmp_path / "m16", num_models=16, num_examples=600, signal=0.0, seed=1)
+    raw = run_attack(run, attacks=["lira_online"], lira_counts="raw", print_table=False)
+    equalised = run_attack(run, attacks=["lira_online"], print_table=False)
+    assert raw["attacks"]["lira_online"]["auc"] < 0.48 < equalised["attacks"]["lira_online"]["auc"]
+    assert raw["options"]["lira_counts"] == "raw" and equalised["options"]["lira_counts"] == "equalised"
 
 
 def test_targets_subsets_and_unfinished_models(tmp_path):
@@ -182,9 +181,24 @@ BAD_RUNS = {  # expected message (a regular expression) -> how to break a good r
     ),
     r"models\.json is not a JSON object": lambda run: (run / "models.json").write_text("{not json"),
     r"must list 6 models": lambda run: (run / "models.json").write_text(_models_json([{"done": True}])),
-    r"IN shadow model for every example, but example 5 has none": lambda run: _save(run, "keep", _only_model_0_has),
     r"cannot read .*keep\.npy": lambda run: (run / "keep.npy").write_bytes(b"garbage"),
 }
+
+
+def test_too_few_shadows_make_lira_not_applicable(tmp_path, capsys):
+    """Example 5 is IN only model 0: online LiRA has no IN set there, so it is n/a (null metrics with the
+    reason, n/a on the table, not on the plot) while the other attacks are scored."""
+    run = write_run(tmp_path / "run", num_models=6, num_examples=60, done=[True] * 6)
+    _save(run, "keep", _only_model_0_has)
+    assert main([str(run), "--attacks", "lira_online,lira_offline_fixed_var,global_threshold"]) == 0
+    table = capsys.readouterr().out
+    assert "lira_online                 n/a (needs ≥ 2 IN and 2 OUT shadows per example)" in table
+    text = (run / "metrics.json").read_text()
+    metrics = json.loads(text, parse_constant=lambda name: pytest.fail(f"not strict JSON: {name}"))
+    online = metrics["attacks"]["lira_online"]
+    assert online["auc"] is None and online["not_applicable"] == "needs ≥ 2 IN and 2 OUT shadows per example"
+    assert set(online["tpr_at_fpr"].values()) == {None}
+    assert metrics["attacks"]["global_threshold"]["auc"] > 0.5
 
 
 @pytest.mark.parametrize("message", list(BAD_RUNS))

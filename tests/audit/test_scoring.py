@@ -8,6 +8,7 @@ from scipy.stats import norm
 from lira_jax.audit import lira as lira_module
 from lira_jax.audit import phi as numpy_phi
 from lira_jax.audit import streaming
+from lira_jax.audit.equalise import drop_hash
 from lira_jax.audit.lira import LIRA_VARIANTS, LiraOptions, lira, lira_scores
 from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.streaming import ModelSubset
@@ -18,7 +19,18 @@ from lira_jax.shadow import phi
 # Reference implementation: DESIGN.md's formulas, one target and one example at a time.
 
 
-def naive_lira(scores, keep, target, online, fixed_variance, centre="median", two_sided=False):
+def naive_sets(keep, target, n, counts):
+    """(IN models, OUT models) of target on example n; equalised: one model of the larger set dropped, the
+    j-th in index order with j = drop_hash(0, target, n) mod its size (DESIGN.md, "Scoring semantics")."""
+    ins = [m for m in range(keep.shape[0]) if m != target and keep[m, n]]
+    outs = [m for m in range(keep.shape[0]) if m != target and not keep[m, n]]
+    if counts == "equalised" and len(ins) != len(outs):
+        larger = ins if len(ins) > len(outs) else outs
+        larger.pop(int(drop_hash(0, np.array([target]), np.array([n]))[0, 0] % np.uint64(len(larger))))
+    return ins, outs
+
+
+def naive_lira(scores, keep, target, online, fixed_variance, centre="median", two_sided=False, counts="equalised"):
     """float64[N]: the score of every example for one target, written plainly."""
     num_models, num_examples, num_views = scores.shape
     scores = scores.astype(np.float64)
@@ -26,8 +38,7 @@ def naive_lira(scores, keep, target, online, fixed_variance, centre="median", tw
     shape = (num_examples, num_views)
     mu_in, mu_out, sd_in, sd_out, var_in, var_out = (np.zeros(shape) for _ in range(6))
     for n in range(num_examples):
-        ins = [m for m in range(num_models) if m != target and keep[m, n]]
-        outs = [m for m in range(num_models) if m != target and not keep[m, n]]
+        ins, outs = naive_sets(keep, target, n, counts)
         for v in range(num_views):
             if online:
                 mu_in[n, v] = centre_of(scores[ins, n, v])
@@ -151,8 +162,9 @@ def test_logit_scale_bad_input(logits, labels):
 # LiRA
 
 
+@pytest.mark.parametrize("counts", ["equalised", "raw"])
 @pytest.mark.parametrize("balanced, ties", [(True, False), (True, True), (False, False), (False, True)])
-def test_lira_every_variant_matches_per_target_loop(balanced, ties):
+def test_lira_every_variant_matches_per_target_loop(balanced, ties, counts):
     rng = np.random.default_rng(2)
     keep, scores = random_run(rng, 9, 23, 3, balanced=balanced, ties=ties)
     variants = {
@@ -161,26 +173,27 @@ def test_lira_every_variant_matches_per_target_loop(balanced, ties):
         "mean_offline_fixed": LiraOptions(online=False, centre="mean", fixed_variance=True),
         "two_sided_fixed": LiraOptions(online=False, two_sided=True, fixed_variance=True),
     }
-    results = lira_scores(scores, keep, None, variants, chunk_examples=4, workers=2)
+    results = lira_scores(scores, keep, None, variants, counts=counts, chunk_examples=4, workers=2)
     for target in range(9):
         for name, options in variants.items():
             expected = naive_lira(
-                scores, keep, target, options.online, options.fixed_variance, options.centre, options.two_sided
+                scores, keep, target, options.online, options.fixed_variance, options.centre, options.two_sided, counts
             )
             assert results[name].dtype == np.float32 and results[name].shape == (9, 23)
             assert_scores_close(results[name][target], expected)
 
 
+@pytest.mark.parametrize("counts", ["equalised", "raw"])
 @pytest.mark.parametrize("num_models", [4, 5, 6, 7])
-def test_lira_small_and_odd_model_counts(num_models):
+def test_lira_small_and_odd_model_counts(num_models, counts):
     """Set sizes 1 and 2 after taking the target out, odd and even: the O(1) leave-one-out median."""
     rng = np.random.default_rng(num_models)
     keep, scores = random_run(rng, num_models, 15, 2, ties=True)
-    results = lira_scores(scores, keep, None, LIRA_VARIANTS)
+    results = lira_scores(scores, keep, None, LIRA_VARIANTS, counts=counts)
     for target in range(num_models):
         for name, options in LIRA_VARIANTS.items():
             expected = naive_lira(
-                scores, keep, target, options.online, options.fixed_variance, two_sided=options.two_sided
+                scores, keep, target, options.online, options.fixed_variance, two_sided=options.two_sided, counts=counts
             )
             assert_scores_close(results[name][target], expected)
 
@@ -273,8 +286,8 @@ def test_missing_shadows_are_named():
     keep[0, 3] = True  # example 3 is IN only model 0
     with pytest.raises(UserError, match="IN shadow model for every example, but example 3 has none besides target 0"):
         lira_scores(scores, keep, variants=["lira_online"])
-    offline = lira_scores(scores, keep, variants=["lira_offline"])["lira_offline"]  # offline needs no IN
-    assert_scores_close(offline[0], naive_lira(scores, keep, 0, False, False))
+    offline = lira_scores(scores, keep, variants=["lira_offline"], counts="raw")["lira_offline"]  # needs no IN
+    assert_scores_close(offline[0], naive_lira(scores, keep, 0, False, False, counts="raw"))
     keep[:, 5] = True
     with pytest.raises(UserError, match=r"OUT shadow.*example 5.*\(6 of 6 targets"):
         lira_scores(scores, keep, variants=["lira_offline"])

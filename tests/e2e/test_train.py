@@ -73,7 +73,7 @@ def test_status(tiny_run, capsys):
         (["--set", "data.source=imagenet"], "imagenet"),
         (["--set", "data.source=idx:/nonexistent"], "train-images-idx3-ubyte"),
         (["--config", "/nonexistent.toml"], "does not exist"),
-        (["--set", "train.num_models=1"], "at least 2"),
+        (["--set", "train.num_models=1"], "train.num_models must be an integer in [2,"),
         (["--models", "3:9"], "outside"),
         (["--set", "train.augment=['blur']"], "blur"),
         (["--set", "query.views=['shift:9,0']"], "shift"),

@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lira_jax.errors import UserError
-from lira_jax.shadow.data import DEBIAN_FASHION_MNIST_DIR, TFDS_NUM_CLASSES, load_dataset, make_keep
+from lira_jax.shadow.data import (
+    DEBIAN_FASHION_MNIST_DIR,
+    TFDS_NUM_CLASSES,
+    check_training_sets,
+    load_dataset,
+    make_keep,
+)
 
 # ---------------------------------------------------------------- keep matrix
 
@@ -49,6 +55,7 @@ def test_bernoulli_keep_rate(probability, seed):
         (4, {"mode": "sometimes"}, "unknown keep mode"),
         (4, {"mode": "bernoulli", "probability": 1.0}, "between 0 and 1"),
         (4, {"seed": -1}, "seed"),
+        (10**11, {}, "the keep matrix of 100000000000 models x 10 examples needs 15.5 TiB of memory"),
     ],
 )
 def test_bad_keep_arguments(num_models, kwargs, message):
@@ -287,3 +294,39 @@ def test_tfds_failure_to_prepare_is_a_user_error(tfds, monkeypatch):
     expected = "could not load or prepare 'mnist'.*ConnectionError: Failed to resolve.*dataset-fashion-mnist"
     with pytest.raises(UserError, match=expected):
         load_dataset("tfds:mnist")
+
+
+# ---------------------------------------------------------------- what any source must hold
+
+
+def test_one_class_is_refused(tmp_path):
+    path = tmp_path / "one.npz"
+    np.savez(path, x=np.arange(4 * 9, dtype=np.float32).reshape(4, 3, 3), y=np.zeros(4, int))
+    with pytest.raises(UserError, match="only class 0.*at least 2 classes"):
+        load_dataset(f"npz:{path}")
+    with pytest.raises(UserError, match="only class 0"):
+        load_dataset("digits", limit=1)
+
+
+def test_nan_pixels_of_a_float_idx_file_are_refused(tmp_path):
+    images = np.ones((3, 2, 2), ">f4")
+    images[2, 1, 0] = np.nan
+    content = struct.pack(">BBBB3I", 0, 0, 0x0D, 3, *images.shape) + images.tobytes()
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(content)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([0, 1, 0], np.uint8), gzipped=False)
+    with pytest.raises(UserError, match="NaN or infinite pixel values \\(first in example 2\\)"):
+        load_dataset(f"idx:{tmp_path}", splits="train")
+
+
+@pytest.mark.parametrize(
+    ("keep", "message"),
+    [
+        (make_keep(4, 3, seed=0), "would train on 1 of the 3 examples"),
+        (np.array([[True, True, False], [False, False, True]]), "model 1 would train on 1"),
+        (np.zeros((2, 5), bool), "model 0 would train on 0"),
+    ],
+)
+def test_models_need_two_training_examples(keep, message):
+    with pytest.raises(UserError, match=message):
+        check_training_sets(keep)
+    check_training_sets(np.ones((2, 2), bool))

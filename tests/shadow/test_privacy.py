@@ -82,9 +82,9 @@ def test_epsilon_falls_with_noise_and_rises_with_steps():
 @pytest.mark.parametrize(
     ("assignment", "message"),
     [
-        (["train.dp_noise_multiplier=-1"], "must not be negative"),
-        (["train.dp_clip_norm=0"], "dp_clip_norm must be positive"),
-        (["train.dp_delta=1"], r"dp_delta must be in \(0, 1\)"),
+        (["train.dp_noise_multiplier=-1"], r"dp_noise_multiplier must be a finite number in \[0, ∞\)"),
+        (["train.dp_clip_norm=0"], r"dp_clip_norm must be a finite number in \(0, ∞\)"),
+        (["train.dp_delta=1"], r"dp_delta must be a finite number in \(0, 1\)"),
         (["train.dp_sgd=true"], "model.norm = 'group'"),
         (["train.dp_sgd=true", "model.norm=group", "train.augment=['mixup:0.2']"], "mixup"),
     ],

@@ -1,0 +1,221 @@
+"""Equalised counts for LiRA: each target's IN and OUT shadow sets made the same size, for all targets at once.
+
+Why (DESIGN.md, "Scoring semantics"): with a balanced keep matrix a member of target t leaves M/2 − 1 IN
+shadows and M/2 OUT, a non-member the reverse. That difference alone lowers LiRA on members under the
+null (AUC about 0.46 at M = 16). So for each (target t, example n) whose shadow sets differ in size, one
+shadow of the larger set is dropped, chosen by a seeded hash of (t, n). The rule looks only at the
+shadows' counts, never at t's membership, so members and non-members stay exchangeable under the null,
+for balanced and Bernoulli keep matrices alike.
+
+Speed: each example's IN and OUT sets over all models are summarised once (sums, and the sorted values
+a[p − 1], a[p], a[p + 1], a[p + 2] around the middle p = (k − 1) // 2), and each target's sets follow by
+taking out at most two known values in O(1): its own score from the set that holds it, and the dropped
+shadow's. Removing values v1 ≤ v2 of the set turns its sorted values a into b with
+    b[i] = a[i] if v1 > a[i], else a[i + 1] if v2 > a[i + 1], else a[i + 2]
+(equal values are interchangeable, so comparing values is as good as knowing ranks), and the new median
+needs b at p − 1 and p only. With a balanced keep matrix every set loses exactly one value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_SEED = 0
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass
+class SetStats:
+    """The IN or the OUT set of every example of a chunk, over all models: size int[n], the others
+    float64[n, V]. Sums are of φ − shift, shift being the set's middle value a[p] (keeps the variance
+    accurate); low, middle, high, high2 are a[p − 1], a[p], a[p + 1], a[p + 2] of the sorted set (clamped
+    to the set at its ends)."""
+
+    size: np.ndarray
+    shift: np.ndarray
+    sum: np.ndarray
+    sum_squares: np.ndarray
+    low: np.ndarray
+    middle: np.ndarray
+    high: np.ndarray
+    high2: np.ndarray
+
+
+@dataclass
+class Drops:
+    """The shadow each (target, example) drops: model int64[T, n] (−1: none) and from_in bool[T, n]
+    (dropped from the IN set; else from OUT where model >= 0)."""
+
+    model: np.ndarray
+    from_in: np.ndarray
+
+
+@dataclass
+class TargetSets:
+    """Each target against its (equalised) shadow sets: residual φ_t − μ and variance (ddof 0),
+    float64[T, n, V] (the IN ones None offline), and the sets' sizes int[T, n]."""
+
+    residual_in: np.ndarray | None
+    variance_in: np.ndarray | None
+    residual_out: np.ndarray
+    variance_out: np.ndarray
+    size_in: np.ndarray
+    size_out: np.ndarray
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on uint64 arrays (wrapping arithmetic)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def drop_hash(seed: int, targets: np.ndarray, examples: np.ndarray) -> np.ndarray:
+    """uint64[T, n]: a well-mixed hash of (seed, target, example), the same in any chunking."""
+    seeded = np.array([seed % 2**64], np.uint64) * _GOLDEN  # arrays wrap silently; NumPy scalars warn
+    base = _mix(seeded + np.asarray(targets, np.uint64)[:, None] + np.uint64(1))
+    return _mix(base ^ (np.asarray(examples, np.uint64)[None, :] * _GOLDEN))
+
+
+def choose_drops(keep: np.ndarray, targets: np.ndarray, start: int = 0, seed: int = DEFAULT_SEED) -> Drops:
+    """Which shadow each target drops on each example of a chunk, to make its two shadow sets equal in size.
+
+    keep: bool[M, n] for examples start..start+n; targets: int[T]. With a IN and b OUT shadows (the
+    models other than the target), a ≠ b drops one of the larger set: the j-th of its models in index
+    order, j = hash(seed, target, example) mod its size.
+    """
+    num_models, num_examples = keep.shape
+    targets = np.asarray(targets)
+    is_in = keep[targets]  # [T, n]
+    cumulative_in = np.cumsum(keep, axis=0, dtype=np.int64)  # [M, n]: IN models among the first m + 1
+    count_in = cumulative_in[-1]
+    shadows_in = count_in - is_in
+    shadows_out = num_models - count_in - ~is_in
+    from_in = shadows_in > shadows_out
+    dropping = shadows_in != shadows_out
+    side_size = np.where(from_in, shadows_in, shadows_out)
+    hashes = drop_hash(seed, targets, np.arange(start, start + num_examples))
+    rank = (hashes % np.maximum(side_size, 1).astype(np.uint64)).astype(np.int64)
+    # The j-th shadow of the side is the j-th model of the whole side, or the next one past the target.
+    before_target = cumulative_in[targets] - is_in  # IN models before the target
+    target_rank = np.where(is_in, before_target, targets[:, None] - before_target)
+    rank += (is_in == from_in) & (rank >= target_rank)
+    model = np.full(rank.shape, -1, dtype=np.int64)
+    for side_in in (True, False):
+        chosen = dropping & (from_in == side_in)
+        if chosen.any():
+            cumulative = cumulative_in if side_in else np.arange(1, num_models + 1)[:, None] - cumulative_in
+            model[chosen] = _nth_model(cumulative, rank[chosen], np.nonzero(chosen)[1])
+    return Drops(model=model, from_in=from_in & dropping)
+
+
+def _nth_model(cumulative: np.ndarray, rank: np.ndarray, examples: np.ndarray) -> np.ndarray:
+    """The model m of each example where cumulative[:, example] (int[M, n], counts of a set's models up to
+    m) first reaches rank + 1: the set's rank-th model. One search in the columns laid end to end."""
+    num_models, num_examples = cumulative.shape
+    offsets = np.arange(num_examples, dtype=np.int64) * (num_models + 1)
+    flat = (cumulative.T + offsets[:, None]).reshape(-1)  # non-decreasing
+    position = np.searchsorted(flat, rank + 1 + offsets[examples])
+    return position - examples * num_models
+
+
+def no_drops(num_targets: int, num_examples: int) -> Drops:
+    """Raw counts: nothing dropped."""
+    return Drops(np.full((num_targets, num_examples), -1), np.zeros((num_targets, num_examples), bool))
+
+
+def target_sets(
+    stats_in: SetStats,
+    stats_out: SetStats,
+    values: np.ndarray,
+    targets: np.ndarray,
+    is_in: np.ndarray,
+    drops: Drops,
+    centre: str,
+    online: bool,
+) -> TargetSets:
+    """Each target's IN and OUT sets: the full sets without the target and without its dropped shadow.
+
+    values: float32[M, n, V] every model's scores on the chunk; targets: int[T]; is_in: bool[T, n];
+    centre: "median" or "mean". The IN statistics are computed only `online`.
+    """
+    target_values = values[targets].astype(np.float64)
+    dropping = drops.model >= 0
+    dropped_values = values[np.maximum(drops.model, 0), np.arange(values.shape[1])].astype(np.float64)
+    fields: list = []
+    sizes = []
+    for stats, holds_target, drop_here, wanted in (
+        (stats_in, is_in, drops.from_in, online),
+        (stats_out, ~is_in, dropping & ~drops.from_in, True),
+    ):
+        removed = holds_target.astype(np.int64) + drop_here
+        sizes.append(stats.size[None, :] - removed)
+        if not wanted:
+            fields += [None, None]
+            continue
+        centre_of, variance = _without(stats, target_values, holds_target, dropped_values, drop_here, removed, centre)
+        fields += [target_values - centre_of, variance]
+    return TargetSets(*fields, size_in=sizes[0], size_out=sizes[1])
+
+
+def _without(stats, target_values, holds_target, dropped_values, drop_here, removed, centre):
+    """(centre, variance) float64[T, n, V] of one set without the target (where it holds it) and without
+    the dropped shadow (where dropped from it); `removed`: int[T, n], how many values leave (0, 1 or 2)."""
+    first = np.where(holds_target[..., None], target_values, dropped_values)
+    size = np.maximum(stats.size[None, :] - removed, 1)[..., None].astype(np.float64)
+    deviation = first - stats.shift
+    one = (removed >= 1)[..., None]
+    total = stats.sum - np.where(one, deviation, 0.0)
+    squares = stats.sum_squares - np.where(one, deviation * deviation, 0.0)
+    two = removed == 2
+    if two.any():
+        second = np.where(two[..., None], dropped_values - stats.shift, 0.0)
+        total -= second
+        squares -= second * second
+    mean_offset = total / size
+    variance = np.maximum(squares / size - mean_offset * mean_offset, 0.0)
+    if centre == "mean":
+        return stats.shift + mean_offset, variance
+    median = _median_without_one(stats, first)
+    if not one.all():
+        median = np.where(one, median, _whole_median(stats))
+    if two.any():
+        at = np.nonzero(two)
+        pair = np.sort(np.stack([target_values[at], dropped_values[at]]), axis=0)
+        median[at] = _median_without_two(stats, at[1], pair[0], pair[1])
+    return median, variance
+
+
+def _whole_median(stats: SetStats) -> np.ndarray:
+    odd = (stats.size % 2 == 1)[:, None]
+    return np.where(odd, stats.middle, (stats.middle + stats.high) / 2)
+
+
+def _median_without_one(stats: SetStats, value: np.ndarray) -> np.ndarray:
+    """Median [T, n, V] of each set without one of its values `value` [T, n, V]: of size k = 2p + 2 it
+    keeps b[p], of size 2p + 1 (b[p − 1] + b[p]) / 2, b[i] = a[i] if value > a[i] else a[i + 1]; that is,
+    by where the value lies against a[p], one of three candidates."""
+    odd = (stats.size % 2 == 1)[:, None]
+    low, middle, high = stats.low, stats.middle, stats.high
+    below = np.where(odd, (middle + high) / 2, high)
+    at = np.where(odd, (low + high) / 2, high)
+    above = np.where(odd, (low + middle) / 2, middle)
+    # Picking one of three per element: a flat take is several times faster than nested np.where.
+    candidates = np.stack([below, at, above], axis=-1).reshape(-1)  # [n * V * 3], shared by the targets
+    choice = np.subtract(value > middle, value < middle, dtype=np.intp)  # -1, 0, 1
+    choice += np.arange(1, candidates.size, 3).reshape(middle.shape)
+    return candidates.take(choice)
+
+
+def _median_without_two(stats: SetStats, examples: np.ndarray, low_value, high_value) -> np.ndarray:
+    """Median [K, V] of the sets of `examples` (int[K]) without two of their values low_value <= high_value
+    [K, V]: size 2p + 1 keeps b[p − 1]; size 2p + 2, (b[p − 1] + b[p]) / 2."""
+    a = [field[examples] for field in (stats.low, stats.middle, stats.high, stats.high2)]  # a[p - 1 + i]
+
+    def b(i: int) -> np.ndarray:  # b[p - 1 + i] for i in 0, 1
+        return np.where(low_value > a[i], a[i], np.where(high_value > a[i + 1], a[i + 1], a[i + 2]))
+
+    odd = (stats.size[examples] % 2 == 1)[:, None]
+    return np.where(odd, b(0), (b(0) + b(1)) / 2)
