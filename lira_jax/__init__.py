@@ -1,3 +1,80 @@
-"""lira-jax: membership-inference auditing with hundreds of shadow models trained at once in JAX."""
+"""lira-jax: membership-inference auditing with hundreds of shadow models trained at once in JAX.
+
+The public, typed API (shapes and dtypes in each docstring):
+
+- `audit_logits(logits, keep, labels, *, attacks, targets, views) -> Audit`: every attack on logits from any
+  framework, in one call; `Audit` has .metrics, .examples, .table(), .plot_roc(path), .to_html(path).
+- `make_keep(num_models, num_examples, seed=...)`: which model trains on which example.
+- `load_run(folder)`: a run folder's arrays; `read_lira_reference(folder)`: the LiRA reference code's.
+- The scoring functions: `logit_scale` (φ), `lira_scores`, `rmia`, `baseline_scores`, `classifier_scores`,
+  `score_attacks` (any attacks by name), `roc_curve` and `attack_metrics`.
+
+Names are imported when first used, so `import lira_jax` is cheap and never imports JAX (nor does any of
+these names: the training half is `lira_jax.shadow`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "audit_logits": "lira_jax.audit.api",
+    "Audit": "lira_jax.audit.result",
+    "make_keep": "lira_jax.shadow.data",
+    "load_run": "lira_jax.store",
+    "read_lira_reference": "lira_jax.audit.readers",
+    "logit_scale": "lira_jax.audit.phi",
+    "lira_scores": "lira_jax.audit.lira",
+    "rmia": "lira_jax.audit.rmia",
+    "baseline_scores": "lira_jax.audit.baselines",
+    "classifier_scores": "lira_jax.audit.classifiers",
+    "score_attacks": "lira_jax.audit.registry",
+    "roc_curve": "lira_jax.audit.metrics",
+    "attack_metrics": "lira_jax.audit.metrics",
+    "UserError": "lira_jax.errors",
+}
+__all__ = [
+    "Audit",
+    "UserError",
+    "attack_metrics",
+    "audit_logits",
+    "baseline_scores",
+    "classifier_scores",
+    "lira_scores",
+    "load_run",
+    "logit_scale",
+    "make_keep",
+    "read_lira_reference",
+    "rmia",
+    "roc_curve",
+    "score_attacks",
+]
+
+if TYPE_CHECKING:
+    from lira_jax.audit.api import audit_logits
+    from lira_jax.audit.baselines import baseline_scores
+    from lira_jax.audit.classifiers import classifier_scores
+    from lira_jax.audit.lira import lira_scores
+    from lira_jax.audit.metrics import attack_metrics, roc_curve
+    from lira_jax.audit.phi import logit_scale
+    from lira_jax.audit.readers import read_lira_reference
+    from lira_jax.audit.registry import score_attacks
+    from lira_jax.audit.result import Audit
+    from lira_jax.errors import UserError
+    from lira_jax.shadow.data import make_keep
+    from lira_jax.store import load_run
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'lira_jax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

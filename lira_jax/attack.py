@@ -5,9 +5,12 @@ float16|float32[M, N, V, C] when present); if models.json is there, only models 
 a run trained here (config.toml) must have all of them done. No output may name one of the run's files.
 With --epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/ instead. With --mask,
 every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked logits.
-Writes RUN/metrics.json (docs/run_folder.md) and RUN/roc.png (RUN/epochs/E/ with --epoch), and prints a
-table. Every input is checked before anything is computed or written: a bad run folder is one line on
-stderr and exit status 2. The work is `lira_jax.audit.evaluate.run_attack`.
+A folder of plain logits (logits.npy [M, N, C] or [M, N, V, C], keep.npy bool or 0/1, labels.npy, no
+scores.npy) is read too; --format lira-reference reads the LiRA reference code's experiment folders.
+Writes RUN/metrics.json (docs/run_folder.md), RUN/roc.png, RUN/examples.csv (per example), RUN/metrics.csv and
+RUN/report.html (RUN/epochs/E/ with --epoch), and prints a table (--top K: and the most exposed
+examples). Every input is checked before anything is computed or written: a bad run folder is one line
+on stderr and exit status 2. The work is `lira_jax.audit.evaluate.run_attack`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m lira_jax.attack", description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="run folder with keep.npy, labels.npy, scores.npy")
+    parser.add_argument(
+        "run", type=Path, help="run folder with keep.npy, labels.npy and scores.npy or logits.npy (or see --format)"
+    )
     parser.add_argument("--targets", default="all", help="last, all, I,J,... or A:B (default: all)")
     parser.add_argument("--json", type=Path, help="where to write metrics (default: RUN/metrics.json)")
     parser.add_argument("--plot", type=Path, help="where to draw the ROC (default: RUN/roc.png)")
@@ -51,7 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--classifier-rows", type=int, default=MAX_ROWS, help=f"training rows per attack model (default {MAX_ROWS})"
     )
+    parser.add_argument(
+        "--format",
+        choices=("run", "lira-reference"),
+        default="run",
+        help="run: our run folder or a folder of plain logits (default); lira-reference: the LiRA reference "
+        "code's experiment folders or its PyTorch port's",
+    )
+    parser.add_argument("--labels", type=Path, help="with --format lira-reference: the training labels (.npy)")
+    parser.add_argument("--top", type=int, default=0, metavar="K", help="also print the K most exposed examples")
     args = parser.parse_args(argv)
+    if args.top < 0:
+        raise UserError(f"--top must not be negative, got {args.top}")
     attacks = None if args.attacks is None else [name.strip() for name in args.attacks.split(",") if name.strip()]
     if attacks is not None and (not attacks or any(name not in ATTACKS for name in attacks)):
         raise UserError(f"--attacks takes names from: {', '.join(ATTACKS)}; got {args.attacks!r}")
@@ -71,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         epoch=args.epoch,
         shadow_run=args.shadow_run,
         classifier_rows=args.classifier_rows,
+        source=args.format,
+        labels_path=args.labels,
+        top=args.top,
     )
     return 0
 

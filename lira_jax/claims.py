@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lira_jax.errors import UserError
-from lira_jax.store import compact_ranges
+from lira_jax.errors import UserError, compact_ranges
 from lira_jax.writing import disk_errors
 
 CLAIMS_FILE = ".claims"

@@ -1,8 +1,9 @@
-"""The one error type that command-line entry points turn into a single line and exit status 2."""
+"""The one error type that command-line entry points turn into a single line and exit status 2, and the
+format of model ranges in its messages (`compact_ranges`)."""
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import NoReturn
 
@@ -42,3 +43,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def compact_ranges(indices: Sequence[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> "0:3, 5, 7:9" (half-open ranges, as --models takes them)."""
+    parts, start = [], None
+    for position, index in enumerate(indices):
+        if start is None:
+            start = index
+        if position + 1 == len(indices) or indices[position + 1] != index + 1:
+            parts.append(str(start) if start == index else f"{start}:{index + 1}")
+            start = None
+    return ", ".join(parts)

@@ -153,18 +153,6 @@ def finite_rows(rows: np.ndarray) -> np.ndarray:
     return np.isfinite(rows).reshape(len(rows), -1).all(axis=1)
 
 
-def compact_ranges(indices: Sequence[int]) -> str:
-    """[0, 1, 2, 5, 7, 8] -> "0:3, 5, 7:9" (half-open ranges, as --models takes them)."""
-    parts, start = [], None
-    for position, index in enumerate(indices):
-        if start is None:
-            start = index
-        if position + 1 == len(indices) or indices[position + 1] != index + 1:
-            parts.append(str(start) if start == index else f"{start}:{index + 1}")
-            start = None
-    return ", ".join(parts)
-
-
 def open_existing(path: str | Path) -> RunFolder:
     """Opens a run folder that must exist (for --status and slices)."""
     path = Path(path)
@@ -330,10 +318,15 @@ def epoch_folder(run_dir: str | Path, epoch: int | None) -> Path:
 
 
 def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
-    """Opens and checks a run folder's format: {keep bool[M, N], labels int[N], scores float32[M, N, V],
-    logits float16|float32[M, N, V', C] or None, models: indices of the done models (at least 2), records:
-    their models.json records (None without models.json), config: config.toml's Config (None without it)}.
+    """Opens and checks a run folder's format: {keep bool[M, N], labels int[N], scores float32[M, N, V] or
+    None, logits float16|32|64[M, N, V', C] or None, models: indices of the done models (at least 2),
+    records: their models.json records (None without models.json), config: config.toml's Config (None
+    without it)}.
 
+    A folder of plain logits from elsewhere is read too: keep.npy may hold 0/1 integers, logits.npy may be
+    [M, N, C] (one view: read as [M, N, 1, C]) or float64, and scores.npy may be absent when logits.npy is
+    there and the folder was not trained here (no config.toml) (scores None: the audit computes φ from the
+    logits as it reads them, and writes it nowhere).
     epoch: read scores.npy and logits.npy of that snapshot (RUN/epochs/E/); keep, labels, models.json and
     config.toml always come from RUN. The logits are checked against labels and scores by the audit's
     registry (`lira_jax.audit.registry.check_inputs`), where they are used.
@@ -344,21 +337,31 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     keep = load_array(run_dir / "keep.npy", mmap=False)
     labels = load_array(run_dir / "labels.npy", mmap=False)
     arrays = epoch_folder(run_dir, epoch)
-    scores = load_array(arrays / "scores.npy")
     logits = load_array(arrays / "logits.npy", required=False)
-    if keep.dtype != bool or keep.ndim != 2:
-        raise UserError(f"keep.npy must be bool [M, N], got {keep.dtype}{list(keep.shape)}")
+    trained = (run_dir / "config.toml").is_file()  # trained here: the trainer always writes scores.npy
+    scores = load_array(arrays / "scores.npy", required=logits is None or trained)
+    if keep.ndim != 2 or not (keep.dtype == bool or (keep.dtype.kind in "iu" and np.isin(keep, (0, 1)).all())):
+        raise UserError(f"keep.npy must be bool or 0/1 integers [M, N], got {keep.dtype}{list(keep.shape)}")
+    keep = keep.astype(bool)
     num_models, num_examples = keep.shape
     if labels.dtype.kind not in "iu" or labels.shape != (num_examples,):
         raise UserError(f"labels.npy must be integers [N] = [{num_examples}], got {labels.dtype}{list(labels.shape)}")
-    if scores.dtype != np.float32 or scores.ndim != 3 or scores.shape[:2] != keep.shape or scores.shape[2] < 1:
+    if scores is not None and (
+        scores.dtype != np.float32 or scores.ndim != 3 or scores.shape[:2] != keep.shape or scores.shape[2] < 1
+    ):
         raise UserError(
             f"scores.npy must be float32 [M, N, V] with [M, N] = {list(keep.shape)} from keep.npy, "
             f"got {scores.dtype}{list(scores.shape)}"
         )
-    if logits is not None and logits.dtype not in (np.float16, np.float32):
-        raise UserError(f"logits.npy must be float16 or float32, got {logits.dtype}")
-    trained = (run_dir / "config.toml").is_file()
+    if logits is not None and logits.dtype not in (np.float16, np.float32, np.float64):
+        raise UserError(f"logits.npy must be float16, float32 or float64, got {logits.dtype}")
+    if logits is not None and logits.ndim == 3:
+        logits = logits[:, :, None, :]
+    if logits is not None and (logits.ndim != 4 or logits.shape[:2] != keep.shape):
+        raise UserError(
+            f"logits.npy must be [M, N, C] or [M, N, V, C] with [M, N] = {list(keep.shape)} from keep.npy, "
+            f"got {list(logits.shape)}"
+        )
     if trained and not (run_dir / MODELS_FILE).is_file():
         raise UserError(
             f"{run_dir} was trained here (config.toml) but has no {MODELS_FILE}: which models finished is unknown,"
@@ -385,3 +388,8 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
         "records": None if all_records is None else [all_records[model] for model in models],
         "config": config_lib.load(run_dir / "config.toml") if (run_dir / "config.toml").is_file() else None,
     }
+
+
+def scores_shape(run: dict[str, Any]) -> tuple[int, int, int]:
+    """[M, N, V] of a `load_run` result's scores, or of its logits when it has no scores.npy."""
+    return tuple((run["logits"] if run["scores"] is None else run["scores"]).shape[:3])

@@ -24,7 +24,7 @@ from lira_jax import config as config_lib
 from lira_jax import store
 from lira_jax.audit.evaluate import run_attack
 from lira_jax.claims import Claims
-from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
+from lira_jax.errors import ArgumentParser, UserError, compact_ranges, exits_cleanly
 from lira_jax.shadow import hosts
 from lira_jax.shadow.data import Dataset, check_training_sets, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
@@ -83,9 +83,9 @@ def status(run: store.RunFolder) -> str:
     if epsilons:
         lines.append(f"DP-SGD: epsilon {min(epsilons):.3g} to {max(epsilons):.3g} at delta {done[0]['dp_delta']:g}")
     if missing:
-        lines.append(f"to train: {store.compact_ranges(missing)}")
+        lines.append(f"to train: {compact_ranges(missing)}")
     if run.diverged():
-        lines.append(f"diverged (not done): {store.compact_ranges(run.diverged())}")
+        lines.append(f"diverged (not done): {compact_ranges(run.diverged())}")
     return "\n".join(lines)
 
 

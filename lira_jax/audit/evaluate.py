@@ -1,8 +1,11 @@
-"""Attacking a run folder: every attack scored per target, pooled into one ROC each, written as metrics.json.
+"""Attacking a run folder: every attack scored per target, pooled into one ROC each, written as metrics.json
+(with roc.png, examples.csv, metrics.csv and report.html).
 
 `run_attack` reads keep.npy bool[M, N], labels.npy int[N], scores.npy float32[M, N, V] (and logits.npy
 float16|float32[M, N, V, C] when present) through `lira_jax.store.load_run`; only models that models.json
-marks done are used. With an epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/. With
+marks done are used. A folder of plain logits needs no scores.npy: φ is computed as the attacks read the
+logits, and never written. The LiRA reference code's experiment folders are read by
+`lira_jax.audit.readers`. With an epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/. With
 a mask, every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked
 logits. Every input is checked before anything is computed or written (`registry.check_inputs`). The
 metrics.json format is in docs/run_folder.md.
@@ -10,7 +13,6 @@ metrics.json format is in docs/run_folder.md.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -32,16 +34,19 @@ from lira_jax.audit.classifiers import (
 from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackInputs, AttackOptions, NotApplicable, check_logits
 from lira_jax.audit.masking import Mask, check_mask, masked_logits, masked_run, parse_mask
 from lira_jax.audit.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve
+from lira_jax.audit.per_example import example_table, most_exposed
+from lira_jax.audit.phi import streamed_phi
+from lira_jax.audit.readers import reference_run
 from lira_jax.audit.registry import LABEL_BLIND, check_inputs, choose_attacks, score_checked
-from lira_jax.audit.report import format_table
+from lira_jax.audit.result import Audit
 from lira_jax.audit.streaming import ExampleArray, subset_models
 from lira_jax.audit.targets import parse_targets
 from lira_jax.errors import UserError
 from lira_jax.outputs import refuse_run_files
-from lira_jax.store import epoch_folder, load_run
-from lira_jax.writing import strict_json, write_atomically
+from lira_jax.store import epoch_folder, load_run, scores_shape
 
 ML_LEAKS_ADVERSARY_3 = ("confidence", "entropy")  # thresholds on the maximum probability and on the entropy
+BESIDE_JSON = ("examples.csv", "metrics.csv", "report.html")  # written next to metrics.json
 
 
 def run_attack(
@@ -62,12 +67,17 @@ def run_attack(
     shadow_run: str | Path | None = None,
     classifier_rows: int = MAX_ROWS,
     print_table: bool = True,
+    source: str = "run",
+    labels_path: str | Path | None = None,
+    top: int = 0,
 ) -> dict[str, Any]:
-    """Scores every attack on a run folder, writes metrics.json and roc.png (by default into it, or into
-    RUN/epochs/E/ with epoch E), returns the metrics dict and prints the table. Defaults: every attack the
+    """Scores every attack on a run folder and writes metrics.json and roc.png (by default into it, or into
+    RUN/epochs/E/ with epoch E), with examples.csv, metrics.csv and report.html beside metrics.json; returns
+    the metrics dict and prints the table (and the `top` most exposed examples). Defaults: every attack the
     folder allows (those on logits only with logits.npy, ml_leaks_adv2 only with shadow_run); targets
     "all" (every model against all the others, ROC pooled). mask: `top:K`, `round:D` or `label`
-    (`lira_jax.audit.masking`), applied to the logits before any attack."""
+    (`lira_jax.audit.masking`), applied to the logits before any attack. source: "run" (our run folder, or
+    a folder of plain logits) or "lira-reference" (`lira_jax.audit.readers`; labels_path: their labels)."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
     if not (math.isfinite(delta) and 0 < delta < 1):
@@ -75,11 +85,13 @@ def run_attack(
     if lira_counts not in COUNTS:
         raise UserError(f"--lira-counts must be one of {', '.join(COUNTS)}, got {lira_counts!r}")
     parsed_mask = None if mask is None else parse_mask(mask)
-    run = load_run(run_dir, epoch)
+    run = open_source(run_dir, epoch, source, labels_path)
     out_dir = epoch_folder(run_dir, epoch)
     json_path = Path(json_path) if json_path else out_dir / "metrics.json"
     plot_path = Path(plot_path) if plot_path else out_dir / "roc.png"
+    beside = json_path.parent  # examples.csv, metrics.csv and report.html go beside metrics.json
     outputs = {"--json": json_path, "--plot": plot_path, "--distributions": distributions_path}
+    outputs.update({f"output {name}": beside / name for name in BESIDE_JSON})
     for option, path in outputs.items():
         if path is None:
             continue
@@ -93,37 +105,89 @@ def run_attack(
         lira_centre=lira_centre, lira_counts=lira_counts, rmia_a=rmia_a, classifier_rows=classifier_rows
     )
     attacks, inputs = _run_inputs(run, run_dir, target_ids, parsed_mask, shadow_run, attacks, options)
+    num_examples = inputs.keep.shape[1]
+    if (
+        distributions_path
+        and examples is not None
+        and not (examples and 0 <= min(examples) <= max(examples) < num_examples)
+    ):
+        raise UserError(f"--examples must lie in [0, {num_examples}), got {list(examples)}")
+    title = f"{run_dir.name}: {len(target_ids)} target(s), {len(run['models'])} models"
+    title += "".join([f", epoch {epoch}" if epoch is not None else "", f", mask {mask}" if mask else ""])
+    audit = evaluate_inputs(
+        inputs, attacks, target_ids, delta=delta, epoch=epoch, mask=parsed_mask, shadow_run=shadow_run, title=title
+    )
+    metrics = audit.metrics
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    if len(run["models"]) != run["keep"].shape[0]:
+        metrics["models"] = run["models"]
+    distributions = None
+    if distributions_path:
+        distributions = examples if examples is not None else most_exposed(audit.examples, audit.ranking_attack(), 4)
+    _write_outputs(audit, json_path, plot_path, inputs, distributions, distributions_path, run)
+    if print_table:
+        print(audit.table())
+        if top:
+            print("\n" + "\n".join(audit.top_lines(top)))
+    return metrics
+
+
+def evaluate_inputs(
+    inputs: AttackInputs,
+    attacks: Sequence[str],
+    target_ids: Sequence[int],
+    *,
+    delta: float = 1e-5,
+    epoch: int | None = None,
+    mask: Mask | None = None,
+    shadow_run: str | Path | None = None,
+    title: str = "audit",
+) -> Audit:
+    """Every attack scored on checked inputs (`registry.check_inputs`), pooled over the targets: the
+    metrics.json dict (target_ids: what it calls the targets), each ROC sampled for plotting, and the
+    per-example table. The one evaluation behind `python -m lira_jax.attack` and `lira_jax.audit_logits`."""
     attack_scores = score_checked(inputs, attacks)
     membership = inputs.keep[inputs.targets]
     per_attack, curves = _attack_records(membership, attack_scores, delta)
-    models, (num_models, num_examples, num_views) = run["models"], inputs.scores.shape
+    num_models, num_examples, num_views = inputs.scores.shape
     metrics = {
         "num_models": num_models,
         "num_examples": num_examples,
         "num_views": num_views,
-        "targets": target_ids,
+        "targets": [int(target) for target in target_ids],
         "attacks": per_attack,
-        **_settings(inputs.options, delta, epoch, parsed_mask, attacks, inputs.logits),
+        **_settings(inputs.options, delta, epoch, mask, attacks, inputs.logits),
     }
+    accuracy = None
     if inputs.logits is not None:
         correct = top_class_is_label(inputs.logits, inputs.labels, inputs.targets)
         metrics["correctness_rule"] = {"view": 0, **correctness_rule(membership, correct)}
+        accuracy = {
+            "train": [float(row[members].mean()) for row, members in zip(correct, membership, strict=True)],
+            "test": [float(row[~members].mean()) for row, members in zip(correct, membership, strict=True)],
+        }
     if any(name in CLASSIFIERS for name in attacks):
+        classifier_rows = inputs.options.classifier_rows or MAX_ROWS
         metrics["classifiers"] = _classifiers_record(attacks, len(target_ids), classifier_rows, shadow_run)
-    metrics["seconds"] = round(time.perf_counter() - started, 3)
-    if len(models) != run["keep"].shape[0]:
-        metrics["models"] = models
-    distributions = None
-    if distributions_path:
-        distributions = examples if examples is not None else most_exposed(attack_scores, membership)
-        if not distributions or min(distributions) < 0 or max(distributions) >= num_examples:
-            raise UserError(f"--examples must lie in [0, {num_examples}), got {distributions}")
-    title = f"{run_dir.name}: {len(target_ids)} target(s), {len(models)} models"
-    title += "".join([f", epoch {epoch}" if epoch is not None else "", f", mask {mask}" if mask else ""])
-    _write_outputs(metrics, curves, json_path, plot_path, title, inputs, distributions, distributions_path)
-    if print_table:
-        print(format_table(metrics))
-    return metrics
+    labels = inputs.labels if inputs.labels is not None else np.full(num_examples, -1)
+    table = example_table(attack_scores, membership, labels)
+    return Audit(metrics, table, curves, title=title, accuracy=accuracy)
+
+
+def open_source(run_dir: Path, epoch: int | None, source: str, labels_path: str | Path | None) -> dict[str, Any]:
+    """`store.load_run`'s dict for our run folders (and folders of plain logits), or for the LiRA reference
+    code's experiment folders and its PyTorch port (`readers.reference_run`)."""
+    if source == "run":
+        if labels_path is not None:
+            raise UserError("--labels is for --format lira-reference; a run folder has labels.npy")
+        run = load_run(run_dir, epoch)
+        config = run_dir / "config.toml"
+        return {**run, "config_text": config.read_text() if config.is_file() else None}
+    if source != "lira-reference":
+        raise UserError(f"--format must be run or lira-reference, got {source!r}")
+    if epoch is not None:
+        raise UserError("--epoch reads our run folders' snapshots; a reference folder's last epoch is read")
+    return reference_run(run_dir, labels_path)
 
 
 def _run_inputs(
@@ -151,34 +215,42 @@ def _run_inputs(
 
 
 def _write_outputs(
-    metrics: dict[str, Any],
-    curves: dict[str, Any],
+    audit: Audit,
     json_path: Path,
     plot_path: Path,
-    title: str,
     inputs: AttackInputs,
     distributions: Sequence[int] | None,
     distributions_path: str | Path | None,
+    run: dict[str, Any],
 ) -> None:
-    """roc.png (and the score distributions of the first target), then metrics.json, written whole and last."""
+    """roc.png (and the score distributions of the first target), examples.csv, metrics.csv and report.html
+    beside metrics.json, then metrics.json, each written whole, metrics.json last."""
     from lira_jax.audit import plots
 
-    plots.plot_roc(curves, plot_path, title=title)
+    audit.plot_roc(plot_path)
     if distributions is not None:
         target = int(inputs.targets[0])
         plots.plot_score_distributions(inputs.scores, inputs.keep, distributions, distributions_path, target=target)
-    write_atomically(json_path, json.dumps(strict_json(metrics), indent=1, allow_nan=False) + "\n")
+    examples_csv, metrics_csv, report_html = (json_path.parent / name for name in BESIDE_JSON)
+    audit.write_examples_csv(examples_csv)
+    audit.write_metrics_csv(metrics_csv)
+    audit.to_html(report_html, images=run.get("inputs"), config_text=run.get("config_text"))
+    audit.write_metrics_json(json_path)
 
 
 def done_model_arrays(run: dict[str, Any]) -> tuple[ExampleArray, ExampleArray | None, np.ndarray]:
     """A `load_run` result restricted to its done models, read lazily: (scores float32[M', N, V], logits
-    float[M', N, V, C] or None, keep bool[M', N]), M' = len(run["models"])."""
+    float[M', N, V, C] or None, keep bool[M', N]), M' = len(run["models"]). Without scores (a folder of
+    plain logits), φ is computed from the logits as the attacks read them."""
     models = run["models"]
     keep = run["keep"][models]
-    if len(models) == run["keep"].shape[0]:
-        return run["scores"], run["logits"], keep
-    logits = None if run["logits"] is None else subset_models(run["logits"], models)
-    return subset_models(run["scores"], models), logits, keep
+    logits = run["logits"]
+    if len(models) != run["keep"].shape[0]:
+        logits = None if logits is None else subset_models(logits, models)
+    if run["scores"] is None:
+        return streamed_phi(logits, run["labels"]), logits, keep
+    scores = run["scores"] if len(models) == run["keep"].shape[0] else subset_models(run["scores"], models)
+    return scores, logits, keep
 
 
 def load_transfer(shadow_run: str | Path, run_dir: Path) -> TransferShadow:
@@ -189,7 +261,7 @@ def load_transfer(shadow_run: str | Path, run_dir: Path) -> TransferShadow:
     try:
         other = load_run(shadow_run)
         if other["logits"] is not None:  # the other run's own consistency: its one check, as it is opened here
-            check_logits(other["logits"], other["labels"], other["scores"].shape)
+            check_logits(other["logits"], other["labels"], scores_shape(other))
     except UserError as error:
         raise UserError(f"--shadow-run {shadow_run} is not a usable run folder: {error}") from None
     if other["logits"] is None:
@@ -201,7 +273,7 @@ def masked_inputs(inputs: AttackInputs, mask: Mask) -> AttackInputs:
     """The inputs as the attacks see them under `mask`: φ from the masked logits, masked pseudo-logits (also
     the transfer shadow's); checked inputs stay checked, the mask being checked against their classes here."""
     check_mask(mask, inputs.logits.shape[3])
-    scores, logits = masked_run(inputs.logits, inputs.labels, inputs.scores.shape, mask)
+    scores, logits = masked_run(inputs.logits, inputs.labels, mask)
     transfer = inputs.transfer
     if transfer is not None:
         check_mask(mask, transfer.logits.shape[3])
@@ -291,13 +363,3 @@ def mask_record(mask: Mask, num_classes: int, attacks: Sequence[str]) -> dict[st
             "below scores a function of that bit (correctness), and those reading only the sorted output are left out"
         )
     return record
-
-
-def most_exposed(attack_scores: dict[str, np.ndarray], membership: np.ndarray, count: int = 4) -> list[int]:
-    """The members of the first target that the first scored attack scores highest."""
-    scored = [values for values in attack_scores.values() if not isinstance(values, NotApplicable)]
-    if not scored:
-        return []
-    first = scored[0][0]
-    order = np.argsort(-np.where(membership[0], first, -np.inf), kind="stable")
-    return [int(n) for n in order[:count]]

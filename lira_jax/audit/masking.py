@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from lira_jax.audit.phi import logit_scale
+from lira_jax.audit.phi import streamed_phi
 from lira_jax.audit.streaming import ExampleArray, MappedExamples
 from lira_jax.errors import UserError
 
@@ -97,13 +97,8 @@ def masked_logits(logits: ExampleArray, mask: Mask) -> MappedExamples:
     return MappedExamples(logits, lambda chunk, start, stop: mask_logits(chunk, mask), logits.shape, np.float64)
 
 
-def masked_run(
-    logits: ExampleArray, labels: np.ndarray, scores_shape: tuple[int, ...], mask: Mask
-) -> tuple[MappedExamples, MappedExamples]:
+def masked_run(logits: ExampleArray, labels: np.ndarray, mask: Mask) -> tuple[MappedExamples, MappedExamples]:
     """(φ float32[M, N, V], pseudo-logits float64[M, N, V, C]) of the masked output, computed as read:
     what every attack reads under a mask. labels: int[N]."""
     masked = masked_logits(logits, mask)
-    phi = MappedExamples(
-        masked, lambda chunk, start, stop: logit_scale(chunk, labels[start:stop]), scores_shape, np.float32
-    )
-    return phi, masked
+    return streamed_phi(masked, labels), masked

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from lira_jax.audit.streaming import ExampleArray, MappedExamples
 from lira_jax.errors import UserError
 
 PIECE_BYTES = 4 << 20  # logit_scale computes about this much float64 at a time
@@ -18,12 +19,18 @@ def _aligned_labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
     """Labels shaped to broadcast against logits_shape[:-1] (see `logit_scale`)."""
     labels = np.asarray(labels)
     leading = len(logits_shape) - 1
+    if leading == 2 and labels.ndim == 1 and logits_shape[0] == logits_shape[1] == labels.shape[0] > 1:
+        raise UserError(
+            f"logits {list(logits_shape)} with labels [{labels.shape[0]}] are ambiguous: pass labels[None, :] "
+            f"for logits [M, N, C], or labels[:, None] for logits [N, V, C]"
+        )
     if labels.ndim < leading:  # one label per example of the layout [..., N, V, C]: add the view axis
         labels = labels[..., None]
     try:
         np.broadcast_shapes(labels.shape, logits_shape[:-1])
     except ValueError:
-        raise UserError(f"labels of shape {labels.shape} do not match logits of shape {logits_shape}") from None
+        hint = " (logits [M, N, C]: pass labels[None, :])" if leading == 2 and labels.ndim == 2 else ""
+        raise UserError(f"labels of shape {labels.shape} do not match logits of shape {logits_shape}{hint}") from None
     return labels
 
 
@@ -33,7 +40,8 @@ def logit_scale(logits: Any, labels: Any) -> Any:
     logits: float16|float32|float64[..., C] (NumPy, memmap, anything np.asarray takes). labels: int; with
     fewer axes than logits.shape[:-1] they first get a trailing view axis (the run-folder layout [..., N, V, C]), then
     broadcast by NumPy's rules: logits [M, N, V, C] or [N, V, C] with labels [N], logits [N, C] with
-    labels [N]. For other layouts shape them to broadcast (logits [M, N, C]: labels[None, :]).
+    labels [N]. For other layouts shape them to broadcast (logits [M, N, C]: labels[None, :]); logits
+    [A, A, C] with labels [A] could be either layout and are refused.
     Returns float32[logits.shape[:-1]] as NumPy (`lira_jax.shadow.phi` is the jittable twin).
     Exact to float32 rounding for any finite logits (|z| up to 1e4 and beyond): NumPy input (a
     memmap too) is computed in float64 a piece of about PIECE_BYTES at a time.
@@ -83,3 +91,11 @@ def _phi(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     np.put_along_axis(others, labels, -np.inf, axis=-1)
     top = others.max(axis=-1, keepdims=True)
     return (true - top[..., 0]) - np.log(np.exp(others - top).sum(axis=-1))
+
+
+def streamed_phi(logits: ExampleArray, labels: np.ndarray) -> MappedExamples:
+    """φ float32[M, N, V] of logits float[M, N, V, C] (labels int[N]), computed chunk by chunk as the attacks
+    read it: never held whole, never written anywhere."""
+    return MappedExamples(
+        logits, lambda chunk, start, stop: logit_scale(chunk, labels[start:stop]), logits.shape[:3], np.float32
+    )

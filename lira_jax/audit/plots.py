@@ -13,6 +13,7 @@ import matplotlib
 import numpy as np
 
 from lira_jax.audit.metrics import Roc, clopper_pearson, points_at_fpr
+from lira_jax.audit.per_example import HEADLINE_ATTACKS
 from lira_jax.audit.streaming import ExampleArray, read_examples
 from lira_jax.errors import UserError
 from lira_jax.writing import atomic_path, disk_errors
@@ -21,6 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 FPR_RANGE = (1e-5, 1.0)
+BAND_CURVES = 6
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def roc_plot_data(roc: Roc, confidence: float = 0.95, num_points: int = 400) -> dict[str, np.ndarray]:
@@ -47,44 +50,73 @@ def save_figure(figure: Any, path: str | Path, dpi: int = 150) -> None:
         plt.close(figure)
 
 
+def headline_curves(curves: Mapping[str, Any]) -> dict[str, Any]:
+    """The curves of HEADLINE_ATTACKS that are present, in that order."""
+    return {name: curves[name] for name in HEADLINE_ATTACKS if name in curves}
+
+
+def _lowest_decade(curves: Mapping[str, Mapping[str, Any]]) -> float:
+    """The decade below the lowest measurable FPR of the curves (1 / non-members), at least FPR_RANGE[0]:
+    the axes start there rather than at 1e-5 with empty decades."""
+    lowest = min((float(curve["fpr"][0]) for curve in curves.values()), default=FPR_RANGE[0])
+    return max(FPR_RANGE[0], 10.0 ** np.floor(np.log10(lowest) + 1e-9))
+
+
 def plot_roc(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title: str | None = None) -> None:
-    """Log-log ROC, both axes 1e-5..1, the diagonal dashed, one curve per attack with its band shaded.
+    """Log-log ROC, both axes from the decade of the lowest measurable FPR (at least 1e-5) to 1, the diagonal
+    dashed, one curve per attack; the legend (each attack's AUC and TPR at 0.1% FPR) sits right of the axes
+    so that it hides no curve.
 
     curves: {attack: {fpr, tpr, tpr_low, tpr_high} from `roc_plot_data`, plus "auc" and "tpr_at_fpr"
-    as in metrics.json}; the legend gives each attack's AUC and TPR at 0.1% FPR.
+    as in metrics.json}. Up to BAND_CURVES curves get their Clopper-Pearson band shaded; more would be a blur.
+    Beyond 10 curves, line styles repeat the 10 colours distinguishably.
     """
-    figure, axes = plt.subplots(figsize=(7, 6))
-    colours = plt.get_cmap("tab20" if len(curves) > 10 else "tab10")
-    floor = FPR_RANGE[0]
+    figure, axes = plt.subplots(figsize=(8.5, 5.6))
+    colours = plt.get_cmap("tab10")
+    floor = _lowest_decade(curves)
+    few = len(curves) <= 8  # the legend fits beside the axes in a larger font
     for index, (name, curve) in enumerate(curves.items()):
-        colour = colours(index % colours.N)
+        colour = colours(index % 10)
         tpr_at = curve.get("tpr_at_fpr", {}).get("0.001")
         at = "n/m" if tpr_at is None else f"{tpr_at:.2%}"
-        label = f"{name}  AUC {curve['auc']:.3f}, TPR@0.1% {at}"
         axes.plot(
-            curve["fpr"], np.maximum(curve["tpr"], floor), color=colour, lw=1.3, label=label, drawstyle="steps-post"
-        )
-        axes.fill_between(
             curve["fpr"],
-            np.maximum(curve["tpr_low"], floor),
-            np.maximum(curve["tpr_high"], floor),
+            np.maximum(curve["tpr"], floor),
             color=colour,
-            alpha=0.1,
-            lw=0,
-            step="post",
+            lw=1.4,
+            ls=LINE_STYLES[index // 10 % len(LINE_STYLES)],
+            label=f"{name}\nAUC {curve['auc']:.3f}, TPR@0.1% {at}",
+            drawstyle="steps-post",
         )
-    axes.plot(FPR_RANGE, FPR_RANGE, "k--", lw=0.8, label="chance")
+        if len(curves) <= BAND_CURVES:
+            axes.fill_between(
+                curve["fpr"],
+                np.maximum(curve["tpr_low"], floor),
+                np.maximum(curve["tpr_high"], floor),
+                color=colour,
+                alpha=0.12,
+                lw=0,
+                step="post",
+            )
+    axes.plot((floor, 1.0), (floor, 1.0), "k--", lw=0.8, label="chance")
     axes.set(
         xscale="log",
         yscale="log",
-        xlim=FPR_RANGE,
-        ylim=FPR_RANGE,
+        xlim=(floor, 1.0),
+        ylim=(floor, 1.0),
         xlabel="false positive rate",
         ylabel="true positive rate",
         title=title or "membership inference ROC",
     )
+    axes.set_aspect("equal")
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend(loc="lower right", fontsize=7)
+    axes.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=9 if few else 7.5,
+        frameon=False,
+        labelspacing=0.8 if few else 0.45,
+    )
     save_figure(figure, path)
 
 

@@ -40,6 +40,7 @@ from lira_jax.audit.classifiers import (
 from lira_jax.audit.inputs import EQUALISED, AttackInputs, AttackOptions, check_logits, check_scores_keep, check_shadows
 from lira_jax.audit.lira import lira_family
 from lira_jax.audit.masking import Mask
+from lira_jax.audit.progress import progress_bar
 from lira_jax.audit.rmia import population_mask, rmia_family
 from lira_jax.audit.streaming import ExampleArray
 from lira_jax.errors import UserError
@@ -138,13 +139,18 @@ def check_inputs(
 
 
 def score_checked(inputs: AttackInputs, attacks: Sequence[str]) -> dict[str, np.ndarray]:
-    """{attack: float32[T, N]} in the order asked, each family called once (inputs from `check_inputs`)."""
+    """{attack: float32[T, N]} in the order asked, each family called once (inputs from `check_inputs`).
+
+    On a terminal, a progress bar (attacks scored, the family at work) appears once scoring has taken a
+    few seconds (`progress.progress_bar`), and is gone when it ends."""
     results = {}
     families = dict.fromkeys(REGISTRY[name].family for name in ATTACKS if name in attacks)
-    for family in families:
-        results.update(
-            family(inputs, [name for name in ATTACKS if name in attacks and REGISTRY[name].family is family])
-        )
+    with progress_bar(len(attacks), "attacks", "attack") as progress:
+        for family in families:
+            names = [name for name in ATTACKS if name in attacks and REGISTRY[name].family is family]
+            progress.set_postfix_str(", ".join(names), refresh=False)
+            results.update(family(inputs, names))
+            progress.update(len(names))
     return {name: results[name] for name in attacks}
 
 

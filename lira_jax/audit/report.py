@@ -1,10 +1,12 @@
-"""The attack table that `python -m lira_jax.attack` (and `train`) prints, from a metrics.json dict.
+"""The attack table that `python -m lira_jax.attack` (and `train`) prints, and metrics.csv, from a metrics.json dict.
 
 One row per attack (AUC, balanced accuracy, TPR at each FPR of metrics.FPR_LEVELS), then the attack
 classifiers at their own decision threshold, the correctness rule next to (1 + train - test) / 2, and
 what the run was attacked as (mask, epoch).
 """
 
+import csv
+import io
 from typing import Any
 
 from lira_jax.audit.metrics import FPR_LEVELS
@@ -69,3 +71,29 @@ def decision_lines(metrics: dict[str, Any]) -> list[str]:
     if "epoch" in metrics:
         lines.append(f"models as of epoch {metrics['epoch']}")
     return lines
+
+
+def metrics_csv(metrics: dict[str, Any]) -> str:
+    """metrics.csv: one row per attack (AUC, balanced accuracy, then per FPR level the TPR and its interval;
+    empty cells where not measurable or not applicable) for spreadsheets."""
+    levels = [str(alpha) for alpha in FPR_LEVELS]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["attack", "auc", "balanced_accuracy"]
+    for level in levels:
+        header += [f"tpr_at_fpr_{level}", f"tpr_low_{level}", f"tpr_high_{level}"]
+    writer.writerow([*header, "epsilon_lower_bound", "num_members", "num_nonmembers"])
+    for name, values in metrics["attacks"].items():
+        row = [name, values.get("auc"), values.get("balanced_accuracy")]
+        for level in levels:
+            point = (values.get("at_fpr") or {}).get(level)
+            interval = [None, None] if point is None else point["tpr_interval"]
+            row += [(values.get("tpr_at_fpr") or {}).get(level), *interval]
+        bound = (values.get("epsilon_lower_bound") or {}).get("epsilon")
+        writer.writerow(
+            [
+                "" if cell is None else cell
+                for cell in [*row, bound, values.get("num_members"), values.get("num_nonmembers")]
+            ]
+        )
+    return out.getvalue()

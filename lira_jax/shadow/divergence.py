@@ -1,8 +1,8 @@
 """Diverged models: a model whose query logits are not all finite is never marked done (store.RunFolder
 records it as diverged), never attacked, and the run says so and what to change."""
 
-from lira_jax.errors import UserError
-from lira_jax.store import RunFolder, compact_ranges
+from lira_jax.errors import UserError, compact_ranges
+from lira_jax.store import RunFolder
 
 
 def refuse_diverged(run: RunFolder) -> None:

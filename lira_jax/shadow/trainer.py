@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from lira_jax import config as config_lib
 from lira_jax.config import Config
-from lira_jax.errors import UserError
+from lira_jax.errors import UserError, compact_ranges
 from lira_jax.shadow import batching, devices, engine
 from lira_jax.shadow.augment import parse_augmentations, parse_views
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
@@ -31,7 +31,7 @@ from lira_jax.shadow.data import Dataset
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import build_model
 from lira_jax.shadow.privacy import Privacy, accountant_module, epsilon, sampling_probability
-from lira_jax.store import RunFolder, compact_ranges
+from lira_jax.store import RunFolder
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ class ChunkTrainer:
             progress.write(
                 f"models {compact_ranges(model_indices.tolist())}: resumed after epoch {first_epoch}", file=sys.stderr
             )
-        progress.update(len(model_indices) * first_epoch / self.epochs)
+        progress.update(len(model_indices) * first_epoch)  # the bar counts model-epochs
         examples_per_epoch = len(model_indices) * self.steps * config.train.batch_size
         train_epoch = self.compiled_epoch(size)
         last_checkpoint = time.perf_counter()
@@ -227,9 +227,10 @@ class ChunkTrainer:
             if not math.isfinite(loss):
                 raise UserError(f"training diverged (loss {loss}) in epoch {epoch}: lower train.learning_rate")
             rate = examples_per_epoch / (time.perf_counter() - started)
-            progress.set_postfix_str(f"epoch {epoch + 1}/{self.epochs}, loss {loss:.3f}, {rate:,.0f} model-examples/s")
-            # min: fractions of a model summed over many chunks can pass the total by a rounding error
-            progress.update(min(len(model_indices) / self.epochs, progress.total - progress.n))
+            speed = f", {rate:,.0f} model-examples/s" if epoch > first_epoch else ""  # the first may compile
+            models = compact_ranges(model_indices.tolist())
+            progress.set_postfix_str(f"models {models} epoch {epoch + 1}/{self.epochs}, loss {loss:.3f}{speed}")
+            progress.update(len(model_indices))
             done = epoch + 1
             if done in config.query.save_epochs:
                 snapshots[str(done)] = self.write_chunk(run, model_indices, states, snapshot=done)
@@ -330,15 +331,21 @@ def train_run(
     first `device_count` local devices (default: all of them), and over no more devices than models."""
     keep = run.keep
     mesh = engine.model_mesh(len(todo), device_count)
+    if not quiet:  # XLA compiles before the first step, for seconds to minutes: say so rather than sit at 0%
+        print("compiling the training step (the first epoch starts once it is compiled) ...", file=sys.stderr)
     trainer, size, choice = set_up(plan, dataset, keep, mesh, len(todo), quiet)
+    if not quiet:
+        print(
+            f"training {size} models per step on {mesh.size} {mesh.devices.flat[0].platform} device(s)", file=sys.stderr
+        )
     progress = tqdm(
-        total=len(todo),
-        unit="model",
+        total=len(todo) * trainer.epochs,  # model-epochs, so that the bar moves every epoch
         disable=quiet,
         dynamic_ncols=True,
-        bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.1f}/{total} models [{elapsed}<{remaining}] {postfix}",
-        desc=f"training ({size} per step on {mesh.size} {mesh.devices.flat[0].platform} device(s)) ",
+        bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]{postfix}",
+        desc=f"training: 0/{len(todo)} models done",
     )
+    finished = 0
     with progress:
         for start in range(0, len(todo), size):
             model_indices = todo[start : start + size]
@@ -364,4 +371,6 @@ def train_run(
                 if snapshots:
                     record["epochs"] = {epoch: rows[row] for epoch, rows in snapshots.items()}
             run.mark_done(model_indices, records)
+            finished += len(model_indices)
+            progress.set_description_str(f"training: {finished}/{len(todo)} models done")
             checkpoint.remove()

@@ -21,7 +21,7 @@ from lira_jax.audit.streaming import ModelSubset, map_example_chunks
 from lira_jax.audit.targets import parse_integers, parse_targets
 from lira_jax.config import Config
 from lira_jax.errors import UserError
-from lira_jax.store import MODELS_FILE, load_run
+from lira_jax.store import MODELS_FILE, load_run, scores_shape
 
 __all__ = ["parse_integers", "score_attacks"]  # not used here: the command line and the studies take them from here
 
@@ -89,7 +89,7 @@ def open_run(path: str | Path) -> Run:
     path = Path(path)
     loaded = load_run(path)
     if loaded["logits"] is not None:
-        check_logits(loaded["logits"], loaded["labels"], loaded["scores"].shape)
+        check_logits(loaded["logits"], loaded["labels"], scores_shape(loaded))
     scores, logits, keep = done_model_arrays(loaded)
     return Run(
         path=path,

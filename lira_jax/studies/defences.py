@@ -4,6 +4,7 @@ their gap, ε if the run records one, and the AUC and TPR at 0.1% FPR (with its 
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def plot_defences(drawing: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     rows, names = drawing["rows"], drawing["names"]
     attacks = [name for name in MAIN_ATTACKS if any(name in row["attacks"] for row in rows)]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     positions = np.arange(len(rows))
     for offset, name in enumerate(attacks):
         shift = (offset - (len(attacks) - 1) / 2) * 0.1
@@ -141,10 +142,13 @@ def plot_defences(drawing: dict[str, Any], path: Path) -> None:
     right.axhline(0.5, color="k", ls="--", lw=0.8)
     left.set(yscale="log", ylabel="TPR at 0.1% FPR (95% interval; 0 at 1e-4)", title="leakage at low FPR")
     right.set(ylabel="AUC", title="AUC")
-    labels = [f"{name} {row['label'][:28]}" for name, row in zip(names, rows, strict=True)]
+    labels = [  # wrapped between config keys only; the no-break space keeps "(i)" with its first key
+        textwrap.fill(f"{name}\u00a0{row['label']}", 30, break_long_words=False)
+        for name, row in zip(names, rows, strict=True)
+    ]
     for axes in (left, right):
-        axes.set_xticks(positions, labels, rotation=35, ha="right", fontsize=7)
+        axes.set_xticks(positions, labels, rotation=35, ha="right", rotation_mode="anchor", fontsize=7)
         axes.grid(True, axis="y", alpha=0.3)
-    left.legend(fontsize=7)
+    right.legend(*left.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     figure.tight_layout()
     save(figure, path)

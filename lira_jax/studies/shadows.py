@@ -110,31 +110,40 @@ def study_shadows(run: Run, options: dict[str, Any]) -> StudyResult:
 
 
 def plot_shadows(drawing: dict[str, Any], path: Path) -> None:
-    """AUC and TPR at 0.1% and 0.001% FPR against the number of shadow models (log axis), one line per variant."""
+    """AUC and TPR at 0.1% and 0.001% FPR against the number of shadow models (log axis), one line per variant;
+    a measure that no count could measure (too few non-members) gets no panel, only a note under the figure."""
     plt = pyplot()
     results, variants = drawing["results"], drawing["variants"]
     counts = [row["count"] for row in results]
-    figure, panels = plt.subplots(1, 3, figsize=(13, 3.8))
     measures = (("AUC", None), ("TPR at 0.1% FPR (0 at 1e-4)", "0.001"), ("TPR at 0.001% FPR (0 at 1e-4)", "1e-05"))
-    for axes, (label, level) in zip(panels, measures, strict=True):
-        measured = False
-        for name in variants:
-            values = []
-            for row in results:
-                metrics = row["attacks"][name]["metrics"]
-                value = None if metrics is None else metrics["auc"] if level is None else metrics["tpr_at_fpr"][level]
-                values.append(np.nan if value is None else value if level is None else max(value, TPR_FLOOR))
-            measured |= bool(np.isfinite(values).any())
+    lines = {measure: {name: _measure(results, name, measure[1]) for name in variants} for measure in measures}
+    drawn = [measure for measure in measures if any(np.isfinite(v).any() for v in lines[measure].values())]
+    figure, panels = plt.subplots(1, len(drawn), figsize=(4.3 * len(drawn) + 1.8, 3.8), squeeze=False)
+    panels = panels[0]
+    for axes, measure in zip(panels, drawn, strict=True):
+        label, level = measure
+        for name, values in lines[measure].items():
             axes.plot(counts, values, "o-", ms=4, label=name)
-        if not measured:
-            axes.text(0.5, 0.5, "not measurable:\ntoo few non-members", ha="center", transform=axes.transAxes)
-        elif level is not None:
+        if level is not None:
             axes.axhline(float(level), color="k", ls="--", lw=0.8, label="chance")
             axes.set_yscale("log")
         axes.set(xscale="log", xlabel="shadow models per target", ylabel=label)
         axes.set_xticks(counts, [str(count) for count in counts])
         axes.tick_params(axis="x", which="minor", labelbottom=False)
         axes.grid(True, alpha=0.3)
-    panels[0].legend(fontsize=7)
+    panels[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    missing = [measure[0].split(" (")[0] for measure in measures if measure not in drawn]
     figure.tight_layout()
+    if missing:
+        figure.text(0.01, -0.02, f"not measurable (too few non-members): {', '.join(missing)}", fontsize=8)
     save(figure, path)
+
+
+def _measure(results: Sequence[dict[str, Any]], name: str, level: str | None) -> np.ndarray:
+    """The variant's AUC (level None) or TPR at FPR `level` (floored at TPR_FLOOR) per count; NaN: not measured."""
+    values = []
+    for row in results:
+        metrics = row["attacks"][name]["metrics"]
+        value = None if metrics is None else metrics["auc"] if level is None else metrics["tpr_at_fpr"][level]
+        values.append(np.nan if value is None else value if level is None else max(value, TPR_FLOOR))
+    return np.array(values, dtype=np.float64)

@@ -96,6 +96,15 @@ def plot_violins(drawing: dict[str, Any], path: Path) -> None:
             position = 3 * block + offset + 1
             ticks.append((position, f"{name}\n{right_name}\n({len(values):,})"))
             if len(values) < 2:
+                axes.text(
+                    position,
+                    0.5,
+                    "none" if len(values) == 0 else "one",
+                    ha="center",
+                    color=colour,
+                    transform=axes.get_xaxis_transform(),
+                    fontsize=8,
+                )
                 continue
             if len(values) > VIOLIN_POINTS:
                 values = rng.choice(values, VIOLIN_POINTS, replace=False)

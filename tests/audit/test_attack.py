@@ -169,12 +169,12 @@ def _models_json(records) -> str:
 
 
 BAD_RUNS = {  # expected message (a regular expression) -> how to break a good run folder
-    r"scores\.npy is missing": lambda run: (run / "scores.npy").unlink(),
+    r"scores\.npy is missing": lambda run: [(run / f"{name}.npy").unlink() for name in ("scores", "logits")],
     r"scores\.npy must be float32 .* got float64": lambda run: _save(run, "scores", lambda a: a.astype(float)),
     r"scores\.npy must be .* \[M, N\] = \[6, 60\] from keep\.npy": lambda run: _save(run, "scores", lambda a: a[:, 1:]),
-    r"keep\.npy must be bool": lambda run: _save(run, "keep", lambda a: a.astype(np.int8)),
+    r"keep\.npy must be bool or 0/1 integers": lambda run: _save(run, "keep", lambda a: a.astype(np.int8) * 2),
     r"labels\.npy must be integers": lambda run: _save(run, "labels", lambda a: a.astype(float)),
-    r"logits\.npy must be float16 or float32": lambda run: _save(run, "logits", lambda a: a.astype(float)),
+    r"logits\.npy must be float16, float32 or float64": lambda run: _save(run, "logits", lambda a: a.astype(int)),
     r"scores holds NaN or infinite values \(model 2, example 17\)": lambda run: _save(run, "scores", _nan_at),
     r"at least 2 finished models .* 1 of 6 done": lambda run: (run / "models.json").write_text(
         _models_json([{"done": index == 0} for index in range(6)])

@@ -1,0 +1,211 @@
+"""report.html: one self-contained page to hand to a colleague (images inline as base64 PNG, no script,
+no network resource): the attack table with confidence intervals, a legible ROC of the headline attacks
+and the full ROC after it, per-model accuracy, the most exposed examples (thumbnails when the inputs are
+images at hand), and the config.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lira_jax.audit.per_example import FLAG_FPR, HEADLINE_ATTACKS, most_exposed, ranking_attack
+
+TABLE_LEVELS = ("0.01", "0.001")  # TPR (with its interval) at these FPRs in the attack table
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+       max-width: 1100px; margin: 24px auto; padding: 0 16px; }
+h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
+.note { color: #555; font-size: 13px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 3px 9px; text-align: right; border-bottom: 1px solid #eee; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+tr.headline td:first-child { font-weight: 600; }
+.interval { color: #777; font-size: 11px; }
+img.figure { width: 100%; max-width: 860px; height: auto; }
+img.thumbnail { width: 42px; height: 42px; image-rendering: pixelated; border: 1px solid #ccc; }
+.scroll { max-height: 320px; overflow-y: auto; display: inline-block; }
+pre { background: #f7f7f7; padding: 10px; font-size: 12px; overflow-x: auto; }
+"""
+
+
+def build_report(
+    metrics: Mapping[str, Any],
+    curves: Mapping[str, Mapping[str, Any]],
+    *,
+    title: str,
+    examples: Mapping[str, np.ndarray] | None = None,
+    top: int = 12,
+    accuracy: Mapping[str, Sequence[float]] | None = None,
+    images: np.ndarray | None = None,
+    config_text: str | None = None,
+) -> str:
+    """The page as HTML text. metrics: the metrics.json dict; curves: {attack: `plots.roc_plot_data` plus its
+    metrics}, as `plots.plot_roc` takes them; examples: the per-example table (`per_example.example_table`);
+    accuracy: {"train": [M], "test": [M]} per model; images: the inputs [N, H, W], [N, H, W, 3] or [N, H*W]
+    for thumbnails; config_text: the config (TOML) shown verbatim."""
+    from lira_jax.audit import plots  # matplotlib only when drawing
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_text(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Membership-inference audit: {_text(title)}</h1>",
+        f'<p class="note">{_summary(metrics)}</p>',
+        "<h2>Attacks</h2>",
+        _attack_table(metrics),
+    ]
+    headline = plots.headline_curves(curves)
+    if headline:
+        parts += ["<h2>ROC of the headline attacks</h2>", _figure(plots.plot_roc, headline, "headline attacks")]
+    parts += ["<h2>ROC of every attack</h2>", _figure(plots.plot_roc, curves, "every attack")]
+    if accuracy is not None:
+        parts += ["<h2>Models</h2>", _accuracy_section(accuracy)]
+    if examples is not None:
+        parts += ["<h2>Most exposed examples</h2>", _examples_section(examples, top, images)]
+    if config_text:
+        parts += ["<h2>Configuration</h2>", f"<pre>{_text(config_text)}</pre>"]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _summary(metrics: Mapping[str, Any]) -> str:
+    targets = len(metrics["targets"])
+    text = (
+        f"{metrics['num_models']} models, {metrics['num_examples']:,} examples, {metrics['num_views']} view(s), "
+        f"{targets} target model(s): each target is scored against the other models as its shadows, and the ROC "
+        f"pools every (target, example) pair. Intervals are {_confidence(metrics)} Clopper-Pearson; "
+        "n/m: not measurable with this many non-members."
+    )
+    return _text(text)
+
+
+def _confidence(metrics: Mapping[str, Any]) -> str:
+    for values in metrics["attacks"].values():
+        if values.get("confidence") is not None:
+            return f"{values['confidence']:.0%}"
+    return "95%"
+
+
+def _attack_table(metrics: Mapping[str, Any]) -> str:
+    header = ["attack", "AUC", "bal. acc."] + [f"TPR at {float(level) * 100:g}% FPR" for level in TABLE_LEVELS]
+    header += ["ε lower bound"]
+    rows = ["<table><tr>" + "".join(f"<th>{_text(cell)}</th>" for cell in header) + "</tr>"]
+    for name, values in metrics["attacks"].items():
+        css = ' class="headline"' if name in HEADLINE_ATTACKS else ""
+        if values.get("auc") is None:
+            reason = values.get("reason") or values.get("not_applicable") or "not applicable"
+            cells = [f'<td colspan="{len(header) - 1}" style="text-align:left">{_text(str(reason))}</td>']
+        else:
+            cells = [f"<td>{values['auc']:.4f}</td>", f"<td>{values['balanced_accuracy']:.4f}</td>"]
+            cells += [f"<td>{_tpr_cell(values, level)}</td>" for level in TABLE_LEVELS]
+            bound = values.get("epsilon_lower_bound", {}).get("epsilon")
+            cells.append(f"<td>{'' if bound is None else f'{bound:.2f}'}</td>")
+        rows.append(f"<tr{css}><td>{_text(name)}</td>{''.join(cells)}</tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _tpr_cell(values: Mapping[str, Any], level: str) -> str:
+    point = values.get("at_fpr", {}).get(level)
+    if point is None:
+        tpr = values.get("tpr_at_fpr", {}).get(level)
+        return "n/m" if tpr is None else f"{tpr:.2%}"
+    low, high = point["tpr_interval"]
+    return f'{point["tpr"]:.2%} <span class="interval">[{low:.2%}, {high:.2%}]</span>'
+
+
+def _figure(draw: Any, curves: Mapping[str, Any], alt: str) -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "figure.png"
+        draw(curves, path, title=alt)
+        return _image_tag(path.read_bytes(), alt, "figure")
+
+
+def _image_tag(png: bytes, alt: str, css: str) -> str:
+    encoded = base64.b64encode(png).decode("ascii")
+    return f'<img class="{css}" alt="{_text(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def _accuracy_section(accuracy: Mapping[str, Sequence[float]]) -> str:
+    train, test = (np.asarray(accuracy[key], dtype=np.float64) for key in ("train", "test"))
+    lines = [
+        f'<p class="note">mean train accuracy {np.nanmean(train):.4f}, mean test accuracy {np.nanmean(test):.4f}, '
+        f"mean gap {np.nanmean(train - test):.4f}</p>",
+        '<div class="scroll"><table><tr><th>model</th><th>train accuracy</th><th>test accuracy</th><th>gap</th></tr>',
+    ]
+    for model, (a, b) in enumerate(zip(train, test, strict=True)):
+        lines.append(f"<tr><td>{model}</td><td>{_number(a)}</td><td>{_number(b)}</td><td>{_number(a - b)}</td></tr>")
+    lines.append("</table></div>")
+    return "\n".join(lines)
+
+
+def _examples_section(examples: Mapping[str, np.ndarray], top: int, images: np.ndarray | None) -> str:
+    attack = ranking_attack(examples)
+    if attack is None:
+        return '<p class="note">no attack scores per example</p>'
+    chosen = most_exposed(examples, attack, top)
+    thumbnails = images is not None and _picture(images, int(chosen[0])) is not None
+    header = ["example", *(["input"] if thumbnails else []), "label", "in models", "flagged", "mean in", "mean out"]
+    lines = [
+        f'<p class="note">ranked by {_text(attack)}: the share of the targets trained on the example that flag it '
+        f"at the threshold giving {FLAG_FPR:.1%} FPR, then its mean score when in minus when out "
+        "(the full table is examples.csv).</p>",
+        "<table><tr>" + "".join(f"<th>{cell}</th>" for cell in header) + "</tr>",
+    ]
+    for example in chosen:
+        flagged = examples[f"{attack}_flagged"][example]
+        cells = [str(example)]
+        if thumbnails:
+            cells.append(_thumbnail(_picture(images, int(example)), int(example)))
+        cells += [
+            str(examples["label"][example]),
+            str(examples["members"][example]),
+            "n/m" if math.isnan(flagged) else f"{flagged:.0%}",
+            _number(examples[f"{attack}_in"][example], 3),
+            _number(examples[f"{attack}_out"][example], 3),
+        ]
+        lines.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    lines.append("</table>")
+    return "\n".join(lines)
+
+
+def _picture(images: np.ndarray, example: int) -> np.ndarray | None:
+    """One input as a picture [H, W] or [H, W, 3] scaled to [0, 1], or None if the inputs are not images.
+    Accepted: [N, H, W], [N, H, W, 1 or 3], [N, 1 or 3, H, W] (channels first) and [N, H*W] (square)."""
+    picture = np.asarray(images[example], dtype=np.float64)
+    if picture.ndim == 1 and math.isqrt(picture.size) ** 2 == picture.size and picture.size >= 16:
+        picture = picture.reshape((math.isqrt(picture.size),) * 2)
+    elif picture.ndim == 3 and picture.shape[0] in (1, 3) and picture.shape[2] not in (1, 3):
+        picture = np.moveaxis(picture, 0, -1)
+    if picture.ndim == 3 and picture.shape[2] == 1:
+        picture = picture[:, :, 0]
+    if not (picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] == 3)):
+        return None
+    low, high = np.nanmin(picture), np.nanmax(picture)
+    return (picture - low) / (high - low) if high > low else np.zeros_like(picture)
+
+
+def _thumbnail(picture: np.ndarray, example: int) -> str:
+    import matplotlib.image
+
+    buffer = io.BytesIO()
+    matplotlib.image.imsave(buffer, picture, cmap="gray_r" if picture.ndim == 2 else None, format="png")
+    return _image_tag(buffer.getvalue(), f"example {example}", "thumbnail")
+
+
+def _number(value: float, digits: int = 4) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _text(text: str) -> str:
+    return html.escape(text, quote=True)

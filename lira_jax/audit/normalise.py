@@ -1,0 +1,111 @@
+"""Logits, keep and labels as people have them, checked once and put in our layout.
+
+Accepted: NumPy arrays, memmaps (kept lazy: nothing is read here but keep and labels), anything `np.asarray`
+takes, and CPU PyTorch tensors (read through `.detach().numpy()`, without importing torch). Layout after
+`normalise`: logits float16|float32|float64[M, N, V, C], keep bool[M, N], labels int64[N].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lira_jax.errors import UserError
+
+TO_NUMPY = ".detach().cpu().numpy()"
+
+
+@dataclass(frozen=True)
+class NormalisedInputs:
+    """logits: float[M, N, V, C] (a view of the caller's array where possible); keep: bool[M, N]; labels: int64[N]."""
+
+    logits: np.ndarray
+    keep: np.ndarray
+    labels: np.ndarray
+
+
+def as_numpy(value: Any, name: str) -> np.ndarray:
+    """value as a NumPy array (memmaps stay memmaps). A PyTorch tensor on the CPU is read without a copy
+    (detached: the caller's graph is untouched); on another device it is a UserError naming
+    `.detach().cpu().numpy()`."""
+    if isinstance(value, np.ndarray):
+        return value
+    if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
+        device = getattr(getattr(value, "device", None), "type", "cpu")
+        if device != "cpu":
+            raise UserError(f"{name} is a PyTorch tensor on {device}: pass {name}{TO_NUMPY}")
+        return value.detach().numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise UserError(
+            f"{name} cannot be read as an array ({error}); pass a NumPy array, e.g. {name}{TO_NUMPY}"
+        ) from None
+    if array.dtype == object:
+        raise UserError(f"{name} is not a numeric array (dtype object); pass a NumPy array, e.g. {name}{TO_NUMPY}")
+    return array
+
+
+def normalise_logits(logits: Any, views: Sequence[int] | None = None) -> np.ndarray:
+    """logits float16|32|64 [M, N, C] (one view) or [M, N, V, C] as [M, N, V, C]; views: the views to keep."""
+    logits = as_numpy(logits, "logits")
+    if logits.dtype.kind != "f" or logits.dtype.itemsize not in (2, 4, 8):
+        raise UserError(f"logits must be float16, float32 or float64, got {logits.dtype}")
+    if logits.ndim == 3:
+        logits = logits[:, :, None, :]
+    if logits.ndim != 4:
+        raise UserError(
+            f"logits must be [M, N, C] or [M, N, V, C] (models, examples, views, classes), got {list(logits.shape)}"
+        )
+    num_models, num_examples, num_views, num_classes = logits.shape
+    if num_models < 2 or num_examples < 1 or num_classes < 2:
+        raise UserError(f"logits {list(logits.shape)} need M >= 2 models, N >= 1 examples and C >= 2 classes")
+    if views is not None:
+        chosen = list(views)
+        if not chosen or any(not 0 <= int(view) < num_views for view in chosen):
+            raise UserError(f"views must be indices in [0, {num_views}), got {chosen}")
+        if chosen != list(range(num_views)):
+            logits = logits[:, :, chosen]
+    return logits
+
+
+def normalise_keep(keep: Any, num_models: int, num_examples: int) -> np.ndarray:
+    """keep bool or 0/1 integers [M, N] as bool[M, N]; a transposed matrix is named as such."""
+    keep = as_numpy(keep, "keep")
+    if keep.shape != (num_models, num_examples):
+        hint = " (transposed? pass keep.T)" if keep.shape == (num_examples, num_models) else ""
+        raise UserError(
+            f"keep must be [M, N] = [{num_models}, {num_examples}] like the logits, got {list(keep.shape)}{hint}"
+        )
+    if keep.dtype == bool:
+        return np.asarray(keep)
+    if keep.dtype.kind not in "iu" or not np.isin(keep, (0, 1)).all():
+        raise UserError(f"keep must be bool or 0/1 integers, got {keep.dtype} with values {np.unique(keep)[:5]}")
+    return np.asarray(keep, dtype=bool)
+
+
+def normalise_labels(labels: Any, num_examples: int, num_classes: int) -> np.ndarray:
+    """labels of any integer dtype [N] (or [N, 1]), each in [0, C), as int64[N]."""
+    labels = as_numpy(labels, "labels")
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.shape != (num_examples,):
+        raise UserError(f"labels must be [N] = [{num_examples}] like the logits, got {list(labels.shape)}")
+    if labels.dtype.kind not in "iu":
+        raise UserError(f"labels must be integers (class indices, not one-hot or probabilities), got {labels.dtype}")
+    if num_examples and (labels.min() < 0 or labels.max() >= num_classes):
+        raise UserError(f"labels must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}")
+    return np.asarray(labels, dtype=np.int64)
+
+
+def normalise(logits: Any, keep: Any, labels: Any, views: Sequence[int] | None = None) -> NormalisedInputs:
+    """The three inputs of `lira_jax.audit_logits`, checked against each other once (finiteness is checked
+    while the logits are streamed)."""
+    logits = normalise_logits(logits, views)
+    num_models, num_examples, _, num_classes = logits.shape
+    keep = normalise_keep(keep, num_models, num_examples)
+    labels = normalise_labels(labels, num_examples, num_classes)
+    return NormalisedInputs(logits=logits, keep=keep, labels=labels)

@@ -1,0 +1,125 @@
+"""Per-example results: how exposed each example is, for examples.csv and `attack --top K`.
+
+For attack a and example n over the T targets: the mean score over the targets that trained on n (in)
+and over those that did not (out), and the fraction of its member-targets in which a flags n at the
+threshold that gives FLAG_FPR on the pooled ROC (the largest set of (target, example) pairs whose
+non-member fraction is at most FLAG_FPR, as `tpr_at_fpr` counts it; empty where FLAG_FPR is below one
+non-member, as there the rate cannot be measured).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+FLAG_FPR = 1e-3
+# the attacks a report leads with (its legible ROC), and the first of them that ran ranks the examples
+HEADLINE_ATTACKS = ("lira_online", "lira_online_fixed_var", "lira_offline", "rmia_online", "global_threshold")
+COLUMNS = ("example", "label", "members")
+PER_ATTACK = ("in", "out", "flagged")  # column suffixes: <attack>_in, <attack>_out, <attack>_flagged
+
+
+def flag_threshold(scores: np.ndarray, membership: np.ndarray, fpr: float = FLAG_FPR) -> float | None:
+    """τ such that `scores > τ` flags at most fpr of the non-member pairs and as many pairs as that allows;
+    None where fpr is below one non-member. scores: float[T, N]; membership: bool[T, N]."""
+    outside = np.sort(scores[~membership].astype(np.float64))[::-1]
+    allowed = math.floor(fpr * len(outside) + 1e-9)
+    if len(outside) == 0 or allowed < 1:
+        return None
+    return float(outside[allowed]) if allowed < len(outside) else -math.inf
+
+
+def example_table(
+    attack_scores: Mapping[str, np.ndarray], membership: np.ndarray, labels: np.ndarray, fpr: float = FLAG_FPR
+) -> dict[str, np.ndarray]:
+    """Columns of the per-example table, each [N]: example, label, members (targets that trained on it),
+    then <attack>_in, <attack>_out (float64, NaN where no target is on that side) and <attack>_flagged
+    (float64, NaN where it has no member-target or fpr cannot be measured); an attack that was not applicable
+    gets no columns. attack_scores: {attack: float32[T, N] or NotApplicable}; membership: bool[T, N];
+    labels: int[N]."""
+    members = membership.sum(axis=0)
+    nonmembers = (~membership).sum(axis=0)
+    table: dict[str, np.ndarray] = {
+        "example": np.arange(membership.shape[1]),
+        "label": np.asarray(labels),
+        "members": members,
+    }
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, scores in attack_scores.items():
+            if not isinstance(scores, np.ndarray):  # not applicable (`inputs.NotApplicable`): no columns
+                continue
+            values = scores.astype(np.float64)
+            table[f"{name}_in"] = np.where(membership, values, 0).sum(axis=0) / members
+            table[f"{name}_out"] = np.where(~membership, values, 0).sum(axis=0) / nonmembers
+            threshold = flag_threshold(values, membership, fpr)
+            flagged = np.full(values.shape[1], np.nan)
+            if threshold is not None:
+                flagged = ((values > threshold) & membership).sum(axis=0) / members
+            table[f"{name}_flagged"] = flagged
+    return table
+
+
+def ranking_attack(table: Mapping[str, np.ndarray]) -> str | None:
+    """The attack examples are ranked by: the first of HEADLINE_ATTACKS in the table, else its first attack
+    (None if it has none)."""
+    attacks = [column[: -len("_flagged")] for column in table if column.endswith("_flagged")]
+    return next((name for name in HEADLINE_ATTACKS if name in attacks), attacks[0] if attacks else None)
+
+
+def most_exposed(table: Mapping[str, np.ndarray], attack: str, count: int) -> np.ndarray:
+    """The `count` examples that `attack` exposes most: flagged fraction first, then in minus out mean score."""
+    flagged = np.nan_to_num(table[f"{attack}_flagged"], nan=-1.0)
+    margin = np.nan_to_num(table[f"{attack}_in"] - table[f"{attack}_out"], nan=-np.inf)
+    order = np.lexsort((table["example"], -margin, -flagged))
+    return order[:count]
+
+
+def table_csv(table: Mapping[str, np.ndarray]) -> str:
+    """The table as CSV text, one row per example (NaN as an empty cell, scores to 6 significant digits)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table)
+    columns = list(table.values())
+    for row in range(len(columns[0])):
+        writer.writerow(_cell(column[row]) for column in columns)
+    return out.getvalue()
+
+
+def top_lines(table: Mapping[str, np.ndarray], attack: str, count: int) -> list[str]:
+    """`attack --top K`: the most exposed examples as printed lines."""
+    lines = [
+        f"most exposed examples by {attack} (flagged: share of its member-targets flagged at {FLAG_FPR:.1%} FPR)",
+        f"{'example':>8}{'label':>7}{'members':>9}{'flagged':>9}{'mean in':>11}{'mean out':>11}",
+    ]
+    for example in most_exposed(table, attack, count):
+        flagged = table[f"{attack}_flagged"][example]
+        lines.append(
+            f"{example:>8}{table['label'][example]:>7}{table['members'][example]:>9}"
+            f"{'n/m' if np.isnan(flagged) else f'{flagged:.0%}':>9}"
+            f"{table[f'{attack}_in'][example]:>11.3f}{table[f'{attack}_out'][example]:>11.3f}"
+        )
+    return lines
+
+
+def rows(table: Mapping[str, np.ndarray], examples: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """The table as a list of {column: value} (JSON-ready; NaN as None), all examples or the given ones."""
+    chosen = range(len(next(iter(table.values())))) if examples is None else examples
+    return [{name: _value(column[int(n)]) for name, column in table.items()} for n in chosen]
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, np.floating | float):
+        return None if np.isnan(value) else float(value)
+    return int(value)
+
+
+def _cell(value: Any) -> str:
+    value = _value(value)
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

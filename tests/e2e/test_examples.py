@@ -1,0 +1,20 @@
+"""examples/: each runs end to end (small settings), where its optional dependency is installed."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+pytestmark = pytest.mark.slow
+
+
+def test_audit_pytorch_smoke(tmp_path):
+    pytest.importorskip("torch", reason="torch is an optional extra (pip install torch): the example needs it")
+    command = [sys.executable, str(EXAMPLES / "audit_pytorch.py"), "--models", "4", "--epochs", "2"]
+    done = subprocess.run([*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "lira_online" in done.stdout and "most exposed examples" in done.stdout
+    written = {path.name for path in tmp_path.iterdir()}
+    assert written == {"report.html", "roc.png", "metrics.json", "examples.csv"}
