@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_folders import write_run
 from scipy import stats
-from test_attack import write_run
 
 from lira_jax import config as config_lib
 from lira_jax.audit.evaluate import run_attack
