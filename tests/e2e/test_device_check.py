@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "device_check.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "device_check.py"
 pytestmark = pytest.mark.slow
 
 
