@@ -165,21 +165,29 @@ def _without(stats, target_values, holds_target, dropped_values, drop_here, remo
     the dropped shadow (where dropped from it); `removed`: int[T, n], how many values leave (0, 1 or 2)."""
     first = np.where(holds_target[..., None], target_values, dropped_values)
     size = np.maximum(stats.size[None, :] - removed, 1)[..., None].astype(np.float64)
+    # In place, and masked only where some (target, example) removes nothing: these float64 [T, n, V] passes
+    # are much of equalised LiRA's time, and with a balanced keep matrix every set loses a value.
     deviation = first - stats.shift
     one = (removed >= 1)[..., None]
-    total = stats.sum - np.where(one, deviation, 0.0)
-    squares = stats.sum_squares - np.where(one, deviation * deviation, 0.0)
+    every_one = bool(one.all())
+    if not every_one:
+        deviation *= one
+    total = stats.sum - deviation
+    np.square(deviation, out=deviation)
+    squares = np.subtract(stats.sum_squares, deviation, out=deviation)
     two = removed == 2
     if two.any():
         second = np.where(two[..., None], dropped_values - stats.shift, 0.0)
         total -= second
         squares -= second * second
-    mean_offset = total / size
-    variance = np.maximum(squares / size - mean_offset * mean_offset, 0.0)
+    mean_offset = np.divide(total, size, out=total)
+    variance = np.divide(squares, size, out=squares)
+    variance -= np.square(mean_offset)
+    np.maximum(variance, 0.0, out=variance)
     if centre == "mean":
         return stats.shift + mean_offset, variance
     median = _median_without_one(stats, first)
-    if not one.all():
+    if not every_one:
         median = np.where(one, median, _whole_median(stats))
     if two.any():
         at = np.nonzero(two)
