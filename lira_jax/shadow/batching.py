@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lira_jax.config import Config
+from lira_jax.writing import atomic_path
 
 SKIP_BELOW_SECONDS = 60.0
 TIMED_STEPS = 3
@@ -118,9 +119,8 @@ def write_cache(key: str, choice: Choice) -> None:
     entries[key] = {"model_batching": choice.model_batching, "conv": choice.conv, "timings": choice.timings}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(entries, indent=1))
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            temporary.write_text(json.dumps(entries, indent=1))
     except OSError:
         pass
 
