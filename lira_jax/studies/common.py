@@ -1,8 +1,4 @@
-"""What the studies share: a run folder restricted to its finished models, and the formatting of their tables.
-
-The audit half's names that the studies use (the run-folder reader, the target and integer parsers, the
-attack list and the attack scorer) are imported here only, so the studies depend on them in one place.
-"""
+"""What the studies share: a run folder restricted to its finished models, and the formatting of their tables."""
 
 from __future__ import annotations
 
@@ -16,14 +12,12 @@ import numpy as np
 
 from lira_jax.audit.evaluate import done_model_arrays
 from lira_jax.audit.inputs import check_logits
-from lira_jax.audit.registry import choose_attacks, score_attacks
+from lira_jax.audit.registry import choose_attacks
 from lira_jax.audit.streaming import ModelSubset, map_example_chunks
-from lira_jax.audit.targets import parse_integers, parse_targets
+from lira_jax.audit.targets import parse_targets
 from lira_jax.config import Config
 from lira_jax.errors import UserError
 from lira_jax.store import MODELS_FILE, load_run, scores_shape
-
-__all__ = ["parse_integers", "score_attacks"]  # not used here: the command line and the studies take them from here
 
 LOW_FPR = "0.001"  # the FPR every study reports TPR at (0.1%)
 LOWEST_FPR = "1e-05"

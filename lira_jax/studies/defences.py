@@ -14,9 +14,10 @@ import numpy as np
 from lira_jax import config as config_lib
 from lira_jax.audit.inputs import applicable
 from lira_jax.audit.metrics import attack_metrics
+from lira_jax.audit.registry import score_attacks
 from lira_jax.config import Config
 from lira_jax.errors import UserError
-from lira_jax.studies.common import Run, StudyResult, markdown_table, number, score_attacks, tpr_cell
+from lira_jax.studies.common import Run, StudyResult, markdown_table, number, tpr_cell
 from lira_jax.studies.plots import TPR_FLOOR, pyplot, save
 
 MAIN_ATTACKS = ("lira_online", "lira_offline", "rmia_offline", "calibrated_loss", "global_threshold")  # drawn

@@ -10,13 +10,13 @@ import numpy as np
 
 from lira_jax.audit.inputs import applicable
 from lira_jax.audit.metrics import attack_metrics
+from lira_jax.audit.registry import score_attacks
 from lira_jax.studies.common import (
     Run,
     StudyResult,
     identity_view_arrays,
     markdown_table,
     number,
-    score_attacks,
     tpr_cell,
 )
 from lira_jax.studies.plots import pyplot, save
