@@ -156,7 +156,7 @@ def torch_row(sizes: dict) -> dict:
     labels = rng.integers(0, 10, count)
     keep = make_keep(2, count, seed=0)[: sizes["torch_models"]]
     side, width = sizes["side"], sizes["width"]
-    network = torch_loops.resnet18 if sizes["arch"] == "resnet18" else torch_loops.digits_cnn
+    network = torch_loops.resnet18 if sizes["arch"] == "resnet18" else torch_loops.cnn
     arguments = (10, width) if sizes["arch"] == "resnet18" else (3, side, side, width, 10)
     result = torch_loops.train_models(
         lambda: network(*arguments), images, labels, keep, epochs=3, batch=sizes["batch"],

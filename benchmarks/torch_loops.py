@@ -1,16 +1,28 @@
 """The baseline the engine is measured against: PyTorch models trained one after another, the way
-existing tools train shadow models. Used by train_throughput.py (the digits CNN on CPU) and device_check.py
-(ResNet-18 with the CIFAR stem on a GPU, channels_last, bf16 autocast). Imports torch only when called.
+existing tools train shadow models. Used by train_throughput.py (the CNN on CPU, digits or 28x28
+Fashion-MNIST) and device_check.py (ResNet-18 with the CIFAR stem on a GPU, channels_last, bf16 autocast).
+Imports torch only when called.
+
+Run as a script it is the whole PyTorch counterpart of `python -m lira_jax.train --no-attack` on
+Fashion-MNIST, for train_throughput.py --whole: read the IDX files, train the models one after another,
+then every model's logits on every example under the identity (and mirror) view, saved as .npy:
+
+    python benchmarks/torch_loops.py --idx /usr/share/datasets/fashion-mnist --limit 5000 --width 16 \
+        --models 8 --epochs 3 --views 2 --out /tmp/logits.npy
 """
 
+import argparse
+import gzip
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
 
-def digits_cnn(channels: int, height: int, width: int, base: int, num_classes: int):
-    """lira_jax's CNN (models.CNN) in PyTorch: three 3x3 conv + BN + ReLU layers, two max-pools, two dense."""
+def cnn(channels: int, height: int, width: int, base: int, num_classes: int):
+    """lira_jax's CNN (models.CNN, `base` = its width) in PyTorch: three 3x3 conv + BN + ReLU layers, two
+    max-pools, two dense."""
     from torch import nn
 
     def block(cin, cout):
@@ -66,8 +78,9 @@ def warmup_cosine(warmup: int, total: int):
     return multiplier
 
 
-def train_one(make_model, x, y, orders, *, steps: int, batch: int, schedule, settings: dict) -> float:
-    """Trains a fresh make_model() on x[orders[e]] batch by batch for each epoch e; returns the last loss.
+def train_one(make_model, x, y, orders, *, steps: int, batch: int, schedule, settings: dict) -> tuple:
+    """Trains a fresh make_model() on x[orders[e]] batch by batch for each epoch e; returns (the model, its
+    last loss).
 
     x: float[N, C, H, W] and y: int64[N] on the device; orders: one index tensor per epoch (members,
     shuffled and wrapped to steps * batch); settings: device, memory_format, bfloat16, learning_rate,
@@ -92,7 +105,21 @@ def train_one(make_model, x, y, orders, *, steps: int, batch: int, schedule, set
             loss.backward()
             optimizer.step()
             scheduler.step()
-    return loss.item()  # waits for the device
+    return net, loss.item()  # waits for the device
+
+
+def query(net, x, views: int, batch: int = 512) -> np.ndarray:
+    """float32[N, views, K]: the model's logits (eval mode) on every example, identity then mirror view."""
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        per_view = [
+            torch.cat([net(x[start : start + batch].flip(-1) if view else x[start : start + batch])
+                       for start in range(0, len(x), batch)])
+            for view in range(views)
+        ]  # fmt: skip
+    return torch.stack(per_view, dim=1).float().cpu().numpy()
 
 
 def train_models(
@@ -109,11 +136,14 @@ def train_models(
     device: str = "cpu",
     bfloat16: bool = False,
     max_steps: int | None = None,
+    query_views: int = 0,
 ) -> dict:
     """Trains one model per row of keep bool[M, N] on its members, model after model: SGD with Nesterov
     momentum 0.9 on a warm-up + cosine schedule (the engine's optimizer). images float32[N, H, W, C] are
     fed as NCHW (channels_last memory format on a GPU, with bf16 autocast if `bfloat16`). One model's
     first steps are run first as a warm-up and not timed. `max_steps` caps the steps of each epoch.
+    query_views = 1 or 2: after training, each model's logits on every example under the identity (and
+    the mirror) view, float32[M, N, V, K], timed apart ("query_seconds") and returned as "logits".
 
     Returns {"models", "epochs", "steps_per_epoch", "seconds", "model_examples_per_s", "final_loss"}.
     """
@@ -139,13 +169,20 @@ def train_models(
 
     torch.manual_seed(0)
     train_one(make_model, x, y, orders(0, 1), steps=min(3, steps), batch=batch, schedule=schedule, settings=settings)
-    started = time.perf_counter()
+    seconds = query_seconds = 0.0
+    logits = []
     for index in range(len(keep)):
         torch.manual_seed(index)
-        loss = train_one(
+        started = time.perf_counter()
+        net, loss = train_one(
             make_model, x, y, orders(index, epochs), steps=steps, batch=batch, schedule=schedule, settings=settings
         )
-    seconds = time.perf_counter() - started
+        seconds += time.perf_counter() - started
+        if query_views:
+            started = time.perf_counter()
+            logits.append(query(net, x, query_views))
+            query_seconds += time.perf_counter() - started
+    extra = {"query_seconds": round(query_seconds, 2), "logits": np.stack(logits)} if query_views else {}
     return {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -155,4 +192,51 @@ def train_models(
         "seconds": round(seconds, 2),
         "model_examples_per_s": round(len(keep) * epochs * steps * batch / seconds),
         "final_loss": round(loss, 4),
+        **extra,
     }
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One gzipped IDX file (MNIST format) -> array, as a plain script would read it."""
+    content = gzip.decompress(path.read_bytes())
+    dims = content[3]
+    shape = tuple(int(size) for size in np.frombuffer(content, ">u4", dims, offset=4))
+    return np.frombuffer(content, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def main() -> int:
+    """The whole PyTorch script (see the module docstring); prints its phases' seconds as JSON."""
+    import json
+
+    import torch
+
+    started = time.perf_counter()
+    parser = argparse.ArgumentParser(description="train CNNs one after another on Fashion-MNIST, then query them")
+    for name, kind in (("--idx", Path), ("--limit", int), ("--width", int), ("--models", int), ("--epochs", int),
+                       ("--views", int), ("--out", Path)):  # fmt: skip
+        parser.add_argument(name, type=kind, required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz")  # fmt: skip
+    train_images, train_labels, test_images, test_labels = (read_idx(args.idx / name) for name in names)
+    images = np.concatenate([train_images, test_images])[: args.limit, :, :, None].astype(np.float32)
+    labels = np.concatenate([train_labels, test_labels])[: args.limit].astype(np.int64)
+    images = (images - images.mean()) / images.std()
+    rng = np.random.default_rng(0)
+    keep = (
+        np.argsort(rng.random((args.models + args.models % 2, args.limit)), axis=0)[: args.models]
+        < (args.models + args.models % 2) // 2
+    )
+    result = train_models(
+        lambda: cnn(1, 28, 28, args.width, 10), images, labels, keep, epochs=args.epochs, batch=64,
+        weight_decay=5e-4, query_views=args.views,
+    )  # fmt: skip
+    np.save(args.out, result.pop("logits"))
+    result["whole_seconds"] = round(time.perf_counter() - started, 2)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,6 +1,10 @@
-"""Training throughput of the digits CNN: the vmapped engine vs. loops over models (JAX and PyTorch).
+"""Training throughput of the CNN: the vmapped engine vs. loops over models (JAX and PyTorch).
 
     python benchmarks/train_throughput.py --models 1,8,32,128 --epochs 3 --torch --repeats 5
+    # 28x28 images (issue 13): the first 5,000 Fashion-MNIST images, CNN width 16, 8 models, host stepping,
+    # then the whole command against the whole PyTorch script, alternately:
+    python benchmarks/train_throughput.py --fashion-mnist 5000 --width 16 --models 2,8 --goal-models 8 \
+        --model-batching host --epochs 3 --torch --repeats 3 --whole 3
     # the issue-4 GPU goal (256 ResNet-18, CIFAR-shaped, 25,000 examples each, 10 epochs, in 15 minutes):
     python benchmarks/train_throughput.py --arch resnet18 --synthetic 50000 --precision bfloat16 \
         --models 8,32,128,256 --goal-models 256 --epochs 3 [--conv native|matmul] [--model-batching loop]
@@ -27,6 +31,12 @@ for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up +
 
 With --synthetic N, random CIFAR-shaped data stand in for the data set, and
 "seconds_for_256_models_x_25000_examples_x_10_epochs" extrapolates the goal from the auto chunk's rate.
+With --fashion-mnist N, the first N pooled Fashion-MNIST images (Debian's IDX files, `apt-get install
+dataset-fashion-mnist`) stand in for digits. With --whole R (Fashion-MNIST only), "whole" times R times,
+alternately, `python -m lira_jax.train --no-attack --quiet` on --loop-models models (the benchmark's data,
+CNN, batch, optimizer and epochs; identity and mirror views; its own "auto" choices) and the whole PyTorch
+script (torch_loops.py run as a script: read the IDX files, train model after model, then every model's
+logits on every example under both views), each a fresh process, start-up included.
 
 Model-examples/s counts every example of every model's batches: models x steps x batch per epoch.
 """
@@ -36,9 +46,12 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +63,7 @@ from device_check import bf16_peak
 from lira_jax.config import CHOICES, Config, ModelConfig, TrainConfig
 from lira_jax.shadow import batching, engine
 from lira_jax.shadow.augment import parse_views
-from lira_jax.shadow.data import Dataset, load_dataset, make_keep
+from lira_jax.shadow.data import DEBIAN_FASHION_MNIST_DIR, Dataset, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
 from lira_jax.shadow.models import build_model
 from lira_jax.shadow.trainer import ChunkTrainer, Plan
@@ -107,8 +120,8 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
         return (time.perf_counter() - started) / count
 
     per_epoch = run_epochs(epochs - 1)
-    # XLA's cost analysis is of one device's program, and counts a while loop's body once: the scan's step,
-    # and in loop mode also the lax.map over each device's models (one model's step).
+    # XLA's cost analysis is of one device's program, and counts a while loop's body once: the scan's step
+    # (host stepping: the step, all of the device's models), in loop mode the lax.map's one model.
     looped = num_models // mesh.size if train.model_batching == "loop" else 1
     flops = batching.flops_of(compiled) * steps * mesh.size * looped
     examples = num_models * steps * BATCH
@@ -222,15 +235,16 @@ def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: 
     }
 
 
-def bench_torch_loop(train: TrainConfig, dataset, num_models: int, epochs: int) -> dict:
-    """The same CNN in PyTorch, trained model after model (NCHW, 2 threads): torch_loops.train_models."""
+def bench_torch_loop(train: TrainConfig, dataset, num_models: int, epochs: int, base: int) -> dict:
+    """The same CNN (width `base`) in PyTorch, trained model after model (NCHW, 2 threads):
+    torch_loops.train_models."""
     import torch
 
     torch.set_num_threads(2)
     keep = keep_matrix(max(2, num_models), len(dataset.labels))[:num_models]
     height, width, channels = dataset.images.shape[1:]
     return torch_loops.train_models(
-        lambda: torch_loops.digits_cnn(channels, height, width, WIDTH, dataset.num_classes),
+        lambda: torch_loops.cnn(channels, height, width, base, dataset.num_classes),
         dataset.images,
         dataset.labels,
         keep,
@@ -251,13 +265,59 @@ def synthetic_cifar(num_examples: int) -> Dataset:
     return Dataset(images, labels, 10, "synthetic-cifar", np.zeros(num_examples, np.int8), zeros, ones)
 
 
-def torch_worker(epochs: int, loop_models: int) -> dict | str:
+def torch_worker(args: argparse.Namespace) -> dict | str:
     """bench_torch_loop in a fresh process: XLA's CPU thread pool in this one would compete with torch's."""
-    command = [sys.executable, __file__, "--torch-worker", f"--epochs={epochs}", f"--loop-models={loop_models}"]
+    command = [
+        sys.executable, __file__, "--torch-worker", f"--epochs={args.epochs}", f"--loop-models={args.loop_models}",
+        f"--fashion-mnist={args.fashion_mnist}", f"--width={args.width or WIDTH}",
+    ]  # fmt: skip
     worker = subprocess.run(command, capture_output=True, text=True)
     if worker.returncode:
         return f"failed: {worker.stderr.strip().splitlines()[-1:]}"
     return json.loads(worker.stdout)
+
+
+def timed(command: list[str]) -> float:
+    """Seconds `command` takes as a fresh process; raises with its last line of stderr if it fails."""
+    started = time.perf_counter()
+    finished = subprocess.run(command, capture_output=True, text=True)
+    if finished.returncode:
+        raise RuntimeError(f"{command[:4]} failed: {finished.stderr.strip().splitlines()[-1:]}")
+    return time.perf_counter() - started
+
+
+def whole_commands(args: argparse.Namespace, width: int, repeats: int) -> dict:
+    """`python -m lira_jax.train --no-attack` against the whole PyTorch script, alternately, `repeats` times."""
+    folder = Path(tempfile.mkdtemp(prefix="whole-"))
+    config = folder / "fashion.toml"
+    config.write_text(
+        f'[data]\nsource = "idx:{DEBIAN_FASHION_MNIST_DIR}"\nlimit = {args.fashion_mnist}\n'
+        f'[model]\narch = "cnn"\nwidth = {width}\n'
+        f"[train]\nnum_models = {args.loop_models}\nepochs = {args.epochs}\nbatch_size = {BATCH}\n"
+        "weight_decay = 5e-4\naugment = []\n"
+        '[query]\nviews = ["identity", "mirror"]\n'
+    )
+    engine_command = [sys.executable, "-m", "lira_jax.train", "--config", str(config), "--no-attack", "--quiet"]
+    torch_command = [
+        sys.executable, str(Path(__file__).with_name("torch_loops.py")), "--idx", DEBIAN_FASHION_MNIST_DIR,
+        f"--limit={args.fashion_mnist}", f"--width={width}", f"--models={args.loop_models}",
+        f"--epochs={args.epochs}", "--views=2", f"--out={folder / 'torch_logits.npy'}",
+    ]  # fmt: skip
+    engine_seconds, torch_seconds = [], []
+    for repeat in range(repeats):
+        run = folder / f"run{repeat}"
+        engine_seconds.append(round(timed([*engine_command, "--out", str(run)]), 1))
+        torch_seconds.append(round(timed(torch_command), 1))
+        shutil.rmtree(run)
+    ratios = [round(torch / engine, 2) for engine, torch in zip(engine_seconds, torch_seconds, strict=True)]
+    shutil.rmtree(folder)
+    return {
+        "models": args.loop_models,
+        "engine_seconds": engine_seconds,
+        "torch_script_seconds": torch_seconds,
+        "speedups": ratios,
+        "median_speedup": float(np.median(ratios)),
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,28 +333,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int, help="model width (default: 8 for cnn, 64 for resnet18)")
     parser.add_argument("--conv", default="auto", choices=CHOICES["model.conv"], help="model.conv")
     parser.add_argument("--precision", default="float32", choices=CHOICES["train.precision"], help="compute dtype")
-    parser.add_argument("--model-batching", default="vmap", choices=("vmap", "loop"), help="train.model_batching")
+    batchings = [choice for choice in CHOICES["train.model_batching"] if choice != "auto"]
+    parser.add_argument("--model-batching", default="vmap", choices=batchings, help="train.model_batching")
     parser.add_argument(
         "--synthetic", type=int, default=0, metavar="N", help="N random CIFAR-shaped examples instead of digits"
+    )
+    parser.add_argument(
+        "--fashion-mnist", type=int, default=0, metavar="N", help="the first N Fashion-MNIST images instead of digits"
+    )
+    parser.add_argument(
+        "--whole", type=int, default=0, metavar="R", help="with --fashion-mnist: time the whole commands R times"
     )
     parser.add_argument("--goal-models", type=int, default=32, help="models whose auto chunk is measured")
     parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
-def add_comparisons(result: dict, auto_size: int, rates: dict, args: argparse.Namespace, digits_cnn: bool) -> None:
+def add_comparisons(result: dict, auto_size: int, rates: dict, args: argparse.Namespace, has_torch_net: bool) -> None:
     """The goal's extrapolation, the PyTorch loop (in its own process) and the ratios, into `result`."""
     auto = next(row for row in result["engine"] if row["models"] == auto_size)
     if args.synthetic:  # the issue-4 GPU goal: 256 ResNet-18, 25,000 examples each, 10 epochs, in 15 minutes
         result["seconds_for_256_models_x_25000_examples_x_10_epochs"] = round(
             256 * 25_000 * 10 / auto["model_examples_per_s"]
         )
-    if args.torch and not digits_cnn:
-        result["torch_loop"] = "the PyTorch loop is written for the digits CNN only"
+    if args.torch and not has_torch_net:
+        result["torch_loop"] = "the PyTorch loop is written for the CNN on real data only"
     elif args.torch:
-        result["torch_loop"] = torch_worker(args.epochs, args.loop_models)
+        result["torch_loop"] = torch_worker(args)
         if isinstance(result["torch_loop"], dict) and args.repeats > 1:
-            torch_rate = lambda: torch_worker(args.epochs, args.loop_models)["model_examples_per_s"]  # noqa: E731
+            torch_rate = lambda: torch_worker(args)["model_examples_per_s"]  # noqa: E731
             result["goal_repeats"] = goal_repeats(lambda: rates[auto_size](args.epochs), torch_rate, args.repeats)
     if isinstance(result.get("torch_loop"), dict):
         result["ratio_32_models_auto_chunks_to_torch_loop"] = round(
@@ -318,7 +385,14 @@ def main() -> int:
         parser.error("--epochs must be at least 2 (the first epoch compiles and is not timed)")
     chunks = [int(part) for part in args.models.split(",") if part]
 
-    dataset = load_dataset("digits") if not args.synthetic else synthetic_cifar(args.synthetic)
+    if args.whole and not args.fashion_mnist:
+        parser.error("--whole needs --fashion-mnist")
+    if args.synthetic:
+        dataset = synthetic_cifar(args.synthetic)
+    elif args.fashion_mnist:
+        dataset = load_dataset(f"idx:{DEBIAN_FASHION_MNIST_DIR}", limit=args.fashion_mnist)
+    else:
+        dataset = load_dataset("digits")
     train = TrainConfig(
         epochs=args.epochs, batch_size=BATCH, augment=(), precision=args.precision, model_batching=args.model_batching
     )
@@ -328,11 +402,13 @@ def main() -> int:
         except ImportError:
             print(json.dumps("torch is not installed"))
         else:
-            print(json.dumps(bench_torch_loop(train, dataset, args.loop_models, args.epochs)))
+            print(json.dumps(bench_torch_loop(train, dataset, args.loop_models, args.epochs, args.width or WIDTH)))
         return 0
     device = jax.devices()[0]
     width = args.width or {"cnn": WIDTH, "resnet18": 64}[args.arch]
     model_config = ModelConfig(arch=args.arch, width=width, conv=args.conv)
+    _, conv = batching.default_choice(Config(model=model_config, train=train), device.platform)
+    model_config = ModelConfig(arch=args.arch, width=width, conv=conv)  # host stepping: native on CPU
     model = build_model(
         model_config, dataset.num_classes, dataset.images.shape[1:], jnp.dtype(args.precision), device.platform
     )
@@ -359,7 +435,9 @@ def main() -> int:
     for size in chunks:
         row, rates[size] = bench_engine(model, train, dataset, size, args.epochs, peak)
         result["engine"].append(row)
-    add_comparisons(result, auto_size, rates, args, args.arch == "cnn" and width == WIDTH and not args.synthetic)
+    add_comparisons(result, auto_size, rates, args, args.arch == "cnn" and not args.synthetic)
+    if args.whole:
+        result["whole"] = whole_commands(args, width, args.whole)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -55,6 +55,7 @@ class TrainConfig:
     models_per_step: int | str = "auto"  # models trained together; auto: the most that fit (on CPU: in its cache)
     precision: str = "float32"  # float32 | bfloat16 (bf16 compute, fp32 parameters and optimizer state)
     model_batching: str = "auto"  # vmap: one batched computation; loop: each device's models in turn (lax.map);
+    # host: each device's models in turn, unrolled, and the steps dispatched from the host (shadow/stepping.py);
     # auto: the faster, measured for the run's chunk size (shadow/batching.py; model.conv = "auto" likewise)
     checkpoint_minutes: float = 10.0  # Orbax checkpoint of an unfinished chunk at most this often; 0: every epoch
     dp_sgd: bool = False  # DP-SGD: clip each example's gradient to dp_clip_norm, add Gaussian noise
@@ -101,7 +102,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.norm": ("batch", "group"),
     "train.keep": ("balanced", "bernoulli"),
     "train.precision": ("float32", "bfloat16"),
-    "train.model_batching": ("auto", "vmap", "loop"),
+    "train.model_batching": ("auto", "vmap", "loop", "host"),
     "query.logits_dtype": ("float16", "float32", "none"),
 }
 # Keys that do not change what a run computes (up to float rounding): a run may resume with other values.

@@ -3,14 +3,17 @@
 Under vmap every convolution becomes a grouped one (feature_group_count = M), whose speed on a GPU's
 backward pass is unknown in advance; lax.map over models (loop) may instead be bound by launches; the
 im2col matmul form of a convolution sidesteps both at the price of memory traffic. So for the run's
-chunk size each candidate (vmap | loop) x (native | matmul) is compiled, a few steps of it timed on the
+chunk size each candidate (vmap | loop | host) x (native | matmul) is compiled, a few steps of it timed on the
 mesh, and the fastest kept. The cost is bounded three ways:
 - skipped (today's defaults: vmap; matmul on CPU, native elsewhere) when the run is estimated under a
   minute: XLA's FLOP count of the compiled default epoch over a generous share of a measured matmul rate;
 - measured once per (platform, device kind, devices, architecture, width, image shape, batch, chunk,
   precision) and cached in $XDG_CACHE_HOME/lira_jax/batching.json (~/.cache by default);
-- on CPU the native form is not a candidate: XLA's CPU backend runs it 9 to 54 times slower than the
-  matmul form under vmap or a loop, and took minutes to compile it (benchmarks/RESULTS.md).
+- on CPU the native form is a candidate only with host stepping ("host", shadow/stepping.py): XLA's CPU
+  backend runs it 9 to 54 times slower than the matmul form under vmap or inside a loop body, and took
+  minutes to compile it there (benchmarks/RESULTS.md); outside them it beat the matmul form on 28x28
+  images (27 against 42 ms per step of the CNN at width 8). Host stepping is not a candidate elsewhere:
+  accelerators are measured by benchmarks/device_check.py.
 None of this changes what a run computes (up to float rounding): both keys are outside its identity.
 """
 
@@ -51,21 +54,28 @@ class Choice:
 
 
 def default_choice(config: Config, platform: str) -> tuple[str, str]:
-    """(model_batching, conv) without measuring: the config's where fixed, else vmap and the platform's conv."""
+    """(model_batching, conv) without measuring: the config's where fixed, else vmap and the platform's conv
+    (native, except on CPU in a scanned epoch: matmul)."""
     batching = "vmap" if config.train.model_batching == "auto" else config.train.model_batching
-    conv = config.model.conv if config.model.conv != "auto" else ("matmul" if platform == "cpu" else "native")
-    return batching, conv
+    if config.model.conv != "auto":
+        return batching, config.model.conv
+    return batching, "matmul" if platform == "cpu" and batching != "host" else "native"
 
 
 def candidates(config: Config, platform: str) -> list[tuple[str, str]]:
-    """Every (model_batching, conv) that "auto" may pick here, the default first."""
-    batchings = ("vmap", "loop") if config.train.model_batching == "auto" else (config.train.model_batching,)
-    if config.model.conv != "auto":
-        convs = (config.model.conv,)
-    else:
-        convs = ("matmul",) if platform == "cpu" else ("native", "matmul")
+    """Every (model_batching, conv) that "auto" may pick here, the default first. Host stepping only on CPU
+    and, there, with the native form (its reason to exist), which is not a candidate otherwise."""
+    batchings = ("vmap", "loop", "host") if config.train.model_batching == "auto" else (config.train.model_batching,)
+    if platform != "cpu":
+        batchings = tuple(batching for batching in batchings if batching != "host") or batchings
+    conv_fixed = config.model.conv != "auto"
+    convs = (config.model.conv,) if conv_fixed else ("native", "matmul")
+
+    def allowed(batching: str, conv: str) -> bool:
+        return platform != "cpu" or conv_fixed or (batching == "host") == (conv == "native")
+
     default = default_choice(config, platform)
-    return [default] + [(b, c) for b in batchings for c in convs if (b, c) != default]
+    return [default] + [(b, c) for b in batchings for c in convs if allowed(b, c) and (b, c) != default]
 
 
 def flops_of(compiled: Any) -> float:
@@ -101,6 +111,7 @@ def cache_key(config: Config, mesh: jax.sharding.Mesh, image_shape: tuple, size:
         device.platform, device.device_kind, mesh.size, model.arch, model.width, model.depth, model.widen,
         model.norm, "x".join(map(str, image_shape)), train.batch_size, size, train.precision, train.dp_sgd,
         config.train.model_batching, config.model.conv, jax.__version__,
+        "/".join(f"{batching}+{conv}" for batching, conv in candidates(config, device.platform)),
     ]  # fmt: skip
     return "|".join(map(str, parts))
 

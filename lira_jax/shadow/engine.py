@@ -136,19 +136,40 @@ def _augment_some(
     )
 
 
-def over_models(function: Callable, loop_groups: int) -> Callable:
-    """`function` of one model's arrays, applied over the leading model axis of every argument (pytrees).
+def over_models(function: Callable, loop_groups: int, unroll_mesh: Mesh | None = None, shared: tuple = ()) -> Callable:
+    """`function` of one model's arrays, applied over the leading model axis of every argument (pytrees);
+    `shared`: arrays every model takes as they are, after its own (images, labels).
 
     loop_groups = 0: one vmap. Otherwise the model axis is split into that many groups, [M, ...] ->
     [groups, M / groups, ...]: the vmap over the groups follows the device sharding of the model axis
     (one group per device, no communication) and each group's models run one after another (lax.map).
+    unroll_mesh (train.model_batching = "host"): each device of the mesh runs its own models one after
+    another as straight-line code, unrolled when traced (shard_map), so no convolution is batched or
+    inside a loop body; the program grows with the models per device.
     """
+    if unroll_mesh is not None:
+
+        def unrolled(shared, *arguments):
+            count = jax.tree.leaves(arguments)[0].shape[0]
+            results = [function(*jax.tree.map(lambda leaf, m=m: leaf[m], arguments), *shared) for m in range(count)]
+            return jax.tree.map(lambda *leaves: jnp.stack(leaves), *results)
+
+        def over_devices(*arguments):
+            specs = (PartitionSpec(), *[PartitionSpec(MODEL_AXIS)] * len(arguments))
+            mapped = jax.shard_map(unrolled, mesh=unroll_mesh, in_specs=specs, out_specs=PartitionSpec(MODEL_AXIS))
+            return mapped(shared, *arguments)
+
+        return over_devices
+
+    def one_model(*arguments):
+        return function(*arguments, *shared)
+
     if not loop_groups:
-        return jax.vmap(function)
+        return jax.vmap(one_model)
 
     def looped(*arguments):
         grouped = jax.tree.map(lambda leaf: leaf.reshape(loop_groups, -1, *leaf.shape[1:]), arguments)
-        results = jax.vmap(lambda *group: jax.lax.map(lambda one: function(*one), group))(*grouped)
+        results = jax.vmap(lambda *group: jax.lax.map(lambda one: one_model(*one), group))(*grouped)
         return jax.tree.map(lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), results)
 
     return looped
@@ -163,6 +184,8 @@ class EpochPlan(NamedTuple):
     loop_groups > 0 (train.model_batching = "loop"): instead of one vmapped computation over the models,
     each device's models take their steps one after another inside the step (over_models), so that each
     runs plain convolutions where vmap would make grouped ones.
+    unroll_mesh (train.model_batching = "host"): each device's models unrolled (over_models), the steps
+    dispatched one by one from the host (stepping.py) rather than scanned.
     """
 
     model: nn.Module
@@ -175,6 +198,7 @@ class EpochPlan(NamedTuple):
     privacy: Privacy | None = None
     epochs_vary: bool = False
     loop_groups: int = 0
+    unroll_mesh: Mesh | None = None
 
 
 def apply_train(model: nn.Module, params, batch_stats, images: jax.Array, dropout_key: jax.Array):
@@ -256,10 +280,11 @@ def models_step(
 ) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
     """model_step for every model of the chunk (leading axis M; indices int32[M, B]), vmapped or looped."""
 
-    def one_model(state, key, model_hyperparameters, model_indices):
+    def one_model(state, key, model_hyperparameters, model_indices, global_step, images, labels):
         return model_step(plan, state, key, model_hyperparameters, global_step, model_indices, images, labels)
 
-    return over_models(one_model, plan.loop_groups)(states, keys, hyperparameters, indices)
+    shared = (global_step, images, labels)
+    return over_models(one_model, plan.loop_groups, plan.unroll_mesh, shared)(states, keys, hyperparameters, indices)
 
 
 def epoch_orders(keys: jax.Array, epoch: jax.Array, keep: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -271,6 +296,17 @@ def epoch_orders(keys: jax.Array, epoch: jax.Array, keep: jax.Array) -> tuple[ja
     return orders, keep.sum(axis=1, dtype=jnp.int32), step_keys
 
 
+def epoch_step(
+    plan: EpochPlan, states: TrainState, orders, counts, step_keys, hyperparameters, epoch, step_index, images, labels
+) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
+    """Step `step_index` of the epoch for every model, from epoch_orders' (orders, counts, step keys):
+    (new states, (loss float32[M], batch accuracy float32[M]))."""
+    indices = batch_indices(orders, counts, step_index, plan.batch_size)
+    keys_now = jax.vmap(jax.random.fold_in, in_axes=(0, None))(step_keys, step_index)
+    global_step = epoch * plan.steps + step_index
+    return models_step(plan, states, keys_now, hyperparameters, global_step, indices, images, labels)
+
+
 def train_epoch(
     plan: EpochPlan, states: TrainState, keys, hyperparameters: Hyperparameters, epoch, keep, images, labels
 ) -> tuple[TrainState, EpochMetrics]:
@@ -278,10 +314,7 @@ def train_epoch(
     orders, counts, step_keys = epoch_orders(keys, epoch, keep)
 
     def step(states, step_index):
-        indices = batch_indices(orders, counts, step_index, plan.batch_size)
-        keys_now = jax.vmap(jax.random.fold_in, in_axes=(0, None))(step_keys, step_index)
-        global_step = epoch * plan.steps + step_index
-        return models_step(plan, states, keys_now, hyperparameters, global_step, indices, images, labels)
+        return epoch_step(plan, states, orders, counts, step_keys, hyperparameters, epoch, step_index, images, labels)
 
     states, (losses, accuracies) = jax.lax.scan(step, states, jnp.arange(plan.steps))
     return states, EpochMetrics(losses.mean(axis=0), accuracies.mean(axis=0))
@@ -316,7 +349,7 @@ def make_train_epoch(
 
 
 def make_infer(
-    model: nn.Module, views: tuple, identity_view: int | None, loop_groups: int = 0
+    model: nn.Module, views: tuple, identity_view: int | None, loop_groups: int = 0, unroll_mesh: Mesh | None = None
 ) -> Callable[..., tuple[jax.Array, jax.Array, jax.Array]]:
     """Builds the jitted `infer(states, images, labels, positions) -> (logits, scores, correct)` for one
     batch: the examples at `positions`.
@@ -324,15 +357,15 @@ def make_infer(
     images: float32[N, H, W, C], labels: int32[N], positions: int32[B] ->
     logits: float32[M, B, V, C], scores: float32[M, B, V] (logit-scaled confidence φ),
     correct: bool[M, B] (prediction on the unaltered image). BatchNorm runs on its running statistics.
-    `identity_view` is the index of the identity among `views`, if it is there. `loop_groups`: as in
-    make_train_epoch (over_models).
+    `identity_view` is the index of the identity among `views`, if it is there. `loop_groups` and
+    `unroll_mesh`: as in make_train_epoch (over_models).
     """
 
     def apply_all(states: TrainState, images):
-        def one_model(params, batch_stats):
+        def one_model(params, batch_stats, images):
             return model.apply({"params": params, "batch_stats": batch_stats}, images, train=False)
 
-        return over_models(one_model, loop_groups)(states.params, states.batch_stats)
+        return over_models(one_model, loop_groups, unroll_mesh, (images,))(states.params, states.batch_stats)
 
     @jax.jit
     def infer(states: TrainState, all_images, all_labels, positions):

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError, compact_ranges
-from lira_jax.shadow import batching, devices, engine
+from lira_jax.shadow import batching, devices, engine, stepping
 from lira_jax.shadow.augment import parse_augmentations, parse_views
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
@@ -44,7 +44,7 @@ class Plan:
     views: tuple
     identity_view: int | None
     num_classes: int
-    model_batching: str = "vmap"  # vmap | loop, as resolved (batching.choose for "auto")
+    model_batching: str = "vmap"  # vmap | loop | host, as resolved (batching.choose for "auto")
 
 
 def make_plan(config: Config, dataset: Dataset) -> Plan:
@@ -97,7 +97,8 @@ class ChunkTrainer:
         self.labels = engine.replicate(jnp.asarray(dataset.labels, jnp.int32), mesh)
         self.train_epoch = self.epoch_function(plan.model, plan.model_batching, self.steps)
         loop_groups = engine.loop_groups(plan.model_batching, mesh)
-        self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view, loop_groups)
+        unroll_mesh = mesh if plan.model_batching == "host" else None
+        self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view, loop_groups, unroll_mesh)
         self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks
         self.compiled_infers: dict[int, Any] = {}  # chunk size -> inference executable, checked to fit
         self.model_sharding = engine.model_sharding(mesh)
@@ -107,11 +108,10 @@ class ChunkTrainer:
         )
 
     def epoch_function(self, model: nn.Module, model_batching: str, steps: int) -> Any:
-        """The jitted epoch of `steps` steps for this run's config, with this model and model batching."""
+        """The jitted epoch of `steps` steps for this run's config, with this model and model batching
+        (for "host", its steps dispatched from the host: stepping.py)."""
         train = self.plan.config.train
-        return engine.make_train_epoch(
-            model,
-            self.optimizer,
+        fields = dict(
             num_classes=self.plan.num_classes,
             batch_size=train.batch_size,
             steps=steps,
@@ -119,7 +119,11 @@ class ChunkTrainer:
             augmentations=self.plan.augmentations,
             privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
             epochs_vary=bool(self.plan.config.vary.epochs),
-            loop_groups=engine.loop_groups(model_batching, self.mesh),
+        )
+        if model_batching == "host":
+            return stepping.make_host_epoch(model, self.optimizer, mesh=self.mesh, **fields)
+        return engine.make_train_epoch(
+            model, self.optimizer, loop_groups=engine.loop_groups(model_batching, self.mesh), **fields
         )
 
     def compiled_epoch(self, size: int) -> Any:

@@ -13,12 +13,14 @@ from lira_jax.shadow.data import load_dataset, make_keep
 from lira_jax.shadow.models import build_model
 
 
-def test_candidates_start_with_the_default_and_skip_native_convs_on_cpu():
+def test_candidates_start_with_the_default_and_take_native_convs_on_cpu_only_host_stepped():
     config = Config()
-    assert batching.candidates(config, "cpu") == [("vmap", "matmul"), ("loop", "matmul")]
+    assert batching.candidates(config, "cpu") == [("vmap", "matmul"), ("loop", "matmul"), ("host", "native")]
     assert batching.candidates(config, "gpu")[0] == ("vmap", "native") and len(batching.candidates(config, "gpu")) == 4
     fixed = dataclasses.replace(config, train=TrainConfig(model_batching="loop"), model=ModelConfig(conv="native"))
     assert batching.candidates(fixed, "cpu") == [("loop", "native")]
+    host = dataclasses.replace(config, train=TrainConfig(model_batching="host"))
+    assert batching.candidates(host, "cpu") == [("host", "native")]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_a_long_run_measures_each_candidate_once(chunk_trainer, tmp_path, monkey
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(batching, "SKIP_BELOW_SECONDS", 0.0)
     choice = batching.choose(chunk_trainer, 4, 4)
-    assert set(choice.timings) == {"vmap+matmul", "loop+matmul"}
+    assert set(choice.timings) == {"vmap+matmul", "loop+matmul", "host+native"}
     assert all(timing["s_per_step"] > 0 and timing["compile_s"] > 0 for timing in choice.timings.values())
     fastest = min(choice.timings, key=lambda name: choice.timings[name]["s_per_step"])
     assert f"{choice.model_batching}+{choice.conv}" == fastest and "fastest" in choice.reason

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 
 from lira_jax.config import Config, TrainConfig, VaryConfig
-from lira_jax.shadow import engine
+from lira_jax.shadow import engine, stepping
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import CNN
 
@@ -21,14 +21,13 @@ def tiny_problem(num_models=4, num_examples=40, seed=0):
     return images, labels, keep
 
 
-def train(model, config, keep, images, labels, model_indices, vary=None, privacy=None, loop_groups=0):
+def train(model, config, keep, images, labels, model_indices, vary=None, privacy=None, loop_groups=0, host_mesh=None):
+    """Trains `model_indices` for config.epochs: scanned epochs, or with `host_mesh` host-stepped ones."""
     steps = engine.steps_per_epoch(keep, config.batch_size)
     optimizer = engine.make_optimizer(config)
     keys = engine.model_keys(config.seed, model_indices)
     states = engine.init_states(model, optimizer, keys, SHAPE)
-    train_epoch = engine.make_train_epoch(
-        model,
-        optimizer,
+    fields = dict(
         num_classes=3,
         batch_size=config.batch_size,
         steps=steps,
@@ -36,10 +35,15 @@ def train(model, config, keep, images, labels, model_indices, vary=None, privacy
         augmentations=(),
         privacy=privacy,
         epochs_vary=vary is not None and bool(vary.epochs),
-        loop_groups=loop_groups,
     )
     hyperparameters = draw(Config(train=config, vary=vary or VaryConfig()), model_indices)
     rows = jnp.asarray(keep[model_indices])
+    if host_mesh is None:
+        train_epoch = engine.make_train_epoch(model, optimizer, loop_groups=loop_groups, **fields)
+    else:
+        host_epoch = stepping.make_host_epoch(model, optimizer, mesh=host_mesh, **fields)
+        arguments = (states, keys, hyperparameters, jnp.int32(0), rows, images, labels)
+        train_epoch = host_epoch.lower(*arguments).compile()
     for epoch in range(config.epochs):
         states, metrics = train_epoch(states, keys, hyperparameters, jnp.int32(epoch), rows, images, labels)
     return states, metrics
@@ -118,6 +122,23 @@ def test_models_looped_inside_the_step_train_as_vmapped_ones():
     for got, expected in zip(jax.tree.leaves(looped), jax.tree.leaves(vmapped), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(looped_metrics.loss, vmapped_metrics.loss, rtol=1e-5)
+
+
+def test_host_stepped_epochs_train_as_scanned_ones():
+    """train.model_batching = "host" (steps from the host, each device's models unrolled, native convolutions)
+    computes what the scanned, vmapped epoch computes, with varying epochs and on every device."""
+    images, labels, keep = tiny_problem()
+    config = TrainConfig(epochs=2, batch_size=8)
+    vary = VaryConfig(epochs=(1, 2))
+    mesh = engine.model_mesh(4)
+    scanned, scanned_metrics = train(
+        CNN(3, width=4, matmul_conv=True), config, keep, images, labels, np.arange(4), vary
+    )
+    host, host_metrics = train(CNN(3, width=4), config, keep, images, labels, np.arange(4), vary, host_mesh=mesh)
+    for got, expected in zip(jax.tree.leaves(host), jax.tree.leaves(scanned), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(host_metrics.loss, scanned_metrics.loss, rtol=1e-5)
+    np.testing.assert_allclose(host_metrics.accuracy, scanned_metrics.accuracy)
 
 
 def test_each_model_draws_only_its_own_members_and_all_of_them():
