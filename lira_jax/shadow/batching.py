@@ -3,12 +3,14 @@
 Under vmap every convolution becomes a grouped one (feature_group_count = M), whose speed on a GPU's
 backward pass is unknown in advance; lax.map over models (loop) may instead be bound by launches; the
 im2col matmul form of a convolution sidesteps both at the price of memory traffic. So for the run's
-chunk size each candidate (vmap | loop | host) x (native | matmul) is compiled, a few steps of it timed on the
-mesh, and the fastest kept. The cost is bounded three ways:
+chunk size each candidate (vmap | loop | host) x (native | matmul) is compiled, a few steps and one query
+batch of it timed on the mesh, and the fastest per chunk (all its epochs' steps, then a query of every
+example) kept. The cost is bounded three ways:
 - skipped (today's defaults: vmap; matmul on CPU, native elsewhere) when the run is estimated under a
   minute: XLA's FLOP count of the compiled default epoch over a generous share of a measured matmul rate;
 - measured once per (platform, device kind, devices, architecture, width, image shape, batch, chunk,
-  precision) and cached in $XDG_CACHE_HOME/lira_jax/batching.json (~/.cache by default);
+  precision, epochs, examples, views, query batch) and cached in $XDG_CACHE_HOME/lira_jax/batching.json
+  (~/.cache by default);
 - on CPU the native form is a candidate only with host stepping ("host", shadow/stepping.py): XLA's CPU
   backend runs it 9 to 54 times slower than the matmul form under vmap or inside a loop body, and took
   minutes to compile it there (benchmarks/RESULTS.md); outside them it beat the matmul form on 28x28
@@ -30,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lira_jax.config import Config
+from lira_jax.shadow import engine
 from lira_jax.writing import atomic_path
 
 SKIP_BELOW_SECONDS = 60.0
@@ -104,14 +107,17 @@ def cache_path() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lira_jax" / "batching.json"
 
 
-def cache_key(config: Config, mesh: jax.sharding.Mesh, image_shape: tuple, size: int) -> str:
+def cache_key(config: Config, mesh: jax.sharding.Mesh, image_shape: tuple, size: int, num_examples: int) -> str:
+    """What a measured choice depends on: the device, the model and its inputs, the chunk, and the weights of
+    training against querying in a chunk (epochs, examples, views, query batch)."""
     device = mesh.devices.flat[0]
-    model, train = config.model, config.train
+    model, train, query = config.model, config.train, config.query
     parts = [
         device.platform, device.device_kind, mesh.size, model.arch, model.width, model.depth, model.widen,
         model.norm, "x".join(map(str, image_shape)), train.batch_size, size, train.precision, train.dp_sgd,
         config.train.model_batching, config.model.conv, jax.__version__,
         "/".join(f"{batching}+{conv}" for batching, conv in candidates(config, device.platform)),
+        train.epochs, num_examples, len(query.views), query.batch_size,
     ]  # fmt: skip
     return "|".join(map(str, parts))
 
@@ -159,13 +165,44 @@ def measure(
     return compiled, compile_s, best / steps
 
 
+def measure_query(trainer: Any, size: int, model_batching: str, conv: str) -> float:
+    """Seconds per query batch (query.batch_size examples under every view) for `size` freshly initialised
+    models queried this way: the faster of two calls after an untimed one."""
+    model = trainer.plan.model.clone(matmul_conv=conv == "matmul")
+    unroll_mesh = trainer.mesh if model_batching == "host" else None
+    loop_groups = engine.loop_groups(model_batching, trainer.mesh)
+    infer = engine.make_infer(model, trainer.plan.views, trainer.plan.identity_view, loop_groups, unroll_mesh)
+    states = trainer.init(trainer.chunk_inputs(np.minimum(np.arange(size), len(trainer.keep) - 1))[0])
+    positions = jnp.arange(query_batch(trainer), dtype=jnp.int32)
+    jax.block_until_ready(infer(states, trainer.images, trainer.labels, positions))
+    best = math.inf
+    for _ in range(2):
+        started = time.perf_counter()
+        jax.block_until_ready(infer(states, trainer.images, trainer.labels, positions))
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def query_batch(trainer: Any) -> int:
+    return min(trainer.plan.config.query.batch_size, trainer.keep.shape[1])
+
+
 def time_candidate(trainer: Any, size: int, model_batching: str, conv: str) -> dict[str, Any]:
-    """{"s_per_step", "compile_s"} of `measure`, or {"error"} if the candidate fails to compile or run."""
+    """{"s_per_step", "s_per_query_batch", "compile_s", "s_per_chunk"} of `measure` and `measure_query`
+    (a chunk: every epoch's steps, then a query of every example), or {"error"} if the candidate fails to
+    compile or run."""
     try:
         _, compile_s, seconds = measure(trainer, size, model_batching, conv)
+        query_seconds = measure_query(trainer, size, model_batching, conv)
     except Exception as error:  # an out-of-memory or a compile failure rules a candidate out, nothing more
         return {"error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"}
-    return {"s_per_step": round(seconds, 6), "compile_s": round(compile_s, 2)}
+    queries = math.ceil(trainer.keep.shape[1] / query_batch(trainer))
+    return {
+        "s_per_step": round(seconds, 6),
+        "s_per_query_batch": round(query_seconds, 6),
+        "compile_s": round(compile_s, 2),
+        "s_per_chunk": round(trainer.epochs * trainer.steps * seconds + queries * query_seconds, 3),
+    }
 
 
 def estimated_seconds(trainer: Any, size: int, num_todo: int) -> float:
@@ -186,7 +223,7 @@ def choose(trainer: Any, size: int, num_todo: int) -> Choice:
     batching, conv = options[0]
     if len(options) == 1:
         return Choice(batching, conv, "fixed by the config")
-    key = cache_key(config, mesh, trainer.image_shape, size)
+    key = cache_key(config, mesh, trainer.image_shape, size, trainer.keep.shape[1])
     cached = read_cache().get(key)
     if cached:
         return Choice(cached["model_batching"], cached["conv"], f"measured before ({cache_path()})", cached["timings"])
@@ -195,14 +232,12 @@ def choose(trainer: Any, size: int, num_todo: int) -> Choice:
     if estimate < SKIP_BELOW_SECONDS:
         return Choice(batching, conv, f"the defaults (run estimated at {estimate:.0f} s, under a minute: not measured)")
     timings = {f"{b}+{c}": time_candidate(trainer, size, b, c) for b, c in options}
-    measured = {name: timing["s_per_step"] for name, timing in timings.items() if "s_per_step" in timing}
+    measured = {name: timing["s_per_chunk"] for name, timing in timings.items() if "s_per_chunk" in timing}
     if measured:
         batching, conv = min(measured, key=measured.get).split("+")
-    ranking = ", ".join(
-        f"{name} {seconds * 1e3:.1f} ms" for name, seconds in sorted(measured.items(), key=lambda x: x[1])
-    )
+    ranking = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(measured.items(), key=lambda x: x[1]))
     reason = (
-        f"fastest per step at {size} models ({ranking or 'every candidate failed'}); choosing took"
+        f"fastest per chunk of {size} models, training and query ({ranking or 'every candidate failed'}); choosing took"
         f" {time.perf_counter() - started:.1f} s, cached in {cache_path()}"
     )
     choice = Choice(batching, conv, reason, timings)

@@ -135,7 +135,7 @@ class ChunkTrainer:
     def compiled_infer(self, size: int) -> Any:
         """Inference compiled for chunks of `size` models and one query batch (once)."""
         if size not in self.compiled_infers:
-            batch = min(self.plan.config.query.batch_size, self.keep.shape[1])
+            batch = batching.query_batch(self)
             states = self._epoch_arguments(size)[0]
             positions = jax.ShapeDtypeStruct((batch,), jnp.int32)
             self.compiled_infers[size] = self.infer.lower(states, self.images, self.labels, positions).compile()
@@ -250,7 +250,7 @@ class ChunkTrainer:
         """Queries the trained chunk on every example, streams rows into the run (into its epoch-`snapshot`
         arrays if given), and returns per-model records: train and test accuracy, members."""
         num_examples = self.keep.shape[1]
-        batch = min(self.plan.config.query.batch_size, num_examples)
+        batch = batching.query_batch(self)
         keeps_logits = self.plan.config.query.logits_dtype != "none"
         count = len(model_indices)
         infer = self.compiled_infer(len(jax.tree.leaves(states.params)[0]))

@@ -45,8 +45,11 @@ def test_a_long_run_measures_each_candidate_once(chunk_trainer, tmp_path, monkey
     monkeypatch.setattr(batching, "SKIP_BELOW_SECONDS", 0.0)
     choice = batching.choose(chunk_trainer, 4, 4)
     assert set(choice.timings) == {"vmap+matmul", "loop+matmul", "host+native"}
-    assert all(timing["s_per_step"] > 0 and timing["compile_s"] > 0 for timing in choice.timings.values())
-    fastest = min(choice.timings, key=lambda name: choice.timings[name]["s_per_step"])
+    for timing in choice.timings.values():
+        assert min(timing["s_per_step"], timing["s_per_query_batch"], timing["compile_s"]) > 0
+        expected = chunk_trainer.epochs * chunk_trainer.steps * timing["s_per_step"] + timing["s_per_query_batch"]
+        assert timing["s_per_chunk"] == pytest.approx(expected, abs=2e-3)  # 120 examples: one query batch
+    fastest = min(choice.timings, key=lambda name: choice.timings[name]["s_per_chunk"])
     assert f"{choice.model_batching}+{choice.conv}" == fastest and "fastest" in choice.reason
     again = batching.choose(chunk_trainer, 4, 4)  # from the cache, not measured again
     assert (again.model_batching, again.timings) == (choice.model_batching, choice.timings)
