@@ -89,8 +89,7 @@ def choose_drops(keep: np.ndarray, targets: np.ndarray, start: int = 0, seed: in
     num_models, num_examples = keep.shape
     targets = np.asarray(targets)
     is_in = keep[targets]  # [T, n]
-    cumulative_in = np.cumsum(keep, axis=0, dtype=np.int64)  # [M, n]: IN models among the first m + 1
-    count_in = cumulative_in[-1]
+    count_in = np.count_nonzero(keep, axis=0)
     shadows_in = count_in - is_in
     shadows_out = num_models - count_in - ~is_in
     from_in = shadows_in > shadows_out
@@ -99,26 +98,14 @@ def choose_drops(keep: np.ndarray, targets: np.ndarray, start: int = 0, seed: in
     hashes = drop_hash(seed, targets, np.arange(start, start + num_examples))
     rank = (hashes % np.maximum(side_size, 1).astype(np.uint64)).astype(np.int64)
     # The j-th shadow of the side is the j-th model of the whole side, or the next one past the target.
-    before_target = cumulative_in[targets] - is_in  # IN models before the target
+    before_target = np.cumsum(keep, axis=0, dtype=np.int64)[targets] - is_in  # IN models before the target
     target_rank = np.where(is_in, before_target, targets[:, None] - before_target)
     rank += (is_in == from_in) & (rank >= target_rank)
-    model = np.full(rank.shape, -1, dtype=np.int64)
-    for side_in in (True, False):
-        chosen = dropping & (from_in == side_in)
-        if chosen.any():
-            cumulative = cumulative_in if side_in else np.arange(1, num_models + 1)[:, None] - cumulative_in
-            model[chosen] = _nth_model(cumulative, rank[chosen], np.nonzero(chosen)[1])
+    # Each example's models, IN ones then OUT ones, each in index order: the side's j-th is a look-up.
+    models_by_side = np.argsort(~keep.T, axis=1, kind="stable").reshape(-1)  # [n * M]
+    position = rank + np.where(from_in, 0, count_in) + np.arange(num_examples) * num_models
+    model = np.where(dropping, models_by_side.take(position, mode="clip"), -1)  # clip: where nothing drops
     return Drops(model=model, from_in=from_in & dropping)
-
-
-def _nth_model(cumulative: np.ndarray, rank: np.ndarray, examples: np.ndarray) -> np.ndarray:
-    """The model m of each example where cumulative[:, example] (int[M, n], counts of a set's models up to
-    m) first reaches rank + 1: the set's rank-th model. One search in the columns laid end to end."""
-    num_models, num_examples = cumulative.shape
-    offsets = np.arange(num_examples, dtype=np.int64) * (num_models + 1)
-    flat = (cumulative.T + offsets[:, None]).reshape(-1)  # non-decreasing
-    position = np.searchsorted(flat, rank + 1 + offsets[examples])
-    return position - examples * num_models
 
 
 def no_drops(num_targets: int, num_examples: int) -> Drops:
