@@ -55,11 +55,12 @@ class Drops:
 @dataclass
 class TargetSets:
     """Each target against its (equalised) shadow sets: residual φ_t − μ and variance (ddof 0),
-    float64[T, n, V] (the IN ones None offline), and the sets' sizes int[T, n]."""
+    float64[T, n, V] (the IN ones None offline, the residuals None without a centre), and the sets'
+    sizes int[T, n]."""
 
     residual_in: np.ndarray | None
     variance_in: np.ndarray | None
-    residual_out: np.ndarray
+    residual_out: np.ndarray | None
     variance_out: np.ndarray
     size_in: np.ndarray
     size_out: np.ndarray
@@ -120,13 +121,13 @@ def target_sets(
     targets: np.ndarray,
     is_in: np.ndarray,
     drops: Drops,
-    centre: str,
+    centre: str | None,
     online: bool,
 ) -> TargetSets:
     """Each target's IN and OUT sets: the full sets without the target and without its dropped shadow.
 
     values: float32[M, n, V] every model's scores on the chunk; targets: int[T]; is_in: bool[T, n];
-    centre: "median" or "mean". The IN statistics are computed only `online`.
+    centre: "median", "mean" or None (variances only). The IN statistics are computed only `online`.
     """
     target_values = values[targets].astype(np.float64)
     dropping = drops.model >= 0
@@ -143,13 +144,14 @@ def target_sets(
             fields += [None, None]
             continue
         centre_of, variance = _without(stats, target_values, holds_target, dropped_values, drop_here, removed, centre)
-        fields += [target_values - centre_of, variance]
+        fields += [None if centre is None else target_values - centre_of, variance]
     return TargetSets(*fields, size_in=sizes[0], size_out=sizes[1])
 
 
 def _without(stats, target_values, holds_target, dropped_values, drop_here, removed, centre):
     """(centre, variance) float64[T, n, V] of one set without the target (where it holds it) and without
-    the dropped shadow (where dropped from it); `removed`: int[T, n], how many values leave (0, 1 or 2)."""
+    the dropped shadow (where dropped from it), the centre None if `centre` is; `removed`: int[T, n], how
+    many values leave (0, 1 or 2)."""
     first = np.where(holds_target[..., None], target_values, dropped_values)
     size = np.maximum(stats.size[None, :] - removed, 1)[..., None].astype(np.float64)
     # In place, and masked only where some (target, example) removes nothing: these float64 [T, n, V] passes
@@ -171,6 +173,8 @@ def _without(stats, target_values, holds_target, dropped_values, drop_here, remo
     variance = np.divide(squares, size, out=squares)
     variance -= np.square(mean_offset)
     np.maximum(variance, 0.0, out=variance)
+    if centre is None:
+        return None, variance
     if centre == "mean":
         return stats.shift + mean_offset, variance
     median = _median_without_one(stats, first)
