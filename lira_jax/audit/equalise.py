@@ -129,9 +129,10 @@ def target_sets(
     values: float32[M, n, V] every model's scores on the chunk; targets: int[T]; is_in: bool[T, n];
     centre: "median", "mean" or None (variances only). The IN statistics are computed only `online`.
     """
-    target_values = values[targets].astype(np.float64)
+    examples = np.arange(values.shape[1])
+    target_values = None if centre is None else values[targets].astype(np.float64)
     dropping = drops.model >= 0
-    dropped_values = values[np.maximum(drops.model, 0), np.arange(values.shape[1])].astype(np.float64)
+    dropped_model = np.maximum(drops.model, 0)
     fields: list = []
     sizes = []
     for stats, holds_target, drop_here, wanted in (
@@ -143,17 +144,22 @@ def target_sets(
         if not wanted:
             fields += [None, None]
             continue
-        centre_of, variance = _without(stats, target_values, holds_target, dropped_values, drop_here, removed, centre)
+        # Gathering the values to remove from the float32 scores is cheaper than selecting among float64 copies.
+        first = values[np.where(holds_target, targets[:, None], dropped_model), examples].astype(np.float64)
+        two = np.nonzero(removed == 2)  # the target and the dropped shadow
+        second = values[dropped_model[two], two[1]].astype(np.float64)
+        centre_of, variance = _without(stats, first, second, two, removed, centre)
         fields += [None if centre is None else target_values - centre_of, variance]
     return TargetSets(*fields, size_in=sizes[0], size_out=sizes[1])
 
 
-def _without(stats, target_values, holds_target, dropped_values, drop_here, removed, centre):
-    """(centre, variance) float64[T, n, V] of one set without the target (where it holds it) and without
-    the dropped shadow (where dropped from it), the centre None if `centre` is; `removed`: int[T, n], how
-    many values leave (0, 1 or 2)."""
-    first = np.where(holds_target[..., None], target_values, dropped_values)
-    size = np.maximum(stats.size[None, :] - removed, 1)[..., None].astype(np.float64)
+def _without(stats, first, second, two, removed, centre):
+    """(centre, variance) float64[T, n, V] of one set without `first` float64[T, n, V] where `removed`
+    (int[T, n]: 0, 1 or 2) is at least 1, and also without `second` float64[K, V] at the K (target, example)
+    pairs `two` (index arrays) where it is 2; the centre None if `centre` is."""
+    size = np.maximum(stats.size[None, :] - removed, 1)
+    # With a balanced keep matrix all sizes are equal: dividing by a scalar runs as one contiguous loop.
+    size = float(size.flat[0]) if (size == size.flat[0]).all() else size[..., None].astype(np.float64)
     # In place, and masked only where some (target, example) removes nothing: these float64 [T, n, V] passes
     # are much of equalised LiRA's time, and with a balanced keep matrix every set loses a value.
     deviation = first - stats.shift
@@ -164,11 +170,10 @@ def _without(stats, target_values, holds_target, dropped_values, drop_here, remo
     total = stats.sum - deviation
     np.square(deviation, out=deviation)
     squares = np.subtract(stats.sum_squares, deviation, out=deviation)
-    two = removed == 2
-    if two.any():
-        second = np.where(two[..., None], dropped_values - stats.shift, 0.0)
-        total -= second
-        squares -= second * second
+    if len(second):
+        second_deviation = second - stats.shift[two[1]]
+        total[two] -= second_deviation
+        squares[two] -= second_deviation * second_deviation
     mean_offset = np.divide(total, size, out=total)
     variance = np.divide(squares, size, out=squares)
     variance -= np.square(mean_offset)
@@ -180,10 +185,9 @@ def _without(stats, target_values, holds_target, dropped_values, drop_here, remo
     median = _median_without_one(stats, first)
     if not every_one:
         median = np.where(one, median, _whole_median(stats))
-    if two.any():
-        at = np.nonzero(two)
-        pair = np.sort(np.stack([target_values[at], dropped_values[at]]), axis=0)
-        median[at] = _median_without_two(stats, at[1], pair[0], pair[1])
+    if len(second):
+        pair = np.sort(np.stack([first[two], second]), axis=0)
+        median[two] = _median_without_two(stats, two[1], pair[0], pair[1])
     return median, variance
 
 
