@@ -55,11 +55,12 @@ class Drops:
 @dataclass
 class TargetSets:
     """Each target against its (equalised) shadow sets: residual φ_t − μ and variance (ddof 0),
-    float64[T, n, V] (the IN ones None offline), and the sets' sizes int[T, n]."""
+    float64[T, n, V] (the IN ones None offline, the residuals None without a centre), and the sets'
+    sizes int[T, n]."""
 
     residual_in: np.ndarray | None
     variance_in: np.ndarray | None
-    residual_out: np.ndarray
+    residual_out: np.ndarray | None
     variance_out: np.ndarray
     size_in: np.ndarray
     size_out: np.ndarray
@@ -89,8 +90,7 @@ def choose_drops(keep: np.ndarray, targets: np.ndarray, start: int = 0, seed: in
     num_models, num_examples = keep.shape
     targets = np.asarray(targets)
     is_in = keep[targets]  # [T, n]
-    cumulative_in = np.cumsum(keep, axis=0, dtype=np.int64)  # [M, n]: IN models among the first m + 1
-    count_in = cumulative_in[-1]
+    count_in = np.count_nonzero(keep, axis=0)
     shadows_in = count_in - is_in
     shadows_out = num_models - count_in - ~is_in
     from_in = shadows_in > shadows_out
@@ -99,26 +99,14 @@ def choose_drops(keep: np.ndarray, targets: np.ndarray, start: int = 0, seed: in
     hashes = drop_hash(seed, targets, np.arange(start, start + num_examples))
     rank = (hashes % np.maximum(side_size, 1).astype(np.uint64)).astype(np.int64)
     # The j-th shadow of the side is the j-th model of the whole side, or the next one past the target.
-    before_target = cumulative_in[targets] - is_in  # IN models before the target
+    before_target = np.cumsum(keep, axis=0, dtype=np.int64)[targets] - is_in  # IN models before the target
     target_rank = np.where(is_in, before_target, targets[:, None] - before_target)
     rank += (is_in == from_in) & (rank >= target_rank)
-    model = np.full(rank.shape, -1, dtype=np.int64)
-    for side_in in (True, False):
-        chosen = dropping & (from_in == side_in)
-        if chosen.any():
-            cumulative = cumulative_in if side_in else np.arange(1, num_models + 1)[:, None] - cumulative_in
-            model[chosen] = _nth_model(cumulative, rank[chosen], np.nonzero(chosen)[1])
+    # Each example's models, IN ones then OUT ones, each in index order: the side's j-th is a look-up.
+    models_by_side = np.argsort(~keep.T, axis=1, kind="stable").reshape(-1)  # [n * M]
+    position = rank + np.where(from_in, 0, count_in) + np.arange(num_examples) * num_models
+    model = np.where(dropping, models_by_side.take(position, mode="clip"), -1)  # clip: where nothing drops
     return Drops(model=model, from_in=from_in & dropping)
-
-
-def _nth_model(cumulative: np.ndarray, rank: np.ndarray, examples: np.ndarray) -> np.ndarray:
-    """The model m of each example where cumulative[:, example] (int[M, n], counts of a set's models up to
-    m) first reaches rank + 1: the set's rank-th model. One search in the columns laid end to end."""
-    num_models, num_examples = cumulative.shape
-    offsets = np.arange(num_examples, dtype=np.int64) * (num_models + 1)
-    flat = (cumulative.T + offsets[:, None]).reshape(-1)  # non-decreasing
-    position = np.searchsorted(flat, rank + 1 + offsets[examples])
-    return position - examples * num_models
 
 
 def no_drops(num_targets: int, num_examples: int) -> Drops:
@@ -133,17 +121,18 @@ def target_sets(
     targets: np.ndarray,
     is_in: np.ndarray,
     drops: Drops,
-    centre: str,
+    centre: str | None,
     online: bool,
 ) -> TargetSets:
     """Each target's IN and OUT sets: the full sets without the target and without its dropped shadow.
 
     values: float32[M, n, V] every model's scores on the chunk; targets: int[T]; is_in: bool[T, n];
-    centre: "median" or "mean". The IN statistics are computed only `online`.
+    centre: "median", "mean" or None (variances only). The IN statistics are computed only `online`.
     """
-    target_values = values[targets].astype(np.float64)
+    examples = np.arange(values.shape[1])
+    target_values = None if centre is None else values[targets].astype(np.float64)
     dropping = drops.model >= 0
-    dropped_values = values[np.maximum(drops.model, 0), np.arange(values.shape[1])].astype(np.float64)
+    dropped_model = np.maximum(drops.model, 0)
     fields: list = []
     sizes = []
     for stats, holds_target, drop_here, wanted in (
@@ -155,16 +144,22 @@ def target_sets(
         if not wanted:
             fields += [None, None]
             continue
-        centre_of, variance = _without(stats, target_values, holds_target, dropped_values, drop_here, removed, centre)
-        fields += [target_values - centre_of, variance]
+        # Gathering the values to remove from the float32 scores is cheaper than selecting among float64 copies.
+        first = values[np.where(holds_target, targets[:, None], dropped_model), examples].astype(np.float64)
+        two = np.nonzero(removed == 2)  # the target and the dropped shadow
+        second = values[dropped_model[two], two[1]].astype(np.float64)
+        centre_of, variance = _without(stats, first, second, two, removed, centre)
+        fields += [None if centre is None else target_values - centre_of, variance]
     return TargetSets(*fields, size_in=sizes[0], size_out=sizes[1])
 
 
-def _without(stats, target_values, holds_target, dropped_values, drop_here, removed, centre):
-    """(centre, variance) float64[T, n, V] of one set without the target (where it holds it) and without
-    the dropped shadow (where dropped from it); `removed`: int[T, n], how many values leave (0, 1 or 2)."""
-    first = np.where(holds_target[..., None], target_values, dropped_values)
-    size = np.maximum(stats.size[None, :] - removed, 1)[..., None].astype(np.float64)
+def _without(stats, first, second, two, removed, centre):
+    """(centre, variance) float64[T, n, V] of one set without `first` float64[T, n, V] where `removed`
+    (int[T, n]: 0, 1 or 2) is at least 1, and also without `second` float64[K, V] at the K (target, example)
+    pairs `two` (index arrays) where it is 2; the centre None if `centre` is."""
+    size = np.maximum(stats.size[None, :] - removed, 1)
+    # With a balanced keep matrix all sizes are equal: dividing by a scalar runs as one contiguous loop.
+    size = float(size.flat[0]) if (size == size.flat[0]).all() else size[..., None].astype(np.float64)
     # In place, and masked only where some (target, example) removes nothing: these float64 [T, n, V] passes
     # are much of equalised LiRA's time, and with a balanced keep matrix every set loses a value.
     deviation = first - stats.shift
@@ -175,24 +170,24 @@ def _without(stats, target_values, holds_target, dropped_values, drop_here, remo
     total = stats.sum - deviation
     np.square(deviation, out=deviation)
     squares = np.subtract(stats.sum_squares, deviation, out=deviation)
-    two = removed == 2
-    if two.any():
-        second = np.where(two[..., None], dropped_values - stats.shift, 0.0)
-        total -= second
-        squares -= second * second
+    if len(second):
+        second_deviation = second - stats.shift[two[1]]
+        total[two] -= second_deviation
+        squares[two] -= second_deviation * second_deviation
     mean_offset = np.divide(total, size, out=total)
     variance = np.divide(squares, size, out=squares)
     variance -= np.square(mean_offset)
     np.maximum(variance, 0.0, out=variance)
+    if centre is None:
+        return None, variance
     if centre == "mean":
         return stats.shift + mean_offset, variance
     median = _median_without_one(stats, first)
     if not every_one:
         median = np.where(one, median, _whole_median(stats))
-    if two.any():
-        at = np.nonzero(two)
-        pair = np.sort(np.stack([target_values[at], dropped_values[at]]), axis=0)
-        median[at] = _median_without_two(stats, at[1], pair[0], pair[1])
+    if len(second):
+        pair = np.sort(np.stack([first[two], second]), axis=0)
+        median[two] = _median_without_two(stats, two[1], pair[0], pair[1])
     return median, variance
 
 

@@ -128,8 +128,9 @@ def _example_set_stats(
     return tuple(SetStats(size=set_sizes, **set_fields) for set_fields, set_sizes in zip(fields, sizes, strict=True))
 
 
-def _chunk_sets(values, keep_chunk, targets, start, source, centres, online, counts) -> dict[str, TargetSets]:
-    """{centre: each target's (equalised, unless counts = "raw") sets} for a chunk of examples from `start`."""
+def _chunk_sets(values, keep_chunk, targets, start, source, centres, online, counts) -> dict:
+    """{centre: each target's (equalised, unless counts = "raw") sets} for a chunk of examples from `start`;
+    the centre None gives the variances only."""
     stats_in, stats_out = _example_set_stats(values, keep_chunk, start, "median" in centres, source)
     is_in = keep_chunk[targets]
     drops = choose_drops(keep_chunk, targets, start) if counts == EQUALISED else no_drops(*is_in.shape)
@@ -142,7 +143,7 @@ def _fixed_sigmas(scores, keep, targets, online: bool, counts: str, chunk_option
     """Pass 1 for fixed variance: {online?: σ[T]} from the mean over (n, v) of var_OUT (and var_IN)."""
 
     def work(start: int, stop: int, values: np.ndarray) -> np.ndarray:
-        sets = _chunk_sets(values, keep[:, start:stop], targets, start, scores, {"mean"}, online, counts)["mean"]
+        sets = _chunk_sets(values, keep[:, start:stop], targets, start, scores, {None}, online, counts)[None]
         return np.stack([sets.variance_out.sum(axis=(1, 2))] + ([sets.variance_in.sum(axis=(1, 2))] if online else []))
 
     num_models, num_examples, num_views = scores.shape

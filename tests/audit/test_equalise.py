@@ -129,3 +129,19 @@ def test_drops_do_not_depend_on_the_chunking():
     np.testing.assert_array_equal(np.concatenate([part.model for part in parts], axis=1), whole.model)
     other_seed = choose_drops(keep, np.arange(10), 0, seed=6)
     assert (other_seed.model != whole.model).any()
+
+
+@pytest.mark.parametrize("kind", ["balanced", "bernoulli"])
+def test_sets_without_a_centre_have_the_same_variances(kind):
+    rng = np.random.default_rng(5)
+    keep = keeps(kind, 12, 30, seed=2)
+    values = rng.normal(size=(12, 30, 3)).astype(np.float32)
+    targets = np.array([0, 4, 11])
+    args = summary(values, keep), summary(values, ~keep), values, targets, keep[targets], choose_drops(keep, targets)
+    with_mean, variances_only = (target_sets(*args, centre, online=True) for centre in ("mean", None))
+    assert variances_only.residual_in is None and variances_only.residual_out is None
+    for side in ("in", "out"):
+        np.testing.assert_array_equal(
+            getattr(variances_only, f"variance_{side}"), getattr(with_mean, f"variance_{side}")
+        )
+        np.testing.assert_array_equal(getattr(variances_only, f"size_{side}"), getattr(with_mean, f"size_{side}"))
