@@ -3,7 +3,7 @@
 # the shadow-count and violin studies and the README's table and ROC, then one run of 16 models per defence
 # (the same config at 16 models, plus one setting each) for the defence table and, pooled, the gap study.
 # Writes the tables, JSON and PNGs into docs/studies/fashion_mnist/. Rerunning resumes: finished models are
-# not trained again. On the project's 2-core CPU: about 30 minutes for the 64 models, 4 to 15 per defence.
+# not trained again. On the project's 2-core CPU: about 32 minutes for the 64 models, 4 to 12 per defence.
 # RUNS=/elsewhere bash docs/studies/fashion_mnist/run.sh puts the run folders elsewhere (default runs/study).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
