@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lira_jax.config import Config
-from lira_jax.shadow import engine
+from lira_jax.shadow import engine, inference
 from lira_jax.writing import atomic_path
 
 SKIP_BELOW_SECONDS = 60.0
@@ -171,7 +171,7 @@ def measure_query(trainer: Any, size: int, model_batching: str, conv: str) -> fl
     model = trainer.plan.model.clone(matmul_conv=conv == "matmul")
     unroll_mesh = trainer.mesh if model_batching == "host" else None
     loop_groups = engine.loop_groups(model_batching, trainer.mesh)
-    infer = engine.make_infer(model, trainer.plan.views, trainer.plan.identity_view, loop_groups, unroll_mesh)
+    infer = inference.make_infer(model, trainer.plan.views, trainer.plan.identity_view, loop_groups, unroll_mesh)
     states = trainer.init(trainer.chunk_inputs(np.minimum(np.arange(size), len(trainer.keep) - 1))[0])
     positions = jnp.arange(query_batch(trainer), dtype=jnp.int32)
     jax.block_until_ready(infer(states, trainer.images, trainer.labels, positions))

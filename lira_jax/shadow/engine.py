@@ -31,9 +31,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lira_jax.config import TrainConfig
-from lira_jax.shadow.augment import apply_views, augment_batch
+from lira_jax.shadow.augment import augment_batch
 from lira_jax.shadow.hyperparameters import Hyperparameters
-from lira_jax.shadow.phi import logit_scale_jax
 from lira_jax.shadow.privacy import Privacy, private_gradient
 
 MODEL_AXIS = "models"
@@ -348,40 +347,6 @@ def make_train_epoch(
     return jax.jit(functools.partial(train_epoch, plan), donate_argnums=0)
 
 
-def make_infer(
-    model: nn.Module, views: tuple, identity_view: int | None, loop_groups: int = 0, unroll_mesh: Mesh | None = None
-) -> Callable[..., tuple[jax.Array, jax.Array, jax.Array]]:
-    """Builds the jitted `infer(states, images, labels, positions) -> (logits, scores, correct)` for one
-    batch: the examples at `positions`.
-
-    images: float32[N, H, W, C], labels: int32[N], positions: int32[B] ->
-    logits: float32[M, B, V, C], scores: float32[M, B, V] (logit-scaled confidence φ),
-    correct: bool[M, B] (prediction on the unaltered image). BatchNorm runs on its running statistics.
-    `identity_view` is the index of the identity among `views`, if it is there. `loop_groups` and
-    `unroll_mesh`: as in make_train_epoch (over_models).
-    """
-
-    def apply_all(states: TrainState, images):
-        def one_model(params, batch_stats, images):
-            return model.apply({"params": params, "batch_stats": batch_stats}, images, train=False)
-
-        return over_models(one_model, loop_groups, unroll_mesh, (images,))(states.params, states.batch_stats)
-
-    @jax.jit
-    def infer(states: TrainState, all_images, all_labels, positions):
-        images, labels = all_images[positions], all_labels[positions]
-        viewed = apply_views(images, views)  # [V, B, H, W, C]
-        num_views, batch = viewed.shape[:2]
-        logits = apply_all(states, viewed.reshape(num_views * batch, *viewed.shape[2:]))
-        logits = jnp.swapaxes(logits.reshape(logits.shape[0], num_views, batch, -1), 1, 2)
-        scores = logit_scale_jax(logits, labels[None, :, None])
-        plain = logits[:, :, identity_view] if identity_view is not None else apply_all(states, images)
-        correct = jnp.argmax(plain, axis=-1) == labels[None, :]
-        return logits, scores, correct
-
-    return infer
-
-
 def model_mesh(num_models: int | None = None, device_count: int | None = None) -> Mesh:
     """A 1-D mesh whose one axis is the model axis, over the first local devices: all of them, or at most
     `device_count`, and never more than `num_models` (a device without a model of its own would only
@@ -391,7 +356,7 @@ def model_mesh(num_models: int | None = None, device_count: int | None = None) -
 
 
 def loop_groups(model_batching: str, mesh: Mesh) -> int:
-    """The `loop_groups` of make_train_epoch and make_infer for train.model_batching: one per device for
+    """The `loop_groups` of make_train_epoch and inference.make_infer for train.model_batching: one per device for
     "loop", none (one vmap) for "vmap"."""
     return mesh.size if model_batching == "loop" else 0
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError, compact_ranges
-from lira_jax.shadow import batching, devices, engine, stepping
+from lira_jax.shadow import batching, devices, engine, inference, stepping
 from lira_jax.shadow.augment import parse_augmentations, parse_views
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
@@ -98,7 +98,7 @@ class ChunkTrainer:
         self.train_epoch = self.epoch_function(plan.model, plan.model_batching, self.steps)
         loop_groups = engine.loop_groups(plan.model_batching, mesh)
         unroll_mesh = mesh if plan.model_batching == "host" else None
-        self.infer = engine.make_infer(plan.model, plan.views, plan.identity_view, loop_groups, unroll_mesh)
+        self.infer = inference.make_infer(plan.model, plan.views, plan.identity_view, loop_groups, unroll_mesh)
         self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks
         self.compiled_infers: dict[int, Any] = {}  # chunk size -> inference executable, checked to fit
         self.model_sharding = engine.model_sharding(mesh)

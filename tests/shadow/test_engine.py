@@ -6,7 +6,7 @@ import numpy as np
 import optax
 
 from lira_jax.config import Config, TrainConfig, VaryConfig
-from lira_jax.shadow import engine, stepping
+from lira_jax.shadow import engine, inference, stepping
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import CNN
 
@@ -173,7 +173,7 @@ def test_infer_shapes_and_scores():
     from lira_jax.shadow.augment import parse_views
 
     views = parse_views(["identity", "mirror"], SHAPE)
-    logits, scores, correct = engine.make_infer(model, views, 0)(states, images, labels, jnp.arange(10))
+    logits, scores, correct = inference.make_infer(model, views, 0)(states, images, labels, jnp.arange(10))
     assert logits.shape == (4, 10, 2, 3) and scores.shape == (4, 10, 2) and correct.shape == (4, 10)
     log_probs = jax.nn.log_softmax(np.asarray(logits, np.float64), axis=-1)
     true = np.take_along_axis(log_probs, np.asarray(labels[:10])[None, :, None, None], axis=-1)[..., 0]
