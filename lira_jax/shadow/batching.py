@@ -32,7 +32,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from lira_jax.config import Config
-from lira_jax.shadow import engine, inference
 from lira_jax.writing import atomic_path
 
 SKIP_BELOW_SECONDS = 60.0
@@ -168,10 +167,7 @@ def measure(
 def measure_query(trainer: Any, size: int, model_batching: str, conv: str) -> float:
     """Seconds per query batch (query.batch_size examples under every view) for `size` freshly initialised
     models queried this way: the faster of two calls after an untimed one."""
-    model = trainer.plan.model.clone(matmul_conv=conv == "matmul")
-    unroll_mesh = trainer.mesh if model_batching == "host" else None
-    loop_groups = engine.loop_groups(model_batching, trainer.mesh)
-    infer = inference.make_infer(model, trainer.plan.views, trainer.plan.identity_view, loop_groups, unroll_mesh)
+    infer = trainer.infer_function(trainer.plan.model.clone(matmul_conv=conv == "matmul"), model_batching)
     states = trainer.init(trainer.chunk_inputs(np.minimum(np.arange(size), len(trainer.keep) - 1))[0])
     positions = jnp.arange(query_batch(trainer), dtype=jnp.int32)
     jax.block_until_ready(infer(states, trainer.images, trainer.labels, positions))

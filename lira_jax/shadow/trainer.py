@@ -96,9 +96,7 @@ class ChunkTrainer:
         self.images = engine.replicate(jnp.asarray(dataset.images), mesh)
         self.labels = engine.replicate(jnp.asarray(dataset.labels, jnp.int32), mesh)
         self.train_epoch = self.epoch_function(plan.model, plan.model_batching, self.steps)
-        loop_groups = engine.loop_groups(plan.model_batching, mesh)
-        unroll_mesh = mesh if plan.model_batching == "host" else None
-        self.infer = inference.make_infer(plan.model, plan.views, plan.identity_view, loop_groups, unroll_mesh)
+        self.infer = self.infer_function(plan.model, plan.model_batching)
         self.compiled_epochs: dict[int, Any] = {}  # chunk size -> executable compiled while sizing chunks
         self.compiled_infers: dict[int, Any] = {}  # chunk size -> inference executable, checked to fit
         self.model_sharding = engine.model_sharding(mesh)
@@ -125,6 +123,12 @@ class ChunkTrainer:
         return engine.make_train_epoch(
             model, self.optimizer, loop_groups=engine.loop_groups(model_batching, self.mesh), **fields
         )
+
+    def infer_function(self, model: nn.Module, model_batching: str) -> Any:
+        """The jitted query step (inference.make_infer) with this model and model batching."""
+        unroll_mesh = self.mesh if model_batching == "host" else None
+        loop_groups = engine.loop_groups(model_batching, self.mesh)
+        return inference.make_infer(model, self.plan.views, self.plan.identity_view, loop_groups, unroll_mesh)
 
     def compiled_epoch(self, size: int) -> Any:
         """The epoch compiled for chunks of `size` models (once; training then uses the same executable)."""
