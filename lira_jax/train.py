@@ -25,7 +25,7 @@ from lira_jax import store
 from lira_jax.audit.evaluate import run_attack
 from lira_jax.claims import Claims
 from lira_jax.errors import ArgumentParser, UserError, compact_ranges, exits_cleanly
-from lira_jax.shadow import hosts
+from lira_jax.shadow import compile_cache, hosts
 from lira_jax.shadow.data import Dataset, check_training_sets, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
 from lira_jax.shadow.divergence import refuse_diverged
@@ -107,7 +107,7 @@ def build_parser() -> ArgumentParser:
         "--distributed", action="store_true", help="read the processes from the cluster (SLURM, Open MPI, TPU pods)"
     )
     parser.add_argument("--no-attack", action="store_true", help="do not run the attack when all models are done")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress (what was chosen is still printed)")
     return parser
 
 
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     first = jax.process_index() == 0
     config = config_lib.load(args.config) if args.config else config_lib.Config()
     config = config_lib.with_overrides(config, args.set)
+    compile_cache.enable(config.train.compilation_cache)
     out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else "digits"))
     # Refuse a different config before any work; other processes check once process 0 has made the folder.
     run = store.check_resumable(out, config) if first else None

@@ -6,8 +6,10 @@ im2col matmul form of a convolution sidesteps both at the price of memory traffi
 chunk size each candidate (vmap | loop | host) x (native | matmul) is compiled, a few steps and one query
 batch of it timed on the mesh, and the fastest per chunk (all its epochs' steps, then a query of every
 example) kept. The cost is bounded three ways:
-- skipped (today's defaults: vmap; matmul on CPU, native elsewhere) when the run is estimated under a
-  minute: XLA's FLOP count of the compiled default epoch over a generous share of a measured matmul rate;
+- skipped, keeping the platform's fastest measured way (`candidates`: loop with native convolutions on
+  GPUs; on CPU host stepping with native ones for images of 16x16 and more, vmap with im2col matmuls for
+  smaller), when the run is estimated under a minute: the model's FLOPs (flops.py, counted the same on
+  every backend) over a generous share of a measured matmul rate, with nothing of the model compiled;
 - measured once per (platform, device kind, devices, architecture, width, image shape, batch, chunk,
   precision, epochs, examples, views, query batch) and cached in $XDG_CACHE_HOME/lira_jax/batching.json
   (~/.cache by default);
@@ -55,37 +57,54 @@ class Choice:
         return f"model batching {self.model_batching}, conv {self.conv}: {self.reason}"
 
 
-def default_choice(config: Config, platform: str) -> tuple[str, str]:
-    """(model_batching, conv) without measuring: the config's where fixed, else vmap and the platform's conv
-    (native, except on CPU in a scanned epoch: matmul)."""
-    batching = "vmap" if config.train.model_batching == "auto" else config.train.model_batching
-    if config.model.conv != "auto":
-        return batching, config.model.conv
-    return batching, "matmul" if platform == "cpu" and batching != "host" else "native"
+# Every (model_batching, conv), fastest first, by what was measured on each platform, for when nothing
+# is measured for the run itself (benchmarks/RESULTS.md):
+# - GPU, one H200. ResNet-18 (1.1 GFLOP per forward pass) at batch 256 in bfloat16: loop + native 52k
+#   model-examples/s (57k with LOOP_UNROLL) against vmap + native 41k: vmapped convolutions become
+#   grouped ones, a weak cuDNN path at that size, with 4x the compile time and 4.5x the memory. FastNet
+#   at width 16 (8 MFLOP) at batch 128 on 28x28 images, 64 models: vmap + native 411k against loop +
+#   native 195k: a small model's kernels are too short to fill the GPU one model at a time. So models
+#   of at least GPU_LOOP_FLOPS per forward pass loop, smaller ones vmap. The matmul forms are unmeasured
+#   there and come after. Other accelerators (TPU) are unmeasured and take the GPU's order.
+# - CPU, 28x28 images and larger: host + native 63.1 s per chunk, loop + matmul 67.1 s, vmap + matmul
+#   74.9 s (16 CNNs of width 8, Fashion-MNIST). Smaller images (digits' 8x8): vmap + matmul, the defaults
+#   of every measured digits run. XLA's CPU backend runs native convolutions fast only host-stepped.
+ACCELERATOR_ORDER = {
+    "large": (("loop", "native"), ("vmap", "native"), ("loop", "matmul"), ("vmap", "matmul")),
+    "small": (("vmap", "native"), ("loop", "native"), ("vmap", "matmul"), ("loop", "matmul")),
+}
+GPU_LOOP_FLOPS = 1e8  # between FastNet's 8e6 (vmap measured fastest) and ResNet-18's 1.1e9 (loop)
+CPU_ORDER = {
+    "large": (("host", "native"), ("loop", "matmul"), ("vmap", "matmul")),
+    "small": (("vmap", "matmul"), ("loop", "matmul"), ("host", "native")),
+}
+CPU_LARGE_SIDE = 16  # images at least this wide count as "large" on CPU (measured: 8x8 small, 28x28 large)
 
 
-def candidates(config: Config, platform: str) -> list[tuple[str, str]]:
-    """Every (model_batching, conv) that "auto" may pick here, the default first. Host stepping only on CPU
-    and, there, with the native form (its reason to exist), which is not a candidate otherwise."""
-    batchings = ("vmap", "loop", "host") if config.train.model_batching == "auto" else (config.train.model_batching,)
-    if platform != "cpu":
-        batchings = tuple(batching for batching in batchings if batching != "host") or batchings
-    conv_fixed = config.model.conv != "auto"
-    convs = (config.model.conv,) if conv_fixed else ("native", "matmul")
+def candidates(
+    config: Config, platform: str, image_shape: tuple[int, ...], forward_flops: float
+) -> list[tuple[str, str]]:
+    """Every (model_batching, conv) that "auto" may pick here, fastest first by what was measured on the
+    platform for images of `image_shape` and a model of `forward_flops` FLOPs per forward pass of one
+    image (flops.forward_flops_per_example); the first is the default when nothing is measured. The
+    config's fixed keys rule some out. On CPU host stepping goes with the native form, its reason to
+    exist, and the native form only with host stepping, unless the config fixes both; on accelerators
+    host stepping is taken only when the config names it (they are measured by benchmarks/device_check.py)."""
+    batching, conv = config.train.model_batching, config.model.conv
+    if platform == "cpu":
+        order = CPU_ORDER["large" if min(image_shape[:2]) >= CPU_LARGE_SIDE else "small"]
+    else:
+        order = ACCELERATOR_ORDER["large" if forward_flops >= GPU_LOOP_FLOPS else "small"]
+        order += (("host", "native"), ("host", "matmul")) if batching == "host" else ()
+    fitting = [(b, c) for b, c in order if batching in ("auto", b) and conv in ("auto", c)]
+    return fitting or [(batching, conv)]  # only where both are fixed: CPU's loop or vmap with native convs
 
-    def allowed(batching: str, conv: str) -> bool:
-        return platform != "cpu" or conv_fixed or (batching == "host") == (conv == "native")
 
-    default = default_choice(config, platform)
-    return [default] + [(b, c) for b in batchings for c in convs if allowed(b, c) and (b, c) != default]
-
-
-def flops_of(compiled: Any) -> float:
-    """The 'flops' of XLA's cost analysis of a compiled executable (a dict, or a list of them); nan if none."""
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, list | tuple):
-        analysis = analysis[0] if analysis else {}
-    return float((analysis or {}).get("flops", math.nan))
+def default_choice(
+    config: Config, platform: str, image_shape: tuple[int, ...], forward_flops: float
+) -> tuple[str, str]:
+    """(model_batching, conv) without measuring: the first of `candidates`."""
+    return candidates(config, platform, image_shape, forward_flops)[0]
 
 
 def matmul_rate(device: jax.Device, dtype: Any, repeats: int = 3) -> float:
@@ -106,16 +125,19 @@ def cache_path() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lira_jax" / "batching.json"
 
 
-def cache_key(config: Config, mesh: jax.sharding.Mesh, image_shape: tuple, size: int, num_examples: int) -> str:
-    """What a measured choice depends on: the device, the model and its inputs, the chunk, and the weights of
-    training against querying in a chunk (epochs, examples, views, query batch)."""
+def cache_key(
+    config: Config, mesh: jax.sharding.Mesh, image_shape: tuple, size: int, num_examples: int, options: list
+) -> str:
+    """What a measured choice depends on: the device, the model and its inputs, the chunk, the candidates
+    `options`, and the weights of training against querying in a chunk (epochs, examples, views, query
+    batch)."""
     device = mesh.devices.flat[0]
     model, train, query = config.model, config.train, config.query
     parts = [
         device.platform, device.device_kind, mesh.size, model.arch, model.width, model.depth, model.widen,
         model.norm, "x".join(map(str, image_shape)), train.batch_size, size, train.precision, train.dp_sgd,
         config.train.model_batching, config.model.conv, jax.__version__,
-        "/".join(f"{batching}+{conv}" for batching, conv in candidates(config, device.platform)),
+        "/".join(f"{batching}+{conv}" for batching, conv in options),
         train.epochs, num_examples, len(query.views), query.batch_size,
     ]  # fmt: skip
     return "|".join(map(str, parts))
@@ -202,11 +224,11 @@ def time_candidate(trainer: Any, size: int, model_batching: str, conv: str) -> d
 
 
 def estimated_seconds(trainer: Any, size: int, num_todo: int) -> float:
-    """The run's training time if the default way reached ASSUMED_EFFICIENCY of the matmul rate."""
+    """The run's training time if every device reached ASSUMED_EFFICIENCY of its measured matmul rate on the
+    model's FLOPs (flops.py's count, the same on every backend); nothing of the model is compiled."""
     mesh_devices = list(trainer.mesh.devices.flat)
-    compiled = trainer.compiled_epoch(size)
-    # XLA's cost analysis is of one device's program and counts the scan's body (one step) once.
-    flops = flops_of(compiled) * trainer.steps * len(mesh_devices) * trainer.epochs * math.ceil(num_todo / size)
+    model_examples = trainer.plan.config.train.batch_size * trainer.steps * trainer.epochs * size
+    flops = trainer.train_flops_per_example * model_examples * math.ceil(num_todo / size)
     rate = matmul_rate(mesh_devices[0], jnp.dtype(trainer.plan.config.train.precision)) * len(mesh_devices)
     return flops / (ASSUMED_EFFICIENCY * rate)
 
@@ -215,11 +237,11 @@ def choose(trainer: Any, size: int, num_todo: int) -> Choice:
     """The way `trainer` (built the default way) should run chunks of `size` models, with its reason."""
     config, mesh = trainer.plan.config, trainer.mesh
     platform = mesh.devices.flat[0].platform
-    options = candidates(config, platform)
+    options = candidates(config, platform, trainer.image_shape, trainer.plan.forward_flops)
     batching, conv = options[0]
     if len(options) == 1:
         return Choice(batching, conv, "fixed by the config")
-    key = cache_key(config, mesh, trainer.image_shape, size, trainer.keep.shape[1])
+    key = cache_key(config, mesh, trainer.image_shape, size, trainer.keep.shape[1], options)
     cached = read_cache().get(key)
     if cached:
         return Choice(cached["model_batching"], cached["conv"], f"measured before ({cache_path()})", cached["timings"])

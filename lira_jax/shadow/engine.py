@@ -36,6 +36,16 @@ from lira_jax.shadow.hyperparameters import Hyperparameters
 from lira_jax.shadow.privacy import Privacy, private_gradient
 
 MODEL_AXIS = "models"
+# Models per iteration of the loop over a device's models (train.model_batching = "loop"), by platform:
+# more than one puts independent models' kernels side by side in one loop body. Measured on one H200
+# (ResNet-18, 32 models, batch 256, bf16; benchmarks/RESULTS.md): 52.1k model-examples/s at 1, 55.7k at
+# 2, 56.6k at 4, for 34% more memory. Elsewhere 1 (on the 2-core CPU no unroll was faster).
+LOOP_UNROLL = {"gpu": 4}
+
+
+def loop_unroll() -> int:
+    """Models per loop iteration on the default backend (LOOP_UNROLL)."""
+    return LOOP_UNROLL.get(jax.default_backend(), 1)
 
 
 class TrainState(NamedTuple):
@@ -141,7 +151,8 @@ def over_models(function: Callable, loop_groups: int, unroll_mesh: Mesh | None =
 
     loop_groups = 0: one vmap. Otherwise the model axis is split into that many groups, [M, ...] ->
     [groups, M / groups, ...]: the vmap over the groups follows the device sharding of the model axis
-    (one group per device, no communication) and each group's models run one after another (lax.map).
+    (one group per device, no communication) and each group's models run one after another (a scan,
+    loop_unroll() models per iteration).
     unroll_mesh (train.model_batching = "host"): each device of the mesh runs its own models one after
     another as straight-line code, unrolled when traced (shard_map), so no convolution is batched or
     inside a loop body; the program grows with the models per device.
@@ -166,9 +177,12 @@ def over_models(function: Callable, loop_groups: int, unroll_mesh: Mesh | None =
     if not loop_groups:
         return jax.vmap(one_model)
 
+    def in_turn(*group):
+        return jax.lax.scan(lambda _, one: (None, one_model(*one)), None, group, unroll=loop_unroll())[1]
+
     def looped(*arguments):
         grouped = jax.tree.map(lambda leaf: leaf.reshape(loop_groups, -1, *leaf.shape[1:]), arguments)
-        results = jax.vmap(lambda *group: jax.lax.map(lambda one: one_model(*one), group))(*grouped)
+        results = jax.vmap(in_turn)(*grouped)
         return jax.tree.map(lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), results)
 
     return looped

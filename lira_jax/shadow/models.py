@@ -260,11 +260,12 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], int]] = {
 
 
 def build_model(
-    config: ModelConfig, num_classes: int, image_shape: tuple[int, int, int], dtype: Dtype, platform: str
+    config: ModelConfig, num_classes: int, image_shape: tuple[int, int, int], dtype: Dtype, conv: str
 ) -> nn.Module:
     """The model named by `config.arch`, after checking that it can take images of `image_shape` (H, W, C).
 
-    `platform` ("cpu", "gpu", "tpu") picks the convolution when `model.conv` is "auto": matmul on CPU.
+    `conv` ("native" or "matmul") is how its convolutions are computed: batching.default_choice resolves
+    `model.conv = "auto"` for the platform and model batching.
     """
     height, width, _ = image_shape
     module, smallest = ARCHITECTURES[config.arch]
@@ -272,7 +273,7 @@ def build_model(
         raise UserError(
             f"model.arch = {config.arch!r} needs images of at least {smallest}x{smallest}, got {height}x{width}"
         )
-    matmul = config.conv == "matmul" or (config.conv == "auto" and platform == "cpu")
+    matmul = conv == "matmul"
     if module is WideResNet:
         return WideResNet(num_classes, config.depth, config.widen, config.dropout, dtype, matmul, config.norm)
     return module(num_classes, config.width, config.dropout, dtype, matmul, config.norm)

@@ -9,6 +9,7 @@ run resumes a long chunk from its last checkpoint instead of from scratch.
 """
 
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -19,18 +20,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError, compact_ranges
-from lira_jax.shadow import batching, devices, engine, inference, stepping
+from lira_jax.shadow import batching, devices, engine, flops, inference, stepping
 from lira_jax.shadow.augment import parse_augmentations, parse_views
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import build_model
 from lira_jax.shadow.privacy import Privacy, accountant_module, epsilon, sampling_probability
+from lira_jax.shadow.progress import TrainingProgress
 from lira_jax.store import RunFolder
 
 
@@ -44,6 +45,7 @@ class Plan:
     views: tuple
     identity_view: int | None
     num_classes: int
+    forward_flops: float  # of one image's inference-mode forward pass (flops.forward_flops_per_example)
     model_batching: str = "vmap"  # vmap | loop | host, as resolved (batching.choose for "auto")
 
 
@@ -54,9 +56,10 @@ def make_plan(config: Config, dataset: Dataset) -> Plan:
     image_shape = dataset.images.shape[1:]
     views = parse_views(config.query.views, image_shape)
     identity = parse_views(["identity"], image_shape)[0]
-    model = build_model(
-        config.model, dataset.num_classes, image_shape, jnp.dtype(config.train.precision), jax.default_backend()
-    )
+    model = build_model(config.model, dataset.num_classes, image_shape, jnp.dtype(config.train.precision), "native")
+    forward_flops = flops.forward_flops_per_example(model, image_shape)
+    model_batching, conv = batching.default_choice(config, jax.default_backend(), image_shape, forward_flops)
+    model = model.clone(matmul_conv=conv == "matmul")
     augmentations = parse_augmentations(
         config.train.augment,
         image_shape,
@@ -65,8 +68,7 @@ def make_plan(config: Config, dataset: Dataset) -> Plan:
         pixel_max=16 if config.data.source == "digits" else 255,
     )
     identity_view = views.index(identity) if identity in views else None
-    model_batching, _ = batching.default_choice(config, jax.default_backend())
-    return Plan(config, model, augmentations, views, identity_view, dataset.num_classes, model_batching)
+    return Plan(config, model, augmentations, views, identity_view, dataset.num_classes, forward_flops, model_batching)
 
 
 def compiled_bytes(compiled: Any) -> int:
@@ -105,11 +107,10 @@ class ChunkTrainer:
             out_shardings=self.model_sharding,
         )
 
-    def epoch_function(self, model: nn.Module, model_batching: str, steps: int) -> Any:
-        """The jitted epoch of `steps` steps for this run's config, with this model and model batching
-        (for "host", its steps dispatched from the host: stepping.py)."""
+    def epoch_fields(self, steps: int) -> dict[str, Any]:
+        """The EpochPlan fields of this run's config for epochs of `steps` steps (model and batching aside)."""
         train = self.plan.config.train
-        fields = dict(
+        return dict(
             num_classes=self.plan.num_classes,
             batch_size=train.batch_size,
             steps=steps,
@@ -118,6 +119,19 @@ class ChunkTrainer:
             privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
             epochs_vary=bool(self.plan.config.vary.epochs),
         )
+
+    @functools.cached_property
+    def train_flops_per_example(self) -> float:
+        """FLOPs of one model's training step per example (flops.py: the same count on every backend);
+        traced once (ResNet-18: seconds)."""
+        plan = engine.EpochPlan(self.plan.model, self.optimizer, **self.epoch_fields(self.steps))
+        states, keys, hyperparameters, *_ = self._epoch_arguments(self.mesh.size)
+        return flops.train_flops_per_example(plan, states, keys, hyperparameters, self.images)
+
+    def epoch_function(self, model: nn.Module, model_batching: str, steps: int) -> Any:
+        """The jitted epoch of `steps` steps for this run's config, with this model and model batching
+        (for "host", its steps dispatched from the host: stepping.py)."""
+        fields = self.epoch_fields(steps)
         if model_batching == "host":
             return stepping.make_host_epoch(model, self.optimizer, mesh=self.mesh, **fields)
         return engine.make_train_epoch(
@@ -202,12 +216,18 @@ class ChunkTrainer:
         return size
 
     def train_chunk(
-        self, run: RunFolder, model_indices: np.ndarray, padded: np.ndarray, checkpoint: ChunkCheckpoint, progress: tqdm
-    ) -> tuple[Any, dict]:
+        self,
+        run: RunFolder,
+        model_indices: np.ndarray,
+        padded: np.ndarray,
+        checkpoint: ChunkCheckpoint,
+        progress: TrainingProgress,
+    ) -> tuple[Any, dict, float | None]:
         """Trains models `model_indices` (`padded` to the chunk size) for all epochs, writing the epoch
         snapshots of query.save_epochs into `run` as it goes; resumes from `checkpoint` if it holds one.
 
-        Returns (stacked states, {"E": [per-model accuracy records]} of the snapshots).
+        Returns (stacked states, {"E": [per-model accuracy records]} of the snapshots, model-examples/s
+        over the epochs after the first of this call, which may have compiled: None if there were none).
         """
         config = self.plan.config
         size = len(padded)
@@ -218,27 +238,26 @@ class ChunkTrainer:
         )
         restored = checkpoint.restore(abstract)
         first_epoch, states, snapshots = restored if restored else (0, self.init(keys), {})
-        if restored and not progress.disable:
-            progress.write(
-                f"models {compact_ranges(model_indices.tolist())}: resumed after epoch {first_epoch}", file=sys.stderr
-            )
-        progress.update(len(model_indices) * first_epoch)  # the bar counts model-epochs
+        models = compact_ranges(model_indices.tolist())
+        if restored:
+            progress.resumed(models, first_epoch, len(model_indices))
         examples_per_epoch = len(model_indices) * self.steps * config.train.batch_size
         train_epoch = self.compiled_epoch(size)
         last_checkpoint = time.perf_counter()
+        steady_seconds = 0.0
         for epoch in range(first_epoch, self.epochs):
             started = time.perf_counter()
             states, metrics = train_epoch(
                 states, keys, hyperparameters, jnp.int32(epoch), keep_rows, self.images, self.labels
             )
-            loss = float(jnp.mean(metrics.loss[: len(model_indices)]))  # one sync per epoch, for the bar
+            loss = float(jnp.mean(metrics.loss[: len(model_indices)]))  # one sync per epoch, for the progress
             if not math.isfinite(loss):
                 raise UserError(f"training diverged (loss {loss}) in epoch {epoch}: lower train.learning_rate")
-            rate = examples_per_epoch / (time.perf_counter() - started)
-            speed = f", {rate:,.0f} model-examples/s" if epoch > first_epoch else ""  # the first may compile
-            models = compact_ranges(model_indices.tolist())
-            progress.set_postfix_str(f"models {models} epoch {epoch + 1}/{self.epochs}, loss {loss:.3f}{speed}")
-            progress.update(len(model_indices))
+            seconds = time.perf_counter() - started
+            steady = epoch > first_epoch  # the first may compile
+            steady_seconds += seconds if steady else 0.0
+            rate = examples_per_epoch / seconds if steady else None
+            progress.epoch(models, len(model_indices), epoch + 1, loss, rate)
             done = epoch + 1
             if done in config.query.save_epochs:
                 snapshots[str(done)] = self.write_chunk(run, model_indices, states, snapshot=done)
@@ -246,7 +265,9 @@ class ChunkTrainer:
                 run.flush()
                 checkpoint.save(done, states, snapshots)
                 last_checkpoint = time.perf_counter()
-        return states, snapshots
+        steady_epochs = self.epochs - first_epoch - 1
+        rate = examples_per_epoch * steady_epochs / steady_seconds if steady_epochs > 0 else None
+        return states, snapshots, rate
 
     def write_chunk(
         self, run: RunFolder, model_indices: np.ndarray, states: Any, snapshot: int | None = None
@@ -306,10 +327,10 @@ def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray,
 
 
 def set_up(
-    plan: Plan, dataset: Dataset, keep: np.ndarray, mesh: jax.sharding.Mesh, num_todo: int, quiet: bool
+    plan: Plan, dataset: Dataset, keep: np.ndarray, mesh: jax.sharding.Mesh, num_todo: int
 ) -> tuple[ChunkTrainer, int, batching.Choice]:
     """The run's trainer and chunk size, with its model batching and conv chosen (batching.choose) for
-    that chunk size; one line on stderr says what was chosen and why."""
+    that chunk size; one line on stderr says what was chosen and why (in every mode, --quiet too)."""
     trainer = ChunkTrainer(plan, dataset, keep, mesh)
     requested = plan.config.train.models_per_step
     size = trainer.chunk_size(requested, num_todo)
@@ -321,8 +342,7 @@ def set_up(
             dataclasses.replace(plan, model=model, model_batching=choice.model_batching), dataset, keep, mesh
         )
         size = trainer.chunk_size(requested, size)  # from the measured size down, should the choice need more memory
-    if not quiet:
-        print(choice.line(), file=sys.stderr)
+    print(choice.line(), file=sys.stderr)
     return trainer, size, choice
 
 
@@ -340,27 +360,24 @@ def train_run(
     keep = run.keep
     mesh = engine.model_mesh(len(todo), device_count)
     if not quiet:  # XLA compiles before the first step, for seconds to minutes: say so rather than sit at 0%
-        print("compiling the training step (the first epoch starts once it is compiled) ...", file=sys.stderr)
-    trainer, size, choice = set_up(plan, dataset, keep, mesh, len(todo), quiet)
-    if not quiet:
-        print(
-            f"training {size} models per step on {mesh.size} {mesh.devices.flat[0].platform} device(s)", file=sys.stderr
-        )
-    progress = tqdm(
-        total=len(todo) * trainer.epochs,  # model-epochs, so that the bar moves every epoch
-        disable=quiet,
-        dynamic_ncols=True,
-        bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]{postfix}",
-        desc=f"training: 0/{len(todo)} models done",
+        cache = jax.config.jax_compilation_cache_dir
+        kept = f"; compiled programs are kept in {cache}" if cache else ""
+        print(f"compiling the training step (the first epoch starts once it is compiled{kept}) ...", file=sys.stderr)
+    trainer, size, choice = set_up(plan, dataset, keep, mesh, len(todo))
+    flops_per_example = trainer.train_flops_per_example
+    print(
+        f"training {size} models per step on {mesh.size} {mesh.devices.flat[0].platform} device(s),"
+        f" {flops_per_example / 1e6:,.1f} MFLOP per model-example (forward and backward)",
+        file=sys.stderr,
     )
-    finished = 0
-    with progress:
+    progress = TrainingProgress(len(todo), trainer.epochs, flops_per_example, quiet)
+    try:
         for start in range(0, len(todo), size):
             model_indices = todo[start : start + size]
             padded = engine.padded_chunk(model_indices, size)
             checkpoint = ChunkCheckpoint(run.path, padded)
             started = time.perf_counter()
-            states, snapshots = trainer.train_chunk(run, model_indices, padded, checkpoint, progress)
+            states, snapshots, rate = trainer.train_chunk(run, model_indices, padded, checkpoint, progress)
             trained = time.perf_counter() - started
             records = trainer.write_chunk(run, model_indices, states)
             seconds = time.perf_counter() - started
@@ -374,11 +391,14 @@ def train_run(
                     model_batching=choice.model_batching,
                     conv=choice.conv,
                     batching_timings=choice.timings,
+                    train_flops_per_example=flops_per_example,
+                    model_examples_per_s=round(rate) if rate else None,
                     **privacy[row],
                 )
                 if snapshots:
                     record["epochs"] = {epoch: rows[row] for epoch, rows in snapshots.items()}
             run.mark_done(model_indices, records)
-            finished += len(model_indices)
-            progress.set_description_str(f"training: {finished}/{len(todo)} models done")
+            progress.chunk(compact_ranges(model_indices.tolist()), len(model_indices), seconds, trained, rate)
             checkpoint.remove()
+    finally:
+        progress.close()

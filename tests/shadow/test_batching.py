@@ -13,23 +13,49 @@ from lira_jax.shadow.data import load_dataset, make_keep
 from lira_jax.shadow.models import build_model
 
 
-def test_candidates_start_with_the_default_and_take_native_convs_on_cpu_only_host_stepped():
+def test_candidates_follow_what_was_measured_fastest_on_each_platform():
     config = Config()
-    assert batching.candidates(config, "cpu") == [("vmap", "matmul"), ("loop", "matmul"), ("host", "native")]
-    assert batching.candidates(config, "gpu")[0] == ("vmap", "native") and len(batching.candidates(config, "gpu")) == 4
-    fixed = dataclasses.replace(config, train=TrainConfig(model_batching="loop"), model=ModelConfig(conv="native"))
-    assert batching.candidates(fixed, "cpu") == [("loop", "native")]
-    host = dataclasses.replace(config, train=TrainConfig(model_batching="host"))
-    assert batching.candidates(host, "cpu") == [("host", "native")]
+    small, large = (8, 8, 1), (28, 28, 1)
+    assert batching.candidates(config, "cpu", small, 3e5) == [
+        ("vmap", "matmul"),
+        ("loop", "matmul"),
+        ("host", "native"),
+    ]
+    assert batching.candidates(config, "cpu", large, 4e6) == [
+        ("host", "native"),
+        ("loop", "matmul"),
+        ("vmap", "matmul"),
+    ]
+    resnet18, fastnet = (
+        batching.candidates(config, "gpu", (32, 32, 3), 1.1e9),
+        batching.candidates(config, "gpu", large, 8e6),
+    )
+    assert resnet18[0] == ("loop", "native") and fastnet[0] == ("vmap", "native")
+    assert len(resnet18) == len(fastnet) == 4 and all(way != "host" for way, _ in resnet18 + fastnet)
+
+
+def test_fixed_keys_filter_the_candidates():
+    def fixed(batching_key: str = "auto", conv: str = "auto") -> Config:
+        return dataclasses.replace(
+            Config(), train=TrainConfig(model_batching=batching_key), model=ModelConfig(conv=conv)
+        )
+
+    shape = (28, 28, 1)
+    assert batching.candidates(fixed("loop", "native"), "cpu", shape, 4e6) == [("loop", "native")]
+    assert batching.candidates(fixed("host"), "cpu", shape, 4e6) == [("host", "native")]
+    assert batching.candidates(fixed(conv="native"), "cpu", shape, 4e6) == [("host", "native")]
+    assert batching.candidates(fixed("vmap"), "gpu", shape, 1.1e9) == [("vmap", "native"), ("vmap", "matmul")]
+    assert batching.candidates(fixed("host"), "gpu", shape, 1.1e9) == [("host", "native"), ("host", "matmul")]
+    assert batching.default_choice(fixed(conv="matmul"), "gpu", shape, 1.1e9) == ("loop", "matmul")
 
 
 @pytest.fixture(scope="module")
 def chunk_trainer():
     dataset = load_dataset("digits", limit=120)
     config = Config(model=ModelConfig(width=4), train=TrainConfig(num_models=4, epochs=1))
-    model = build_model(config.model, dataset.num_classes, dataset.images.shape[1:], jnp.float32, "cpu")
+    model = build_model(config.model, dataset.num_classes, dataset.images.shape[1:], jnp.float32, "matmul")
     views = tuple(parse_views(["identity"], dataset.images.shape[1:]))
-    plan = trainer.Plan(config, model, (), views, 0, dataset.num_classes)
+    plan = trainer.Plan(config, model, (), views, 0, dataset.num_classes, forward_flops=1e6)
     return trainer.ChunkTrainer(plan, dataset, make_keep(4, 120, seed=0), engine.model_mesh(4))
 
 

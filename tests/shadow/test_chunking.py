@@ -15,9 +15,9 @@ from lira_jax.shadow.models import build_model
 def chunk_trainer():
     dataset = load_dataset("digits", limit=120)
     config = Config(model=ModelConfig(width=4))
-    model = build_model(config.model, dataset.num_classes, dataset.images.shape[1:], jnp.float32, "cpu")
+    model = build_model(config.model, dataset.num_classes, dataset.images.shape[1:], jnp.float32, "matmul")
     views = tuple(parse_views(["identity"], dataset.images.shape[1:]))
-    plan = trainer.Plan(config, model, (), views, 0, dataset.num_classes)
+    plan = trainer.Plan(config, model, (), views, 0, dataset.num_classes, forward_flops=1e6)
     keep = make_keep(8, len(dataset.labels), seed=0)
     return trainer.ChunkTrainer(plan, dataset, keep, engine.model_mesh())
 

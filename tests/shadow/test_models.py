@@ -38,7 +38,7 @@ def test_max_pool_matches_flax():
 )
 def test_models_give_logits(arch, shape):
     config = ModelConfig(arch=arch, width=8 if arch != "resnet18" else 4, depth=10, widen=1)
-    model = build_model(config, 7, shape, jnp.float32, "cpu")
+    model = build_model(config, 7, shape, jnp.float32, "matmul")
     images = jnp.ones((2, *shape))
     variables = model.init(jax.random.key(0, impl="rbg"), images, train=False)
     assert "batch_stats" in variables
@@ -47,7 +47,7 @@ def test_models_give_logits(arch, shape):
 
 
 def test_bfloat16_compute_keeps_float32_parameters():
-    model = build_model(ModelConfig(width=4), 10, (8, 8, 1), jnp.bfloat16, "cpu")
+    model = build_model(ModelConfig(width=4), 10, (8, 8, 1), jnp.bfloat16, "matmul")
     variables = model.init(jax.random.key(0, impl="rbg"), jnp.ones((1, 8, 8, 1)), train=False)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables))
     assert model.apply(variables, jnp.ones((2, 8, 8, 1)), train=False).dtype == jnp.float32
@@ -55,7 +55,7 @@ def test_bfloat16_compute_keeps_float32_parameters():
 
 def test_too_small_images_are_refused():
     with pytest.raises(UserError, match="at least 8x8"):
-        build_model(ModelConfig(arch="resnet18"), 10, (4, 4, 1), jnp.float32, "cpu")
+        build_model(ModelConfig(arch="resnet18"), 10, (4, 4, 1), jnp.float32, "matmul")
 
 
 def test_every_configurable_architecture_is_built():
@@ -66,7 +66,7 @@ def test_every_configurable_architecture_is_built():
 @pytest.mark.parametrize("arch", ["cnn", "resnet18"])
 def test_bfloat16_classifier_head_runs_in_float32(arch):
     """Under bfloat16 only the body is bf16: the last matmul (the classifier) takes float32 operands."""
-    model = build_model(ModelConfig(arch=arch, width=4), 10, (8, 8, 1), jnp.bfloat16, "cpu")
+    model = build_model(ModelConfig(arch=arch, width=4), 10, (8, 8, 1), jnp.bfloat16, "matmul")
     variables = model.init(jax.random.key(0, impl="rbg"), jnp.ones((1, 8, 8, 1)), train=False)
     jaxpr = jax.make_jaxpr(lambda images: model.apply(variables, images, train=False))(jnp.ones((2, 8, 8, 1)))
     matmuls = [equation for equation in jaxpr.eqns if equation.primitive.name == "dot_general"]
