@@ -57,6 +57,8 @@ class TrainConfig:
     model_batching: str = "auto"  # vmap: one batched computation; loop: each device's models in turn (lax.map);
     # host: each device's models in turn, unrolled, and the steps dispatched from the host (shadow/stepping.py);
     # auto: the faster, measured for the run's chunk size (shadow/batching.py; model.conv = "auto" likewise)
+    compilation_cache: str = ""  # folder of compiled programs kept across runs; "" = the default, "off" = none
+    # (shadow/compile_cache.py: LIRA_JAX_COMPILATION_CACHE, else ~/.cache/lira_jax/jax)
     checkpoint_minutes: float = 10.0  # Orbax checkpoint of an unfinished chunk at most this often; 0: every epoch
     dp_sgd: bool = False  # DP-SGD: clip each example's gradient to dp_clip_norm, add Gaussian noise
     dp_noise_multiplier: float = 1.0  # noise standard deviation / dp_clip_norm
@@ -106,7 +108,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "query.logits_dtype": ("float16", "float32", "none"),
 }
 # Keys that do not change what a run computes (up to float rounding): a run may resume with other values.
-NOT_IDENTITY = {"train.models_per_step", "model.conv", "train.checkpoint_minutes", "train.model_batching"}
+NOT_IDENTITY = {
+    "train.models_per_step", "model.conv", "train.checkpoint_minutes", "train.model_batching", "train.compilation_cache"
+}  # fmt: skip
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
