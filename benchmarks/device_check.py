@@ -1,36 +1,37 @@
-"""One command that answers the accelerator's open questions in at most 8 minutes (issue 12).
+"""One prepared run that answers the accelerator's open questions (issues 12 and 19), most important first.
 
-    pip install --no-deps -e .          # beside the machine's own JAX
-    timeout 540 python benchmarks/device_check.py --budget 480 | tee device_check.jsonl
-    python benchmarks/device_check.py --smoke      # every row at tiny size on the CPU, under two minutes
+    PYTHONPATH=. python benchmarks/device_check.py --out $OUT --fashion-mnist .data/fashion-mnist
+    python benchmarks/device_check.py --smoke      # every row at tiny size on the CPU, no time caps
 
-Writes one JSON line per measurement as soon as it has it (flushed), most important first; each group of
-rows runs in its own process with the time left as its limit, so an out-of-memory, a compile failure or
-a hang becomes a row with "error" and the next group still runs. Rows (ResNet-18 with the CIFAR stem,
-width 64, bfloat16, batch 256, configs/cifar10_resnet18.toml's recipe on synthetic CIFAR-shaped data):
+Writes one JSON line per measurement as soon as it has it (flushed, and into OUT/device_check.jsonl).
+Each group of rows runs in its own process under its own time cap (none with --smoke), so an
+out-of-memory, a compile failure or a hang becomes a row with "error" and the next group still runs;
+a group that would start past --budget is skipped. --only names groups to run (a rerun). The groups:
 
-- "device": platform, kind, count, jax version, the table's bf16 peak (null where unknown).
-- "engine": the engine at 32, then 128, then 8 models per step, vmap and loop (the platform's default
-  conv), timed over a few steps after compiling: model_examples_per_s, compile_s, xla_bytes (XLA's memory
-  analysis of the step: arguments + outputs + temporaries), device_peak_bytes (the process's peak so far),
-  flops_per_example (XLA's cost analysis of one model's step / batch; ResNet-18 at 32x32 should be near
-  3.33e9 forward + backward: flops_vs_3.33e9), utilisation (rate x FLOPs per example / bf16 peak) and
-  seconds_for_256x25000x10 (256 models x 25,000 examples x 10 epochs at this rate).
-- "torch_loop": the same network in PyTorch (benchmarks/torch_loops.py: channels_last, bf16 autocast),
-  models trained one after another, when torch is importable.
-- "auto": what train.model_batching = model.conv = "auto" picks at 32 models per step, with the timings
-  of every candidate (vmap / loop x native / matmul).
-- "end_to_end": `python -m lira_jax.train --config configs/cifar10_resnet18.toml` with 16 models, 2 epochs,
-  bfloat16, on a synthetic npz, attack included: wall seconds, what the run chose, the attack's AUC.
-
-Read it: compare "engine" vmap against loop and against "torch_loop" at the same models per step (the
-goals: 256 x 25k x 10 in <= 900 s, about 30% utilisation, >= 1.5x the PyTorch loop); "auto" should have
-picked the fastest; an "error" row says what failed (e.g. RESOURCE_EXHAUSTED at 128 models).
+- "engine:32": "device" (platform, kind, jax, the table's bf16 peak) and "engine loop 32", the GPU
+  default for large models (loop, native convolutions, engine.LOOP_UNROLL) on ResNet-18 with the CIFAR
+  stem, width 64, bfloat16, batch 256, configs/cifar10_resnet18.toml's recipe on synthetic 32x32 data:
+  model_examples_per_s, compile_s, xla_bytes, flops_per_example (flops.py's count, the same on every
+  backend: 3.33e9 expected), utilisation (rate x FLOPs / bf16 peak), seconds_for_256x25000x10 (the
+  goal: <= 900 s).
+- "fashion": the real-data headline, `python -m lira_jax.train --config configs/fashion_mnist_64.toml`
+  (64 FastNets on all 70,000 pooled Fashion-MNIST images, then the attack): wall seconds, what was
+  chosen, accuracies, LiRA's AUC and TPR at 0.1% FPR; metrics.json, roc.png, models.json and the log
+  are copied into OUT as fashion_*.
+- "fastnet": vmap against loop for the small Fashion-MNIST net (64 models, batch 128, 28x28, float32):
+  whether the GPU default holds for models far smaller than ResNet-18.
+- "e2e": a 16-model ResNet-18 run of 2 epochs with the attack, twice with one compilation cache: cold
+  (empty cache) then warm (a second run of the same recipe): wall seconds against training seconds.
+- "torch": the same ResNet-18 recipe in PyTorch (benchmarks/torch_loops.py: eager, channels_last, bf16
+  autocast), 1, 2 and 4 processes training at once on the one GPU: total model-examples/s.
+- "unroll": the loop with 1 and 2 models per loop iteration (engine.LOOP_UNROLL; 4 on GPUs by default).
+- "vmap": vmap at 32 models, today's figure beside the loop's.
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,21 +41,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "cifar10_resnet18.toml"
+FASHION_CONFIG = ROOT / "configs" / "fashion_mnist_64.toml"
 # Dense bfloat16 peak FLOP/s from the vendors' data sheets (SXM parts; no sparsity).
 BF16_PEAK = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12}
 GOAL_MODEL_EXAMPLES = 256 * 25_000 * 10
-RESNET18_FLOPS = 3.33e9  # forward + backward of one 32x32 image
-# (group, [rows]) in priority order; an engine group is "engine:MODELS".
+# (group, rows, time cap in seconds, extra environment), in priority order.
 GROUPS = [
-    ("device", ["device"]),
-    ("engine:32", ["engine vmap 32", "engine loop 32"]),
-    ("torch", ["torch_loop"]),
-    ("engine:128", ["engine vmap 128", "engine loop 128"]),
-    ("auto", ["auto"]),
-    ("e2e", ["end_to_end"]),
-    ("engine:8", ["engine vmap 8", "engine loop 8"]),
+    ("engine:32", ["device", "engine loop 32"], 90, {}),
+    ("fashion", ["fashion_mnist"], 330, {}),
+    ("fastnet", ["engine vmap 64 fastnet", "engine loop 64 fastnet"], 70, {}),
+    ("e2e", ["end_to_end cold", "end_to_end warm"], 150, {}),
+    ("torch", ["torch 1", "torch 2", "torch 4"], 120, {}),
+    ("unroll", ["engine loop 32 unroll 1", "engine loop 32 unroll 2"], 100, {}),
+    ("vmap", ["engine vmap 32"], 70, {}),
 ]
-SMOKE_MODELS = {"8": 2, "32": 4, "128": 8}  # the smoke run's stand-ins for each engine size
+SMOKE_MODELS = {"32": 4, "64": 4}  # the smoke run's stand-ins for each engine size
 
 
 def bf16_peak(kind: str) -> float | None:
@@ -62,14 +63,17 @@ def bf16_peak(kind: str) -> float | None:
     return next((peak for name, peak in BF16_PEAK.items() if all(part in kind for part in name.split())), None)
 
 
-def settings(smoke: bool) -> dict:
-    """Sizes: the real check, or tiny ones that run on a CPU in seconds (the digits CNN: ResNet-18 takes
-    20 to 30 s to compile there, and the smoke run checks the plumbing, not the numbers)."""
+def settings(smoke: bool, net: str = "resnet18") -> dict:
+    """Sizes of a row's network: ResNet-18 (or, net="fastnet", the Fashion-MNIST net) at the real sizes,
+    or tiny ones that run on a CPU in seconds (the digits CNN: the smoke run checks the plumbing)."""
     if smoke:
-        sizes = {"arch": "cnn", "width": 2, "batch": 4, "side": 8, "examples": 32, "e2e_examples": 48}
-    else:
-        sizes = {"arch": "resnet18", "width": 64, "batch": 256, "side": 32, "examples": 2048, "e2e_examples": 10_000}
-    return {**sizes, "torch_models": 2}
+        return {"arch": "cnn", "width": 2, "batch": 4, "side": 8, "channels": 3, "examples": 32,
+                "precision": "float32", "e2e_examples": 48, "torch_steps": 2}  # fmt: skip
+    if net == "fastnet":
+        return {"arch": "fastnet", "width": 16, "batch": 128, "side": 28, "channels": 1, "examples": 4096,
+                "precision": "float32"}  # fmt: skip
+    return {"arch": "resnet18", "width": 64, "batch": 256, "side": 32, "channels": 3, "examples": 2048,
+            "precision": "bfloat16", "e2e_examples": 10_000, "torch_steps": 150}  # fmt: skip
 
 
 def synthetic_npz(path: Path, examples: int, side: int) -> None:
@@ -81,220 +85,264 @@ def synthetic_npz(path: Path, examples: int, side: int) -> None:
     np.savez(path, x=images, y=rng.integers(0, 10, examples).astype(np.int64))
 
 
-def recipe(models: int, sizes: dict, model_batching: str = "auto", per_step: int | None = None):
-    """configs/cifar10_resnet18.toml in bfloat16 for `models` models, at these sizes."""
-    from lira_jax import config as config_lib
-
-    overrides = [
-        f"model.arch={sizes['arch']}",
-        f"model.width={sizes['width']}", f"train.batch_size={sizes['batch']}", "train.precision=bfloat16",
-        f"train.num_models={max(2, models + models % 2)}", f"train.model_batching={model_batching}",
-        f"train.models_per_step={per_step or max(2, models + models % 2)}", "train.epochs=10",
-    ] + (["train.augment=[]"] if sizes["arch"] == "cnn" else [])  # fmt: skip
-    return config_lib.with_overrides(config_lib.load(CONFIG), overrides)
-
-
-def trainer_for(models: int, sizes: dict, model_batching: str = "auto", per_step: int | None = None):
-    """A ChunkTrainer of the recipe on synthetic data, as train_run builds it."""
+def trainer_for(models: int, sizes: dict, model_batching: str):
+    """A ChunkTrainer of configs/cifar10_resnet18.toml's recipe at these sizes, `models` models per step,
+    on synthetic data, as train_run builds it."""
     import numpy as np
 
+    from lira_jax import config as config_lib
     from lira_jax.shadow import engine
     from lira_jax.shadow.data import Dataset, make_keep
     from lira_jax.shadow.trainer import ChunkTrainer, make_plan
 
-    config = recipe(models, sizes, model_batching, per_step)
+    overrides = [
+        f"model.arch={sizes['arch']}", f"model.width={sizes['width']}", f"train.batch_size={sizes['batch']}",
+        f"train.precision={sizes['precision']}", f"train.num_models={max(2, models + models % 2)}",
+        f"train.model_batching={model_batching}", f"train.models_per_step={models}", "train.epochs=10",
+    ] + (["train.augment=[]"] if sizes["arch"] == "cnn" else [])  # fmt: skip
+    config = config_lib.with_overrides(config_lib.load(CONFIG), overrides)
     rng = np.random.default_rng(0)
     count, side = sizes["examples"], sizes["side"]
-    images = rng.standard_normal((count, side, side, 3), dtype=np.float32)
+    images = rng.standard_normal((count, side, side, sizes["channels"]), dtype=np.float32)
     labels = rng.integers(0, 10, count).astype(np.int32)
-    stats = (np.zeros(3, np.float32), np.full(3, 64.0, np.float32))
+    stats = (np.zeros(sizes["channels"], np.float32), np.ones(sizes["channels"], np.float32))
     dataset = Dataset(images, labels, 10, "synthetic", np.zeros(count, np.int8), *stats)
     keep = make_keep(config.train.num_models, count, seed=0)
     return ChunkTrainer(make_plan(config, dataset), dataset, keep, engine.model_mesh(models))
 
 
-def engine_row(models: int, model_batching: str, sizes: dict) -> dict:
+def engine_row(models: int, model_batching: str, sizes: dict, unroll: int | None) -> dict:
+    """The engine's training step at `models` models per step, this model batching and the platform's
+    default conv for it, `unroll` models per loop iteration (None: the default): timed by
+    batching.measure after compiling."""
+    import jax
 
-    from lira_jax.shadow import batching
+    from lira_jax.shadow import batching, engine
     from lira_jax.shadow.trainer import compiled_bytes
 
+    if unroll:
+        engine.LOOP_UNROLL = {jax.default_backend(): unroll}
     trainer = trainer_for(models, sizes, model_batching)
     device = trainer.mesh.devices.flat[0]
-    _, conv = batching.default_choice(trainer.plan.config, device.platform)
-    compiled, compile_s, seconds = batching.measure(trainer, models, model_batching, conv)
+    conv = "matmul" if trainer.plan.model.matmul_conv else "native"
+    compiled, compile_s, seconds = batching.measure(trainer, models, trainer.plan.model_batching, conv)
     rate = models * sizes["batch"] / seconds
-    # Cost analysis: one device's program, one step (the scan's body); a lax.map body (loop) counted once.
-    models_counted = models // trainer.mesh.size if model_batching == "vmap" else 1
-    per_example = batching.flops_of(compiled) / (models_counted * sizes["batch"])
+    per_example = trainer.train_flops_per_example
     peak = bf16_peak(device.device_kind)
     stats = device.memory_stats() or {}
     return {
-        "models_per_step": models, "model_batching": model_batching, "conv": conv, "devices": trainer.mesh.size,
-        "model_examples_per_s": round(rate), "compile_s": round(compile_s, 1), "s_per_step": round(seconds, 4),
-        "xla_bytes": compiled_bytes(compiled), "device_peak_bytes": stats.get("peak_bytes_in_use"),
-        "flops_per_example": per_example, "flops_vs_3.33e9": round(per_example / RESNET18_FLOPS, 3),
+        "models_per_step": models, "model_batching": trainer.plan.model_batching, "conv": conv,
+        "unroll": engine.loop_unroll(), "net": f"{sizes['arch']} width {sizes['width']}", "batch": sizes["batch"],
+        "precision": sizes["precision"], "devices": trainer.mesh.size, "model_examples_per_s": round(rate),
+        "compile_s": round(compile_s, 1), "s_per_step": round(seconds, 4), "xla_bytes": compiled_bytes(compiled),
+        "device_peak_bytes": stats.get("peak_bytes_in_use"), "flops_per_example": per_example,
         "utilisation": round(rate * per_example / (peak * trainer.mesh.size), 4) if peak else None,
         "seconds_for_256x25000x10": round(GOAL_MODEL_EXAMPLES / rate),
     }  # fmt: skip
 
 
-def torch_row(sizes: dict) -> dict:
-    try:
-        import torch
-    except ImportError:
-        return {"skipped": "torch is not importable"}
-    import numpy as np
-    import torch_loops
+def train_command(out: Path, config: Path, sets: list[str]) -> list[str]:
+    command = [sys.executable, "-m", "lira_jax.train", "--config", str(config), "--out", str(out)]
+    return command + [part for value in sets for part in ("--set", value)]
 
-    from lira_jax.shadow.data import make_keep
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.backends.cudnn.benchmark = True
-    rng = np.random.default_rng(0)
-    count = sizes["examples"]
-    images = rng.standard_normal((count, sizes["side"], sizes["side"], 3), dtype=np.float32)
-    labels = rng.integers(0, 10, count)
-    keep = make_keep(2, count, seed=0)[: sizes["torch_models"]]
-    side, width = sizes["side"], sizes["width"]
-    network = torch_loops.resnet18 if sizes["arch"] == "resnet18" else torch_loops.cnn
-    arguments = (10, width) if sizes["arch"] == "resnet18" else (3, side, side, width, 10)
-    result = torch_loops.train_models(
-        lambda: network(*arguments), images, labels, keep, epochs=3, batch=sizes["batch"],
-        learning_rate=0.1, weight_decay=5e-4, device=device, bfloat16=device == "cuda",
-    )  # fmt: skip
-    kind = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    peak = bf16_peak(kind)
-    rate = result["model_examples_per_s"]
+def run_train(command: list[str], environment: dict, log: Path) -> tuple[float, str | None]:
+    """Runs a train command with its stderr and stdout into `log`: (wall seconds, None or the error line)."""
+    started = time.perf_counter()
+    with log.open("w") as output:
+        finished = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, env=environment)
+    seconds = time.perf_counter() - started
+    lines = [line for line in log.read_text().splitlines() if line.strip() and not line.startswith(("  ", "--"))]
+    return seconds, ((lines or ["?"])[-1][:300] if finished.returncode else None)
+
+
+def run_summary(out: Path) -> dict:
+    """What a finished run chose and measured, from its models.json and metrics.json."""
+    records = json.loads((out / "models.json").read_text())["models"]
+    first = records[0]
+    attacks = json.loads((out / "metrics.json").read_text())["attacks"]
+    lira = attacks["lira_online"]
     return {
-        **result, "device": kind,
-        "utilisation_at_3.33e9": round(rate * RESNET18_FLOPS / peak, 4) if peak else None,
-        "seconds_for_256x25000x10": round(GOAL_MODEL_EXAMPLES / rate),
+        **{key: first.get(key) for key in ("chunk_size", "model_batching", "conv", "model_examples_per_s")},
+        "train_seconds": round(sum({r["chunk_seconds"] for r in records}), 1),
+        "test_accuracy_mean": round(sum(r["test_accuracy"] for r in records) / len(records), 4),
+        "test_accuracy_min": round(min(r["test_accuracy"] for r in records), 4),
+        "lira_online_auc": lira["auc"], "lira_online_tpr_at_0.001": lira["tpr_at_fpr"].get("0.001"),
     }  # fmt: skip
 
 
-def auto_row(sizes: dict, smoke: bool) -> dict:
-    from lira_jax.shadow import batching
-
-    models = SMOKE_MODELS["32"] if smoke else 32
-    trainer = trainer_for(256, sizes, per_step=models)
-    batching.SKIP_BELOW_SECONDS = 0.0  # measure whatever the estimate says: that is the question here
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["XDG_CACHE_HOME"] = cache
-        choice = batching.choose(trainer, models, 256)
-    return {"models_per_step": models, "model_batching": choice.model_batching, "conv": choice.conv,
-            "timings": choice.timings, "line": choice.line()}  # fmt: skip
-
-
-def end_to_end_row(sizes: dict, smoke: bool, limit: float) -> dict:
+def fashion_row(smoke: bool, data: str | None, keep: Path | None, environment: dict) -> dict:
+    sets = [f"data.source=idx:{data}"] if data else []
+    if smoke:
+        sets = ["data.source=digits", "data.limit=200", "train.num_models=4", "train.epochs=1", "model.width=4",
+                "query.batch_size=64"]  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
-        data, out = Path(folder) / "cifar.npz", Path(folder) / "run"
+        out, log = Path(folder) / "run", Path(folder) / "log.txt"
+        seconds, error = run_train(train_command(out, FASHION_CONFIG, sets), environment, log)
+        if keep:
+            for name in ("metrics.json", "roc.png", "models.json"):
+                if (out / name).exists():
+                    shutil.copy(out / name, keep / f"fashion_{name}")
+            shutil.copy(log, keep / "fashion_log.txt")
+        if error:
+            return {"error": error, "seconds": round(seconds, 1)}
+        return {"seconds": round(seconds, 1), **run_summary(out)}
+
+
+def end_to_end_rows(sizes: dict, smoke: bool, environment: dict) -> list[dict]:
+    """The 16-model run, cold then warm: one compilation cache, two run folders."""
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "cifar.npz"
         synthetic_npz(data, sizes["e2e_examples"], sizes["side"])
-        sets = [f"data.source=npz:{data}", "train.num_models=16", "train.epochs=2", "train.precision=bfloat16"]
+        sets = [f"data.source=npz:{data}", "train.num_models=16", "train.epochs=2", "train.precision=bfloat16",
+                f"train.compilation_cache={Path(folder) / 'cache'}"]  # fmt: skip
         if smoke:
-            sets += [
-                f"model.arch={sizes['arch']}",
-                f"model.width={sizes['width']}",
-                f"train.batch_size={sizes['batch']}",
-                "train.augment=[]",
-                "query.batch_size=64",
-                "query.views=['identity']",
-            ]
-        command = [sys.executable, "-m", "lira_jax.train", "--config", str(CONFIG), "--out", str(out), "--quiet"]
-        started = time.perf_counter()
-        finished = subprocess.run(
-            [*command, *(part for value in sets for part in ("--set", value))],
-            capture_output=True, text=True, timeout=limit, cwd=ROOT,
-        )  # fmt: skip
-        seconds = time.perf_counter() - started
-        if finished.returncode:
-            return {"error": (finished.stderr.strip().splitlines() or ["?"])[-1][:300], "seconds": round(seconds, 1)}
-        record = json.loads((out / "models.json").read_text())["models"][0]
-        metrics = json.loads((out / "metrics.json").read_text())["attacks"]["lira_online"]
-        chosen = {key: record.get(key) for key in ("chunk_size", "model_batching", "conv", "train_seconds")}
-        return {
-            "seconds": round(seconds, 1),
-            **chosen,
-            "lira_online_auc": metrics["auc"],
-        }
+            sets += [f"model.arch={sizes['arch']}", f"model.width={sizes['width']}",
+                     f"train.batch_size={sizes['batch']}", "train.augment=[]", "query.batch_size=64",
+                     "query.views=['identity']"]  # fmt: skip
+        for state in ("cold", "warm"):
+            out, log = Path(folder) / state, Path(folder) / f"{state}.txt"
+            seconds, error = run_train(train_command(out, CONFIG, sets), environment, log)
+            rows.append({"error": error} if error else {"seconds": round(seconds, 1), **run_summary(out)})
+    return rows
 
 
-def run_group(group: str, smoke: bool, limit: float) -> None:
+def torch_row(processes: int, sizes: dict, smoke: bool) -> dict:
+    """`processes` PyTorch training processes at once on the one device (torch_loops.py --concurrent):
+    each warms up, waits for the others, then times its steps; the total rate is over the common window."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return {"skipped": "torch is not importable"}
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, str(ROOT / "benchmarks" / "torch_loops.py"), "--concurrent", folder,
+                   "--arch", sizes["arch"], "--width", str(sizes["width"]), "--side", str(sizes["side"]),
+                   "--batch", str(sizes["batch"]), "--steps", str(sizes["torch_steps"])]  # fmt: skip
+        workers = [subprocess.Popen([*command, "--worker", str(index)], stdout=subprocess.PIPE, text=True)
+                   for index in range(processes)]  # fmt: skip
+        while len(list(Path(folder).glob("ready-*"))) < processes:
+            if any(worker.poll() is not None for worker in workers):
+                return {"error": "a PyTorch worker exited before it was ready"}
+            time.sleep(0.1)
+        (Path(folder) / "go").touch()
+        results = [json.loads(worker.communicate()[0].strip().splitlines()[-1]) for worker in workers]
+    window = max(r["end"] for r in results) - min(r["start"] for r in results)
+    examples = sum(r["steps"] * r["batch"] for r in results)
+    return {"processes": processes, "model_examples_per_s": round(examples / window), "window_s": round(window, 2),
+            "each": [r["model_examples_per_s"] for r in results], "device": results[0]["device"],
+            "torch": results[0]["torch"]}  # fmt: skip
+
+
+def run_group(group: str, smoke: bool, data: str | None, keep: Path | None) -> None:
     """Runs one group's rows in this process, printing each row's JSON line as soon as it is measured."""
-    sizes = settings(smoke)
-    for row in dict(GROUPS)[group]:
-        started = time.perf_counter()
-        try:
+    rows = next(rows for name, rows, _, _ in GROUPS if name == group)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    results: list[tuple[str, dict]] = []
+    started = time.perf_counter()
+    try:
+        if group == "e2e":
+            results = list(zip(rows, end_to_end_rows(settings(smoke), smoke, environment), strict=True))
+        for row in rows[len(results) :]:
+            started = time.perf_counter()
+            words = row.split()
             if row == "device":
                 import jax
 
                 device = jax.devices()[0]
                 result = {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count(),
                           "jax": jax.__version__, "bf16_peak": bf16_peak(device.device_kind)}  # fmt: skip
-            elif row.startswith("engine"):
-                _, model_batching, models = row.split()
-                models = SMOKE_MODELS[models] if smoke else int(models)
-                result = engine_row(models, model_batching, sizes)
-            elif row == "torch_loop":
-                result = torch_row(sizes)
-            elif row == "auto":
-                result = auto_row(sizes, smoke)
+            elif words[0] == "engine":
+                sizes = settings(smoke, "fastnet" if words[-1] == "fastnet" else "resnet18")
+                models = SMOKE_MODELS[words[2]] if smoke else int(words[2])
+                unroll = int(words[4]) if "unroll" in words else None
+                result = engine_row(models, words[1], sizes, unroll)
+            elif words[0] == "torch":
+                result = torch_row(int(words[1]), settings(smoke), smoke)
             else:
-                result = end_to_end_row(sizes, smoke, limit)
-        except Exception as error:  # one row's failure (out of memory, compile error) is that row's answer
-            result = {"error": f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"}
-        print(json.dumps({"row": row, **result, "row_s": round(time.perf_counter() - started, 1)}), flush=True)
+                result = fashion_row(smoke, data, keep, environment)
+            print(json.dumps({"row": row, **result, "row_s": round(time.perf_counter() - started, 1)}), flush=True)
+    except Exception as error:  # one row's failure (out of memory, compile error) is that row's answer
+        done = {name for name, _ in results}
+        message = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"
+        print(json.dumps({"row": next(r for r in rows if r not in done), "error": message}), flush=True)
+    for row, result in results:
+        print(json.dumps({"row": row, **result}), flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=480.0, help="total seconds; later rows are skipped")
-    parser.add_argument("--smoke", action="store_true", help="every row at tiny size (CPU), for the tests")
+    parser.add_argument("--budget", type=float, default=560.0, help="seconds; later groups are skipped")
+    parser.add_argument("--smoke", action="store_true", help="every row at tiny size (CPU), no time caps")
+    parser.add_argument("--only", help="comma-separated groups to run (default: all, in priority order)")
+    parser.add_argument("--fashion-mnist", metavar="DIR", help="the Fashion-MNIST IDX files (default: the config's)")
+    parser.add_argument("--out", type=Path, help="a folder for device_check.jsonl and the fashion run's files")
     parser.add_argument("--group", help=argparse.SUPPRESS)  # internal: run one group in this process
-    parser.add_argument("--limit", type=float, default=600.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.group:
-        run_group(args.group, args.smoke, args.limit)
+        run_group(args.group, args.smoke, args.fashion_mnist, args.out)
         return 0
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+    record = (args.out / "device_check.jsonl").open("w") if args.out else None
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+        if record:
+            record.write(line + "\n")
+            record.flush()
+
     started = time.perf_counter()
+    wanted = args.only.split(",") if args.only else [name for name, *_ in GROUPS]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH")]))
-    # Groups compile some of the same programs (auto's candidates): a persistent cache shared by them.
+    # Groups compile some of the same programs: one compilation cache for all (the e2e rows use their own).
     with tempfile.TemporaryDirectory() as cache:
+        environment.setdefault("LIRA_JAX_COMPILATION_CACHE", cache)
         environment.setdefault("JAX_COMPILATION_CACHE_DIR", cache)
-        for group, rows in GROUPS:
+        for group, rows, cap, extra in GROUPS:
+            if group not in wanted:
+                continue
             left = args.budget - (time.perf_counter() - started)
-            reported = run_child(group, rows, args, left, environment) if left > 5 else []
+            if not args.smoke and left < 10:
+                for row in rows:
+                    emit(json.dumps({"row": row, "error": "skipped: the budget is spent"}))
+                continue
+            limit = None if args.smoke else min(cap, left)
+            command = [sys.executable, __file__, "--group", group] + ["--smoke"] * args.smoke
+            command += [f"--fashion-mnist={args.fashion_mnist}"] * bool(args.fashion_mnist)
+            command += [f"--out={args.out}"] * bool(args.out)
+            reported = run_child(command, limit, {**environment, **extra}, emit)
             for row in rows:
                 if row not in reported:
-                    reason = (
-                        "budget spent" if left <= 5 else "no result from its process (killed, crashed or timed out)"
-                    )
-                    print(json.dumps({"row": row, "error": reason}), flush=True)
-    print(json.dumps({"row": "done", "seconds": round(time.perf_counter() - started, 1)}), flush=True)
+                    why = f"no result within its {limit:.0f} s cap" if limit else "no result from its process"
+                    emit(json.dumps({"row": row, "error": why}))
+    emit(json.dumps({"row": "done", "seconds": round(time.perf_counter() - started, 1)}))
     return 0
 
 
-def run_child(group: str, rows: list[str], args: argparse.Namespace, left: float, environment: dict) -> list[str]:
-    """Runs a group in its own process, killed after `left` seconds, passing its lines on as they come;
-    returns the rows it reported."""
-    command = [sys.executable, __file__, "--group", group, f"--limit={left - 5:.0f}"] + (["--smoke"] * args.smoke)
+def run_child(command: list[str], limit: float | None, environment: dict, emit) -> list[str]:
+    """Runs a group in its own process, killed after `limit` seconds (None: never), passing its lines on as
+    they come; returns the rows it reported."""
     reported = []
     with tempfile.TemporaryFile("w+") as errors:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=environment)
-        watchdog = threading.Timer(left, child.kill)
-        watchdog.start()
+        watchdog = threading.Timer(limit, child.kill) if limit else None
+        if watchdog:
+            watchdog.start()
         try:
             for line in child.stdout:
                 if line.startswith("{"):
-                    print(line.strip(), flush=True)
+                    emit(line.strip())
                     reported.append(json.loads(line).get("row"))
             child.wait()
         finally:
-            watchdog.cancel()
-        if child.returncode and len(reported) < len(rows):
+            if watchdog:
+                watchdog.cancel()
+        if child.returncode:
             errors.seek(0)
             tail = (errors.read().strip().splitlines() or [""])[-1][:300]
-            print(json.dumps({"row": f"{group} process", "error": f"exit {child.returncode}: {tail}"}), flush=True)
+            emit(json.dumps({"row": f"{command[3]} process", "error": f"exit {child.returncode}: {tail}"}))
     return reported
 
 

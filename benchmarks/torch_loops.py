@@ -238,5 +238,55 @@ def main() -> int:
     return 0
 
 
+def concurrent_worker(folder: Path, index: int, arch: str, width: int, side: int, batch: int, steps: int) -> dict:
+    """One of several PyTorch training processes sharing a device (device_check.py's "torch N" rows): a
+    model trained on random data for a warm-up, then `ready-INDEX` written into `folder`; once `go` is
+    there, `steps` timed steps. Returns their wall-clock window (start, end: time.time()) and rate."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.backends.cudnn.benchmark = True
+    rng = np.random.default_rng(index)
+    count = 8 * batch
+    x = torch.from_numpy(rng.standard_normal((count, 3, side, side), dtype=np.float32)).to(device)
+    memory_format = torch.channels_last if device != "cpu" else torch.contiguous_format
+    x = x.contiguous(memory_format=memory_format)
+    y = torch.from_numpy(rng.integers(0, 10, count)).to(device)
+    settings = dict(device=device, memory_format=memory_format, bfloat16=device != "cpu", learning_rate=0.1,
+                    weight_decay=5e-4)  # fmt: skip
+    make_model = (lambda: resnet18(10, width)) if arch == "resnet18" else (lambda: cnn(3, side, side, width, 10))
+
+    def run(count_steps: int) -> None:
+        order = [torch.from_numpy(rng.integers(0, count, count_steps * batch)).to(device)]
+        train_one(make_model, x, y, order, steps=count_steps, batch=batch, schedule=lambda _: 1.0, settings=settings)
+
+    run(min(30, steps))  # cuDNN's algorithm search and the allocator's first growth, untimed
+    (folder / f"ready-{index}").touch()
+    while not (folder / "go").exists():
+        time.sleep(0.005)
+    start = time.time()
+    run(steps)  # train_one waits for the device (loss.item())
+    end = time.time()
+    return {"start": start, "end": end, "steps": steps, "batch": batch, "device": torch.cuda.get_device_name()
+            if device == "cuda" else "cpu", "torch": torch.__version__,
+            "model_examples_per_s": round(steps * batch / (end - start))}  # fmt: skip
+
+
+def concurrent_main() -> int:
+    import json
+
+    parser = argparse.ArgumentParser(description="one of several concurrent PyTorch training processes")
+    parser.add_argument("--concurrent", type=Path, required=True, help="the folder shared with the others")
+    parser.add_argument("--worker", type=int, required=True)
+    for name, default in (("--arch", "resnet18"), ("--width", 64), ("--side", 32), ("--batch", 256), ("--steps", 150)):
+        parser.add_argument(name, type=type(default), default=default)
+    args = parser.parse_args()
+    result = concurrent_worker(args.concurrent, args.worker, args.arch, args.width, args.side, args.batch, args.steps)
+    print(json.dumps(result))
+    return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    raise SystemExit(concurrent_main() if "--concurrent" in sys.argv else main())

@@ -17,8 +17,8 @@ for the digits CNN (width 8, batch 64, SGD with Nesterov momentum on a warm-up +
   devices as `python -m lira_jax.train` shards it (on CPU: one device per core, lira_jax/devices.py).
   The first epoch compiles and is reported apart; model-examples/s is measured over the later epochs,
   with block_until_ready at the end.
-  Achieved FLOP/s = XLA's cost analysis of the compiled epoch ('flops', one device's program, times the
-  devices) / measured seconds per epoch.
+  Achieved FLOP/s = the model's FLOPs per training example (flops.py, the same count on every backend)
+  x model-examples / measured seconds.
 - "jax_loop": a jitted single-model step (same model, batch, optimizer) called model after model.
 - "auto_models_per_step": the chunk `models_per_step = "auto"` picks for 32 models here (on CPU: the
   largest whose compiled step keeps each device's temporaries in a quarter of its share of the
@@ -61,7 +61,7 @@ import torch_loops
 from device_check import bf16_peak
 
 from lira_jax.config import CHOICES, Config, ModelConfig, TrainConfig
-from lira_jax.shadow import batching, engine
+from lira_jax.shadow import batching, engine, flops
 from lira_jax.shadow.augment import parse_views
 from lira_jax.shadow.data import DEBIAN_FASHION_MNIST_DIR, Dataset, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
@@ -82,21 +82,25 @@ def identity_view(dataset: Dataset) -> tuple:
     return tuple(parse_views(["identity"], dataset.images.shape[1:]))
 
 
+def chunk_trainer(model, model_config: ModelConfig, train: TrainConfig, dataset, num_models: int, mesh):
+    """The trainer's own ChunkTrainer for `num_models` of these models on `mesh` (identity view only)."""
+    config = Config(model=model_config, train=train)
+    forward_flops = flops.forward_flops_per_example(model, dataset.images.shape[1:])
+    plan = Plan(config, model, (), identity_view(dataset), 0, dataset.num_classes, forward_flops, train.model_batching)
+    return ChunkTrainer(plan, dataset, keep_matrix(num_models, len(dataset.labels)), mesh)
+
+
 def auto_chunk(model, model_config: ModelConfig, train: TrainConfig, dataset, num_models: int) -> int:
     """The chunk size `train.models_per_step = "auto"` picks for `num_models` of these models on this device."""
-    config = Config(model=model_config, train=train)
-    plan = Plan(config, model, (), identity_view(dataset), 0, dataset.num_classes, train.model_batching)
-    keep = keep_matrix(num_models, len(dataset.labels))
-    return ChunkTrainer(plan, dataset, keep, engine.model_mesh()).chunk_size("auto", num_models)
+    trainer = chunk_trainer(model, model_config, train, dataset, num_models, engine.model_mesh())
+    return trainer.chunk_size("auto", num_models)
 
 
-def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float) -> dict:
+def bench_engine(model, model_config, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float) -> dict:
     """The engine as `python -m lira_jax.train` runs it: the model axis sharded over min(models, devices),
     the chunk set up by the trainer's own ChunkTrainer."""
     mesh = engine.model_mesh(num_models)
-    keep = keep_matrix(num_models, len(dataset.labels))
-    plan = Plan(Config(train=train), model, (), identity_view(dataset), 0, dataset.num_classes, train.model_batching)
-    chunk = ChunkTrainer(plan, dataset, keep, mesh)
+    chunk = chunk_trainer(model, model_config, train, dataset, num_models, mesh)
     steps, images, labels, train_epoch = chunk.steps, chunk.images, chunk.labels, chunk.train_epoch
     keys, hyperparameters, keep_rows = chunk.chunk_inputs(np.arange(num_models))
     states = chunk.init(keys)
@@ -120,11 +124,8 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
         return (time.perf_counter() - started) / count
 
     per_epoch = run_epochs(epochs - 1)
-    # XLA's cost analysis is of one device's program, and counts a while loop's body once: the scan's step
-    # (host stepping: the step, all of the device's models), in loop mode the lax.map's one model.
-    looped = num_models // mesh.size if train.model_batching == "loop" else 1
-    flops = batching.flops_of(compiled) * steps * mesh.size * looped
     examples = num_models * steps * BATCH
+    flops = chunk.train_flops_per_example * examples
     row = {
         "models": num_models,
         "devices": mesh.size,
@@ -133,7 +134,7 @@ def bench_engine(model, train: TrainConfig, dataset, num_models: int, epochs: in
         "timed_epochs": epochs - 1,
         "s_per_epoch": round(per_epoch, 4),
         "model_examples_per_s": round(examples / per_epoch),
-        "xla_flops_per_epoch (body x steps)": flops,
+        "flops_per_epoch": flops,
         "achieved_flops_per_s": flops / per_epoch,
         "fraction_of_matmul_peak": round(flops / per_epoch / peak, 4),
         "final_loss_mean": round(float(jnp.mean(metrics.loss)), 4),
@@ -170,7 +171,9 @@ def loop_optimizer(train: TrainConfig, steps: int) -> optax.GradientTransformati
     )
 
 
-def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float) -> dict:
+def bench_jax_loop(
+    model, train: TrainConfig, dataset, num_models: int, epochs: int, peak: float, flops_per_example: float
+) -> dict:
     """A jitted one-model step over a host-drawn batch, called model after model, step after step."""
     keep = keep_matrix(max(2, num_models), len(dataset.labels))[:num_models]
     steps = engine.steps_per_epoch(keep, BATCH)
@@ -220,7 +223,7 @@ def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: 
     jax.block_until_ready(loss)
     seconds = time.perf_counter() - started
     examples = num_models * epochs * steps * BATCH
-    flops = batching.flops_of(compiled) * num_models * epochs * steps
+    flops = flops_per_example * examples
     return {
         "models": num_models,
         "epochs": epochs,
@@ -228,7 +231,7 @@ def bench_jax_loop(model, train: TrainConfig, dataset, num_models: int, epochs: 
         "first_step_s": round(warmup_s, 4),
         "seconds": round(seconds, 2),
         "model_examples_per_s": round(examples / seconds),
-        "xla_flops_per_step": batching.flops_of(compiled),
+        "flops_per_example": flops_per_example,
         "achieved_flops_per_s": flops / seconds,
         "fraction_of_matmul_peak": round(flops / seconds / peak, 4),
         "final_loss": round(float(loss), 4),
@@ -407,11 +410,12 @@ def main() -> int:
     device = jax.devices()[0]
     width = args.width or {"cnn": WIDTH, "resnet18": 64}[args.arch]
     model_config = ModelConfig(arch=args.arch, width=width, conv=args.conv)
-    _, conv = batching.default_choice(Config(model=model_config, train=train), device.platform)
+    shape, precision = dataset.images.shape[1:], jnp.dtype(args.precision)
+    model = build_model(model_config, dataset.num_classes, shape, precision, "native")
+    config = Config(model=model_config, train=train)
+    _, conv = batching.default_choice(config, device.platform, shape, flops.forward_flops_per_example(model, shape))
     model_config = ModelConfig(arch=args.arch, width=width, conv=conv)  # host stepping: native on CPU
-    model = build_model(
-        model_config, dataset.num_classes, dataset.images.shape[1:], jnp.dtype(args.precision), device.platform
-    )
+    model = model.clone(matmul_conv=conv == "matmul")
     peak = batching.matmul_rate(device, jnp.dtype(args.precision))
     auto_size = auto_chunk(model, model_config, train, dataset, args.goal_models)
     chunks = sorted({*chunks, auto_size})  # the chunk 32 models train in, measured too
@@ -429,11 +433,14 @@ def main() -> int:
         "bf16_peak_of_the_table": bf16_peak(device.device_kind),
         "engine": [],
         "auto_models_per_step": {f"for {args.goal_models} models": auto_size},
-        "jax_loop": bench_jax_loop(model, train, dataset, args.loop_models, args.epochs, peak),
+        "jax_loop": bench_jax_loop(
+            model, train, dataset, args.loop_models, args.epochs, peak,
+            chunk_trainer(model, model_config, train, dataset, 2, engine.model_mesh(2)).train_flops_per_example,
+        ),
     }  # fmt: skip
     rates = {}
     for size in chunks:
-        row, rates[size] = bench_engine(model, train, dataset, size, args.epochs, peak)
+        row, rates[size] = bench_engine(model, model_config, train, dataset, size, args.epochs, peak)
         result["engine"].append(row)
     add_comparisons(result, auto_size, rates, args, args.arch == "cnn" and not args.synthetic)
     if args.whole:
