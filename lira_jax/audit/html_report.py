@@ -74,6 +74,8 @@ def build_report(
         parts += ["<h2>Most exposed examples</h2>", _examples_section(examples, top, images)]
     if config_text:
         parts += ["<h2>Configuration</h2>", f"<pre>{_text(config_text)}</pre>"]
+    if metrics.get("invocation"):
+        parts.append(f'<p class="note">invocation {_text(metrics["invocation"])}: the same id is in every output</p>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

@@ -55,7 +55,7 @@ class Audit:
         from lira_jax.audit import plots
 
         curves = plots.headline_curves(self.curves) if headline else self.curves
-        plots.plot_roc(curves, _writable(path), title=self.title)
+        plots.plot_roc(curves, _writable(path), title=self.title, note=self.invocation_note())
 
     def to_html(
         self,
@@ -88,12 +88,28 @@ class Audit:
         _write(path, json.dumps(strict_json(self.metrics), indent=1, allow_nan=False) + "\n")
 
     def write_metrics_csv(self, path: str | Path) -> None:
-        """One row per attack, for spreadsheets."""
-        _write(path, metrics_csv(self.metrics))
+        """One row per attack, for spreadsheets; the last column is the invocation id."""
+        _write(path, _with_invocation(metrics_csv(self.metrics), self.metrics.get("invocation")))
 
     def write_examples_csv(self, path: str | Path) -> None:
-        """One row per example: example, label, members, then <attack>_in, _out and _flagged per attack."""
-        _write(path, per_example.table_csv(self.examples))
+        """One row per example: example, label, members, then <attack>_in, _out and _flagged per attack; the
+        last column is the invocation id."""
+        _write(path, _with_invocation(per_example.table_csv(self.examples), self.metrics.get("invocation")))
+
+    def invocation_note(self) -> str | None:
+        """What figures carry in their metadata: the invocation id shared by every output of this audit."""
+        invocation = self.metrics.get("invocation")
+        return None if invocation is None else f"lira-jax audit, invocation {invocation}"
+
+
+def _with_invocation(text: str, invocation: str | None) -> str:
+    """CSV text with an `invocation` column appended to every line (nothing appended where there is none)."""
+    if invocation is None:
+        return text
+    lines = text.split("\n")
+    ending = lines.pop() if lines and lines[-1] == "" else None
+    lines = [f"{lines[0]},invocation", *(f"{line},{invocation}" for line in lines[1:])]
+    return "\n".join(lines) + ("\n" if ending is not None else "")
 
 
 def _writable(path: str | Path) -> Path:

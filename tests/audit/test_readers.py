@@ -122,7 +122,7 @@ def test_port_scores_only_needs_no_labels(tmp_path):
         (lambda root: np.save(root / "1" / "keep.npy", np.full(N, 2)), "bool or 0/1"),
         (lambda root: np.save(root / "1" / "scores.npy", np.zeros((N + 1, V))), "differ in shape"),
         (lambda root: np.save(root / "1" / "scores.npy", np.zeros((N, V), np.int32)), "floating point"),
-        (lambda root: (root / "1" / "scores.npy").unlink(), "logits or scores"),
+        (lambda root: (root / "1" / "scores.npy").unlink(), "neither logits.npy nor scores.npy in 1"),
     ],
 )
 def test_bad_folders_are_one_line_errors(tmp_path, damage, message):

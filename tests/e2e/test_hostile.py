@@ -277,7 +277,7 @@ UNFINISHED = {
         ),
         "has 3 of 4 models finished",
     ),
-    "keep.npy garbage": (lambda run: (run / "keep.npy").write_bytes(b"garbage"), r"cannot read .*keep\.npy"),
+    "keep.npy garbage": (lambda run: (run / "keep.npy").write_bytes(b"garbage"), r"keep\.npy is not a \.npy file"),
     "scores.npy missing": (lambda run: (run / "scores.npy").unlink(), "scores.npy is missing"),
     "run is a file": (lambda run: (shutil.rmtree(run), run.write_text("x")), "is not a directory"),
 }
