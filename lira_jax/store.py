@@ -336,7 +336,10 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     keep = keep.astype(bool)
     num_models, num_examples = keep.shape
     if labels.dtype.kind not in "iu" or labels.shape != (num_examples,):
-        raise UserError(f"labels.npy must be integers [N] = [{num_examples}], got {labels.dtype}{list(labels.shape)}")
+        hint = " (is keep.npy [N, M]? it must be [M, N], models first)" if labels.shape == (num_models,) else ""
+        raise UserError(
+            f"labels.npy must be integers [N] = [{num_examples}], got {labels.dtype}{list(labels.shape)}{hint}"
+        )
     if scores is not None and (
         scores.dtype.newbyteorder("=") != np.float32 or scores.ndim != 3 or scores.shape[:2] != keep.shape
     ):
@@ -349,9 +352,10 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     if logits is not None and logits.ndim == 3:
         logits = logits[:, :, None, :]
     if logits is not None and (logits.ndim != 4 or logits.shape[:2] != keep.shape):
+        swapped = logits.shape[:2] == keep.shape[::-1]
         raise UserError(
             f"logits.npy must be [M, N, C] or [M, N, V, C] with [M, N] = {list(keep.shape)} from keep.npy, "
-            f"got {list(logits.shape)}"
+            f"got {list(logits.shape)}" + (" (examples first? save it with the models first)" if swapped else "")
         )
     if trained and not (run_dir / MODELS_FILE).is_file():
         raise UserError(

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lira_jax.arrays import read_npy
+from lira_jax.audit.arguments import picture_problem
 from lira_jax.errors import UserError
 
 Layout = Literal["reference", "pytorch-port"]
@@ -103,7 +104,9 @@ def read_lira_reference(path: str | Path, labels: Any = None) -> ExperimentFolde
     labels, labels_file = _labels(logdir, layout, labels, num_examples, logits is not None)
     inputs_file = logdir / "x_train.npy" if layout == "reference" and (logdir / "x_train.npy").is_file() else None
     inputs = None if inputs_file is None else read_npy(inputs_file)
-    if inputs is not None and len(inputs) < num_examples:
+    problem = None if inputs is None else picture_problem(inputs.dtype, inputs.shape, len(inputs))
+    if inputs is not None and (len(inputs) < num_examples or problem):
+        notes.append(f"{inputs_file} is not drawn as thumbnails: {problem or f'it has fewer than {num_examples} rows'}")
         inputs, inputs_file = None, None
     epochs = [file.stem for file in chosen] if layout == "reference" else None
     if epochs and len(set(epochs)) > 1:

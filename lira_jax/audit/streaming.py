@@ -18,6 +18,7 @@ import numpy as np
 from lira_jax.errors import UserError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+PASS_LOGITS = "pass the logits before the softmax, or log-probabilities kept above 0, e.g. np.log(np.maximum(p, 1e-30))"
 CHUNK_BYTES = 4 << 20  # working set per chunk: small enough for the CPU caches to matter
 READ_BYTES = 64 << 10  # read memmaps at least this much per model row at a time
 BLOCK_BYTES = 16 << 20  # and at most this much at a time, all rows together
@@ -149,7 +150,4 @@ def not_finite_hint(name: str, value: float) -> str:
     """What to pass instead, where a −inf in logits is most likely the log of a probability of 0."""
     if name != "logits" or value != -np.inf:
         return ""
-    return (
-        ": a log of 0? pass the logits before the softmax, or log-probabilities kept above 0, "
-        "e.g. np.log(np.maximum(p, 1e-30))"
-    )
+    return f": a log of 0? {PASS_LOGITS}"

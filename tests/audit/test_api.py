@@ -92,7 +92,7 @@ def test_targets_views_and_errors():
     assert lira_jax.audit_logits(logits, keep, labels, attacks=["loss"], targets="last").metrics["targets"] == [7]
     with pytest.raises(UserError, match="distinct model indices"):
         lira_jax.audit_logits(logits, keep, labels, targets=[0, 0])
-    with pytest.raises(UserError, match="unknown attack"):
+    with pytest.raises(UserError, match="unknown 'vibes': attacks takes names"):
         lira_jax.audit_logits(logits, keep, labels, attacks=["vibes"])
     with pytest.raises(UserError, match="transposed"):
         lira_jax.audit_logits(logits, keep.T, labels)
