@@ -3,6 +3,8 @@
     pip install --no-deps -e .          # beside the machine's own JAX
     timeout 540 python benchmarks/device_check.py --budget 480 | tee device_check.jsonl
     python benchmarks/device_check.py --smoke      # every row at tiny size on the CPU, under two minutes
+    python benchmarks/device_check.py --smoke --budget 0   # no time limit at all (the tests: a loaded machine
+                                                           # must not turn slow rows into "budget spent")
 
 Writes one JSON line per measurement as soon as it has it (flushed), most important first; each group of
 rows runs in its own process with the time left as its limit, so an out-of-memory, a compile failure or
@@ -30,6 +32,7 @@ picked the fastest; an "error" row says what failed (e.g. RESOURCE_EXHAUSTED at 
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -203,7 +206,7 @@ def end_to_end_row(sizes: dict, smoke: bool, limit: float) -> dict:
         started = time.perf_counter()
         finished = subprocess.run(
             [*command, *(part for value in sets for part in ("--set", value))],
-            capture_output=True, text=True, timeout=limit, cwd=ROOT,
+            capture_output=True, text=True, timeout=limit or None, cwd=ROOT,
         )  # fmt: skip
         seconds = time.perf_counter() - started
         if finished.returncode:
@@ -247,7 +250,9 @@ def run_group(group: str, smoke: bool, limit: float) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=480.0, help="total seconds; later rows are skipped")
+    parser.add_argument(
+        "--budget", type=float, default=480.0, help="total seconds, later rows skipped (0: no limit, no timeouts)"
+    )
     parser.add_argument("--smoke", action="store_true", help="every row at tiny size (CPU), for the tests")
     parser.add_argument("--group", help=argparse.SUPPRESS)  # internal: run one group in this process
     parser.add_argument("--limit", type=float, default=600.0, help=argparse.SUPPRESS)
@@ -262,7 +267,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as cache:
         environment.setdefault("JAX_COMPILATION_CACHE_DIR", cache)
         for group, rows in GROUPS:
-            left = args.budget - (time.perf_counter() - started)
+            left = args.budget - (time.perf_counter() - started) if args.budget else math.inf
             reported = run_child(group, rows, args, left, environment) if left > 5 else []
             for row in rows:
                 if row not in reported:
@@ -277,12 +282,14 @@ def main() -> int:
 def run_child(group: str, rows: list[str], args: argparse.Namespace, left: float, environment: dict) -> list[str]:
     """Runs a group in its own process, killed after `left` seconds, passing its lines on as they come;
     returns the rows it reported."""
-    command = [sys.executable, __file__, "--group", group, f"--limit={left - 5:.0f}"] + (["--smoke"] * args.smoke)
+    limit = 0 if math.isinf(left) else left - 5  # 0: the group's own subprocesses get no timeout either
+    command = [sys.executable, __file__, "--group", group, f"--limit={limit:.0f}"] + (["--smoke"] * args.smoke)
     reported = []
     with tempfile.TemporaryFile("w+") as errors:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=environment)
         watchdog = threading.Timer(left, child.kill)
-        watchdog.start()
+        if not math.isinf(left):
+            watchdog.start()
         try:
             for line in child.stdout:
                 if line.startswith("{"):
