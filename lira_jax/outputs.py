@@ -74,7 +74,6 @@ def refuse_outputs(
         for folder, what in folders.items():
             if target.is_relative_to(folder):
                 raise UserError(f"{option} {path} lies in {what}: refusing to write there")
-        _refuse_kind(option, path, parents_exist)
         for key in (target, inode):
             if key is not None and key in seen:
                 other, other_path = seen[key]
@@ -83,6 +82,7 @@ def refuse_outputs(
                 )
             if key is not None:
                 seen[key] = (option, path)
+        _refuse_kind(option, path, parents_exist)
 
 
 def refuse_run_files(path: str | Path, run_dirs: Sequence[str | Path], what: str) -> None:

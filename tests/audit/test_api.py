@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_readers import write_port, write_reference
+from run_folders import write_port, write_reference
 
 import lira_jax
 from lira_jax.attack import main
