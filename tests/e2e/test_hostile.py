@@ -4,12 +4,12 @@ overwritten, nothing written next to it). The run is the suite's shared tiny run
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import TINY_RUN, tiny_settings
+from hostile import fails_cleanly, snapshot
 
 from lira_jax import attack, study, train
 
@@ -21,24 +21,6 @@ SHARED = ["--quiet", "--no-attack", *TINY_RUN]  # the shared run's own config
 def trained(tiny_run) -> Path:
     """The suite's shared tiny run (conftest): read only; a case that changes a run copies it first."""
     return tiny_run
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file under `folder` with its size and modification time."""
-    return {
-        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
-def fails_cleanly(main, argv, message, capsys) -> None:
-    assert main([str(part) for part in argv]) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    assert "Traceback" not in captured.err + captured.out
-    assert re.search(message, lines[0]), lines[0]
 
 
 # ------------------------------------------------------------------ train: config values and options
