@@ -72,9 +72,12 @@ def npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...]]:
 
 
 def load_array(path: Path, required: bool = True, mmap: bool = True) -> np.ndarray | None:
-    """The .npy at `path` (`read_npy`: memmapped unless mmap=False); None if it is absent and not required."""
+    """The .npy at `path` (`read_npy`: memmapped unless mmap=False); None if it is absent and not required.
+    Something else by that name (a folder, a pipe) is an error either way, never taken for an absent file."""
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a regular file")
     if not path.is_file():
         if required:
-            raise UserError(f"{path} is missing" if not path.exists() else f"{path} is not a regular file")
+            raise UserError(f"{path} is missing")
         return None
     return read_npy(path, mmap=mmap)
