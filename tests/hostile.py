@@ -43,6 +43,13 @@ def fails_cleanly(main, argv, message: str, capsys) -> None:
     assert re.search(message, lines[0]), lines[0]
 
 
+def refused(root: Path, main, argv, message: str, capsys) -> None:
+    """`fails_cleanly`, and nothing under root changed (inputs, links, outputs)."""
+    before = snapshot(root)
+    fails_cleanly(main, argv, message, capsys)
+    assert snapshot(root) == before
+
+
 def write_trained(folder: Path, **options) -> Path:
     """A run folder as the trainer leaves it (config.toml, models.json all done, an epoch snapshot, a
     checkpoints folder, .claims), its scores.npy φ of its logits.npy."""

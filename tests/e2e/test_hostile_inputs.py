@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hostile import FAST, M, N, fails_cleanly, make_input, metrics_of, snapshot, tiny_arrays
+from hostile import FAST, M, N, make_input, metrics_of, refused, tiny_arrays
 
 from lira_jax import attack, audit_logits
 from lira_jax.audit.phi import logit_scale
@@ -137,18 +137,14 @@ def _broken(root, layout, change):
 def test_damaged_plain_folder(tmp_path, capsys, case):
     change, message = PLAIN[case]
     _, arguments = _broken(tmp_path, "plain", change)
-    before = snapshot(tmp_path)
-    fails_cleanly(attack.main, [*arguments, *FAST], message, capsys)
-    assert snapshot(tmp_path) == before
+    refused(tmp_path, attack.main, [*arguments, *FAST], message, capsys)
 
 
 @pytest.mark.parametrize("case", list(PLAIN_OPTIONS))
 def test_bad_options_on_a_plain_folder(tmp_path, capsys, case):
     extra, message = PLAIN_OPTIONS[case]
     _, arguments = make_input(tmp_path, "plain")
-    before = snapshot(tmp_path)
-    fails_cleanly(attack.main, [*arguments, *FAST, *extra], message, capsys)
-    assert snapshot(tmp_path) == before
+    refused(tmp_path, attack.main, [*arguments, *FAST, *extra], message, capsys)
 
 
 def _experiment(root, model=2):
@@ -231,9 +227,7 @@ REFERENCE = {
 def test_damaged_reference_folder(tmp_path, capsys, case):
     change, message = REFERENCE[case]
     _, arguments = _broken(tmp_path, "reference", change)
-    before = snapshot(tmp_path)
-    fails_cleanly(attack.main, [*arguments, *FAST], message, capsys)
-    assert snapshot(tmp_path) == before
+    refused(tmp_path, attack.main, [*arguments, *FAST], message, capsys)
 
 
 def _without_labels_option(arguments):
@@ -280,9 +274,7 @@ def test_damaged_port_folder(tmp_path, capsys, case):
     change, message = PORT[case]
     _, arguments = make_input(tmp_path, "port")
     arguments = change(tmp_path, arguments)
-    before = snapshot(tmp_path)
-    fails_cleanly(attack.main, [*arguments, *FAST], message, capsys)
-    assert snapshot(tmp_path) == before
+    refused(tmp_path, attack.main, [*arguments, *FAST], message, capsys)
 
 
 def _tamper_one(run):
@@ -306,14 +298,12 @@ RUN = {
 def test_damaged_trained_run(tmp_path, capsys, case):
     change, message = RUN[case]
     _, arguments = _broken(tmp_path, "run", change)
-    before = snapshot(tmp_path)
-    fails_cleanly(attack.main, [*arguments, *FAST], message, capsys)
-    assert snapshot(tmp_path) == before
+    refused(tmp_path, attack.main, [*arguments, *FAST], message, capsys)
 
 
 def test_a_stale_epoch_snapshot_is_refused(tmp_path, capsys):
     folder, arguments = _broken(tmp_path, "run", lambda r: _resave(r / "epochs" / "1" / "scores.npy", np.zeros_like))
-    fails_cleanly(attack.main, [*arguments, *FAST, "--epoch", "1"], r"epochs/1: scores\.npy is not φ", capsys)
+    refused(tmp_path, attack.main, [*arguments, *FAST, "--epoch", "1"], r"epochs/1: scores\.npy is not φ", capsys)
 
 
 # ------------------------------------------------------------------ unusual but right: the clean input's numbers
