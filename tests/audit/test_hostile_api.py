@@ -292,3 +292,7 @@ def test_rmia_in_log_space_equals_rmia_in_probabilities():
     np.testing.assert_allclose(extreme, moderate, atol=1e-6)
     offline = rmia(scores - 1000.0, KEEP, online=False, a=1.0)
     np.testing.assert_allclose(offline, rmia(scores - 100.0, KEEP, online=False, a=1.0), atol=1e-6)
+
+
+def test_the_api_has_enough_hostile_cases():
+    assert len(BAD_CALLS) + len(BAD_METHOD_CALLS) >= 100

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_RUN, tiny_settings
-from hostile import fails_cleanly, snapshot
+from hostile import LAYOUTS, fails_cleanly, snapshot
 
 from lira_jax import attack, study, train
 
@@ -324,5 +324,18 @@ def test_bad_study_input(trained, capsys, arguments, message):
 
 
 def test_the_suite_has_enough_cases():
+    """This file's cases (train, study, the trained run), and the hostile cases of the attack's entry points
+    (issue 20: at least 200 over the run folder, plain folders, the reference layouts and the API; the
+    API's are counted in tests/audit/test_hostile_api.py)."""
     counted = len(BAD_TRAIN) + 4 + 8 + 2 * len(BROKEN_RUNS) + len(ATTACK_CASE_NAMES) + len(UNFINISHED) + 8
     assert counted >= 80
+    from test_hostile_inputs import PLAIN, PLAIN_OPTIONS, PORT, REFERENCE, RUN
+    from test_hostile_outputs import INPUT_FILES, OUTPUT_CASES
+
+    outputs = {layout: len(OUTPUT_CASES) + 2 * sum(found == layout for found, _ in INPUT_FILES) for layout in LAYOUTS}
+    per_entry = {
+        "run folder": len(ATTACK_CASE_NAMES) + len(UNFINISHED) + len(RUN) + 1 + outputs["run"],
+        "plain folder": len(PLAIN) + len(PLAIN_OPTIONS) + outputs["plain"],
+        "reference layouts": len(REFERENCE) + len(PORT) + outputs["reference"] + outputs["port"],
+    }
+    assert all(count >= 50 for count in per_entry.values()) and sum(per_entry.values()) >= 200, per_entry
