@@ -116,7 +116,7 @@ def run_attack(
         inputs, attacks, target_ids, delta=delta, epoch=epoch, mask=parsed_mask, shadow_run=shadow_run, title=title
     )
     metrics = audit.metrics
-    metrics["inputs"] = inputs_record(run)
+    metrics["inputs"] = inputs_record(run, shadow_run)
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     if len(run["models"]) != run["keep"].shape[0]:
         metrics["models"] = run["models"]

@@ -23,7 +23,8 @@ from lira_jax.audit.streaming import (
 from lira_jax.errors import UserError
 
 PIECE_BYTES = 4 << 20  # logit_scale computes about this much float64 at a time
-CHECKED_EXAMPLES = 256  # examples at which a trained run's scores.npy is checked against its logits.npy
+CHECKED_EXAMPLES = 16  # examples at which a trained run's scores.npy is checked against its logits.npy,
+CHECKED_BLOCKS = 4  # in this many runs of consecutive examples
 
 
 def _aligned_labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
@@ -121,24 +122,28 @@ def streamed_phi(logits: ExampleArray, labels: np.ndarray) -> MappedExamples:
 
 def check_scores(scores: ExampleArray, logits: ExampleArray, labels: np.ndarray, folder: Any) -> str:
     """UserError unless scores float32[M, N, V] are φ of logits float[M, N, V, C] (labels int[N]) at
-    CHECKED_EXAMPLES examples spread over N (every model and view), to the rounding of the logits' dtype
-    (a trained run's scores come from its logits before they were stored). Returns what was checked, for
-    metrics.json. folder: where the two files lie, for the message."""
+    CHECKED_EXAMPLES examples (CHECKED_BLOCKS runs of consecutive ones spread over N, every model and view,
+    so that few reads cover them), to the rounding of the logits' dtype (a trained run's scores come from
+    its logits before they were stored). Returns what was checked, for metrics.json. folder: where the two
+    files lie, for the message."""
     num_examples = scores.shape[1]
-    examples = np.unique(np.linspace(0, num_examples - 1, min(num_examples, CHECKED_EXAMPLES)).astype(np.int64))
-    saved = np.concatenate([read_examples(scores, int(n), int(n) + 1) for n in examples], axis=1).astype(np.float64)
-    values = np.concatenate([read_examples(logits, int(n), int(n) + 1) for n in examples], axis=1)
-    check_finite(values, "logits", 0)
-    recomputed = logit_scale(values, labels[examples]).astype(np.float64)
-    size = np.abs(values.astype(np.float64)).max(axis=-1)
-    tolerance = 4 * np.finfo(values.dtype).eps * (size + 1) + 1e-5 * (1 + np.abs(recomputed))
-    wrong = np.abs(saved - recomputed) > tolerance
-    if wrong.any():
-        model, position, view = np.argwhere(wrong)[0]
-        raise UserError(
-            f"{folder}: scores.npy is not φ of logits.npy ({int(wrong.sum())} of {wrong.size} checked values differ;"
-            f" model {model}, example {examples[position]}, view {view}: {saved[model, position, view]:.6g} against"
-            f" {recomputed[model, position, view]:.6g}): one of them was changed after training; refusing to guess"
-            " which is right"
-        )
-    return f"scores.npy, checked against logits.npy at {len(examples)} of {num_examples} examples"
+    length = num_examples if num_examples <= CHECKED_EXAMPLES else CHECKED_EXAMPLES // CHECKED_BLOCKS
+    starts = np.unique(np.linspace(0, num_examples - length, CHECKED_BLOCKS).astype(np.int64))
+    for start in map(int, starts):
+        values = read_examples(logits, start, start + length)
+        check_finite(values, "logits", start, logits)
+        saved = read_examples(scores, start, start + length).astype(np.float64)
+        recomputed = logit_scale(values, labels[start : start + length]).astype(np.float64)
+        size = np.abs(values.astype(np.float64)).max(axis=-1)
+        tolerance = 4 * np.finfo(values.dtype).eps * (size + 1) + 1e-5 * (1 + np.abs(recomputed))
+        wrong = np.abs(saved - recomputed) > tolerance
+        if wrong.any():
+            model, position, view = np.argwhere(wrong)[0]
+            raise UserError(
+                f"{folder}: scores.npy is not φ of logits.npy ({int(wrong.sum())} of {wrong.size} values differ"
+                f" at examples {start}..{start + length - 1}; model {model}, example {start + position}, view"
+                f" {view}: {saved[model, position, view]:.6g} against {recomputed[model, position, view]:.6g}):"
+                " one of them was changed after training; refusing to guess which is right"
+            )
+    checked = min(num_examples, len(starts) * length)
+    return f"scores.npy, checked against logits.npy at {checked} of {num_examples} examples"

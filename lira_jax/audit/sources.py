@@ -55,11 +55,16 @@ def protected_inputs(run: dict[str, Any], run_dir: Path, source: str, shadow_run
     return protected
 
 
-def inputs_record(run: dict[str, Any]) -> dict[str, Any]:
-    """metrics.json's "inputs": the files read in a line (summary), every file read (as given), where φ
-    comes from, and notes."""
+def inputs_record(run: dict[str, Any], shadow_run: str | Path | None = None) -> dict[str, Any]:
+    """metrics.json's "inputs": the files read in a line (summary), every file read (as given, with those of
+    the --shadow-run), where φ comes from, and notes."""
     files = [str(file) for file in run["files"]]
-    return {"summary": run["summary"], "files": files, "phi": run["phi"], "notes": list(run["notes"])}
+    summary = run["summary"]
+    if shadow_run is not None:
+        other = [str(file) for file in load_run(shadow_run)["files"]]
+        files += other
+        summary += f"; --shadow-run: {', '.join(other)}"
+    return {"summary": summary, "files": files, "phi": run["phi"], "notes": list(run["notes"])}
 
 
 def read_lines(record: dict[str, Any], invocation: str) -> list[str]:
