@@ -252,7 +252,7 @@ def _labels(
     elif isinstance(labels, str | Path):
         source = Path(labels)
         if not source.is_file():
-            raise UserError(f"--labels {source} is not a file")
+            raise UserError(f"labels {source} is not a file")
     if source is not None:
         labels = read_npy(source, mmap=False)
     if labels is None:

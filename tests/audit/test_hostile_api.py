@@ -296,3 +296,12 @@ def test_rmia_in_log_space_equals_rmia_in_probabilities():
 
 def test_the_api_has_enough_hostile_cases():
     assert len(BAD_CALLS) + len(BAD_METHOD_CALLS) >= 100
+
+
+def test_images_with_nan_and_inf_are_drawn_without_warnings(audit, tmp_path):
+    images = np.random.default_rng(1).normal(size=(N, 6, 6))
+    images[:, 0, 0], images[:, 1, 1] = np.nan, np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        audit[0].to_html(tmp_path / "report.html", images=images)
+    assert (tmp_path / "report.html").read_text().count('class="thumbnail"') > 0
