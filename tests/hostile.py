@@ -114,3 +114,18 @@ def model_folder(files: list[str]) -> str | None:
 
 def metrics_of(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def resave(path: Path, change) -> None:
+    """Rewrites the .npy at path as change(its array)."""
+    np.save(path, change(np.load(path)))
+
+
+def experiment(root: Path, model: int = 2) -> Path:
+    """The reference layout's folder of `model` under make_input's exp/."""
+    return root / f"experiment-{model}_{M}"
+
+
+def only_scores(folder: Path) -> None:
+    """A reference experiment folder without its logits (as if score.py had run and they were deleted)."""
+    shutil.rmtree(folder / "logits")

@@ -1,26 +1,16 @@
 """Hostile inputs on the command line, in every layout the attack reads: a damaged, stray, stale or
-disguised file is exit 2 with one `error:` line naming it and nothing changed; a file that is unusual but
-right (any byte order, extreme finite values, unpadded or stray epoch files, a stale scores.npy) gives the
-numbers of the clean input, and what was read is said. In-process, on tiny inputs written without training
-(tests/hostile.py)."""
+disguised file is exit 2 with one `error:` line naming it and nothing changed (a file that is unusual but
+right: test_unusual_inputs.py). In-process, on tiny inputs written without training (tests/hostile.py)."""
 
-import functools
 import json
 import os
 import shutil
-import warnings
 
 import numpy as np
 import pytest
-from hostile import FAST, M, N, make_input, metrics_of, refused, tiny_arrays
+from hostile import FAST, M, N, experiment, make_input, only_scores, refused, resave
 
-from lira_jax import attack, audit_logits
-from lira_jax.audit.phi import logit_scale
-from lira_jax.audit.readers import read_lira_reference
-
-
-def _resave(path, change):
-    np.save(path, change(np.load(path)))
+from lira_jax import attack
 
 
 def _npz(path):
@@ -81,25 +71,25 @@ PLAIN = {  # name -> (change(folder), message)
         lambda f: np.save(f / "labels.npy", np.array([{}] * N), allow_pickle=True),
         "holds Python objects",
     ),
-    "logits are probabilities": (lambda f: _resave(f / "logits.npy", _probabilities), "look like probabilities"),
-    "log of zero": (lambda f: _resave(f / "logits.npy", _log_of_zero), r"-inf at model 2, example 5\): a log of 0\?"),
-    "logits NaN": (lambda f: _resave(f / "logits.npy", _at(np.nan)), r"nan at model 1, example 3"),
-    "logits inf": (lambda f: _resave(f / "logits.npy", _at(np.inf)), r"inf at model 1, example 3"),
+    "logits are probabilities": (lambda f: resave(f / "logits.npy", _probabilities), "look like probabilities"),
+    "log of zero": (lambda f: resave(f / "logits.npy", _log_of_zero), r"-inf at model 2, example 5\): a log of 0\?"),
+    "logits NaN": (lambda f: resave(f / "logits.npy", _at(np.nan)), r"nan at model 1, example 3"),
+    "logits inf": (lambda f: resave(f / "logits.npy", _at(np.inf)), r"inf at model 1, example 3"),
     "logits examples first": (
-        lambda f: _resave(f / "logits.npy", lambda a: a.transpose(1, 0, 2, 3)),
+        lambda f: resave(f / "logits.npy", lambda a: a.transpose(1, 0, 2, 3)),
         r"examples first\? save it with the models first",
     ),
-    "keep transposed": (lambda f: _resave(f / "keep.npy", lambda a: a.T), r"is keep\.npy \[N, M\]\?"),
-    "logits integers": (lambda f: _resave(f / "logits.npy", lambda a: a.astype(int)), "float16, float32 or float64"),
-    "logits 5-D": (lambda f: _resave(f / "logits.npy", lambda a: a[..., None]), r"\[M, N, C\] or \[M, N, V, C\]"),
-    "logits one class": (lambda f: _resave(f / "logits.npy", lambda a: a[..., :1]), r"C >= 2"),
-    "labels out of range": (lambda f: _resave(f / "labels.npy", lambda a: a + 7), r"labels must lie in \[0, 3\)"),
-    "labels floats": (lambda f: _resave(f / "labels.npy", lambda a: a.astype(float)), r"labels\.npy must be integers"),
-    "keep holds 2": (lambda f: _resave(f / "keep.npy", lambda a: a.astype(int) * 2), "bool or 0/1 integers"),
-    "keep floats": (lambda f: _resave(f / "keep.npy", lambda a: a.astype(float)), "bool or 0/1 integers"),
-    "keep 1-D": (lambda f: _resave(f / "keep.npy", lambda a: a[0]), "bool or 0/1 integers"),
+    "keep transposed": (lambda f: resave(f / "keep.npy", lambda a: a.T), r"is keep\.npy \[N, M\]\?"),
+    "logits integers": (lambda f: resave(f / "logits.npy", lambda a: a.astype(int)), "float16, float32 or float64"),
+    "logits 5-D": (lambda f: resave(f / "logits.npy", lambda a: a[..., None]), r"\[M, N, C\] or \[M, N, V, C\]"),
+    "logits one class": (lambda f: resave(f / "logits.npy", lambda a: a[..., :1]), r"C >= 2"),
+    "labels out of range": (lambda f: resave(f / "labels.npy", lambda a: a + 7), r"labels must lie in \[0, 3\)"),
+    "labels floats": (lambda f: resave(f / "labels.npy", lambda a: a.astype(float)), r"labels\.npy must be integers"),
+    "keep holds 2": (lambda f: resave(f / "keep.npy", lambda a: a.astype(int) * 2), "bool or 0/1 integers"),
+    "keep floats": (lambda f: resave(f / "keep.npy", lambda a: a.astype(float)), "bool or 0/1 integers"),
+    "keep 1-D": (lambda f: resave(f / "keep.npy", lambda a: a[0]), "bool or 0/1 integers"),
     "one model": (
-        lambda f: [_resave(f / f"{name}.npy", lambda a: a[:1]) for name in ("logits", "keep")],
+        lambda f: [resave(f / f"{name}.npy", lambda a: a[:1]) for name in ("logits", "keep")],
         "at least 2 finished models",
     ),
     "models.json: one done": (
@@ -147,77 +137,62 @@ def test_bad_options_on_a_plain_folder(tmp_path, capsys, case):
     refused(tmp_path, attack.main, [*arguments, *FAST, *extra], message, capsys)
 
 
-def _experiment(root, model=2):
-    return root / f"experiment-{model}_{M}"
-
-
-def _only_scores(folder):
-    shutil.rmtree(folder / "logits")
-
-
 def _integer_scores(root):
     for model in range(M):
-        _only_scores(_experiment(root, model))
-        _resave(_experiment(root, model) / "scores" / "0000000020.npy", lambda a: a.astype(np.int64))
+        only_scores(experiment(root, model))
+        resave(experiment(root, model) / "scores" / "0000000020.npy", lambda a: a.astype(np.int64))
 
 
 REFERENCE = {
     "an experiment without keep.npy": (
-        lambda r: (_experiment(r) / "keep.npy").unlink(),
+        lambda r: (experiment(r) / "keep.npy").unlink(),
         rf"no keep\.npy in experiment-2_{M}",
     ),
     "an experiment without epoch files": (
-        lambda r: [shutil.rmtree(_experiment(r) / kind) for kind in ("logits", "scores")],
+        lambda r: [shutil.rmtree(experiment(r) / kind) for kind in ("logits", "scores")],
         rf"neither logits/E\.npy nor scores/E\.npy in experiment-2_{M}",
     ),
     "an empty experiment folder": (
         lambda r: (r / f"experiment-9_{M}").mkdir(),
         rf"no keep\.npy in experiment-9_{M}",
     ),
-    "keep too short": (lambda r: _resave(_experiment(r) / "keep.npy", lambda a: a[:5]), r"keep\.npy must be \[N'\]"),
+    "keep too short": (lambda r: resave(experiment(r) / "keep.npy", lambda a: a[:5]), r"keep\.npy must be \[N'\]"),
     "keep holds 2": (
-        lambda r: _resave(_experiment(r) / "keep.npy", lambda a: a.astype(int) * 2),
+        lambda r: resave(experiment(r) / "keep.npy", lambda a: a.astype(int) * 2),
         "bool or 0/1 integers",
     ),
     "logits of one model in another shape": (
-        lambda r: _resave(_experiment(r) / "logits" / "0000000020.npy", lambda a: a[:-1]),
+        lambda r: resave(experiment(r) / "logits" / "0000000020.npy", lambda a: a[:-1]),
         "differ in shape",
     ),
-    "an epoch file is an npz": (lambda r: _npz(_experiment(r) / "logits" / "0000000020.npy"), "is an .npz archive"),
+    "an epoch file is an npz": (lambda r: _npz(experiment(r) / "logits" / "0000000020.npy"), "is an .npz archive"),
     "an epoch file declares a huge shape": (
-        lambda r: _huge_header(_experiment(r) / "logits" / "0000000020.npy"),
+        lambda r: _huge_header(experiment(r) / "logits" / "0000000020.npy"),
         "declares float32.* in its header",
     ),
-    "scores are integers": (
-        lambda r: [
-            _only_scores(_experiment(r, model))
-            or _resave(_experiment(r, model) / "scores" / "0000000020.npy", np.int64)
-            for model in range(M)
-        ],
-        "must be floating point",
-    ),
+    "scores are integers": (_integer_scores, "must be floating point"),
     "y_train.npy missing": (lambda r: (r / "y_train.npy").unlink(), "holds logits but no labels"),
-    "y_train.npy floats": (lambda r: _resave(r / "y_train.npy", lambda a: a.astype(float)), "labels must be integers"),
-    "y_train.npy short": (lambda r: _resave(r / "y_train.npy", lambda a: a[:3]), r"N' >= 40"),
+    "y_train.npy floats": (lambda r: resave(r / "y_train.npy", lambda a: a.astype(float)), "labels must be integers"),
+    "y_train.npy short": (lambda r: resave(r / "y_train.npy", lambda a: a[:3]), r"N' >= 40"),
     "y_train.npy pickled": (
         lambda r: np.save(r / "y_train.npy", np.array([None] * N), allow_pickle=True),
         "holds Python objects",
     ),
-    "labels out of range": (lambda r: _resave(r / "y_train.npy", lambda a: a + 5), r"labels must lie in \[0, 3\)"),
+    "labels out of range": (lambda r: resave(r / "y_train.npy", lambda a: a + 5), r"labels must lie in \[0, 3\)"),
     "one experiment": (
-        lambda r: [shutil.rmtree(_experiment(r, model)) for model in range(1, M)],
+        lambda r: [shutil.rmtree(experiment(r, model)) for model in range(1, M)],
         "at least 2 models are needed",
     ),
     "logits are probabilities": (
-        lambda r: [_resave(_experiment(r, m) / "logits" / "0000000020.npy", _probabilities) for m in range(M)],
+        lambda r: [resave(experiment(r, m) / "logits" / "0000000020.npy", _probabilities) for m in range(M)],
         "look like probabilities",
     ),
     "logits NaN": (
-        lambda r: _resave(_experiment(r) / "logits" / "0000000020.npy", _at(np.nan, (3, 0, 0, 0))),
+        lambda r: resave(experiment(r) / "logits" / "0000000020.npy", _at(np.nan, (3, 0, 0, 0))),
         "nan at model 2, example 3",
     ),
     "not a reference folder": (
-        lambda r: [shutil.rmtree(_experiment(r, model)) for model in range(M)],
+        lambda r: [shutil.rmtree(experiment(r, model)) for model in range(M)],
         "neither a LiRA reference folder",
     ),
 }
@@ -253,16 +228,16 @@ PORT = {  # name -> (change(root, arguments) -> the arguments to pass, message)
     "--labels a folder": (lambda r, a: [*_without_labels_option(a), "--labels", r], "is not a file"),
     "--labels an npz": (lambda r, a: _npz(r / "labels.npy") or a, "is an .npz archive"),
     "--labels floats": (
-        lambda r, a: _resave(r / "labels.npy", lambda x: x.astype(float)) or a,
+        lambda r, a: resave(r / "labels.npy", lambda x: x.astype(float)) or a,
         "labels must be integers",
     ),
-    "--labels short": (lambda r, a: _resave(r / "labels.npy", lambda x: x[:4]) or a, r"N' >= 40"),
+    "--labels short": (lambda r, a: resave(r / "labels.npy", lambda x: x[:4]) or a, r"N' >= 40"),
     "logits 4-D": (
-        lambda r, a: _resave(r / "port" / "1" / "logits.npy", lambda x: x[None]) or a,
+        lambda r, a: resave(r / "port" / "1" / "logits.npy", lambda x: x[None]) or a,
         "must be floating point",
     ),
     "keep holds 2": (
-        lambda r, a: _resave(r / "port" / "1" / "keep.npy", lambda x: x.astype(int) * 2) or a,
+        lambda r, a: resave(r / "port" / "1" / "keep.npy", lambda x: x.astype(int) * 2) or a,
         "bool or 0/1 integers",
     ),
     "--epoch": (lambda r, a: [*a, "--epoch", "3"], "--epoch reads our run folders"),
@@ -278,13 +253,13 @@ def test_damaged_port_folder(tmp_path, capsys, case):
 
 
 def _tamper_one(run):
-    _resave(run / "scores.npy", lambda a: a + (np.arange(a.size).reshape(a.shape) == 7))
+    resave(run / "scores.npy", lambda a: a + (np.arange(a.size).reshape(a.shape) == 7))
 
 
 RUN = {
     "scores.npy changed at one value": (_tamper_one, r"scores\.npy is not φ of logits\.npy \(1 of"),
     "scores.npy of another order": (
-        lambda r: _resave(r / "scores.npy", lambda a: a[::-1].copy()),
+        lambda r: resave(r / "scores.npy", lambda a: a[::-1].copy()),
         r"scores\.npy is not φ of logits\.npy",
     ),
     "keep.npy an npz": (lambda r: _npz(r / "keep.npy"), "is an .npz archive"),
@@ -302,105 +277,5 @@ def test_damaged_trained_run(tmp_path, capsys, case):
 
 
 def test_a_stale_epoch_snapshot_is_refused(tmp_path, capsys):
-    folder, arguments = _broken(tmp_path, "run", lambda r: _resave(r / "epochs" / "1" / "scores.npy", np.zeros_like))
+    folder, arguments = _broken(tmp_path, "run", lambda r: resave(r / "epochs" / "1" / "scores.npy", np.zeros_like))
     refused(tmp_path, attack.main, [*arguments, *FAST, "--epoch", "1"], r"epochs/1: scores\.npy is not φ", capsys)
-
-
-# ------------------------------------------------------------------ unusual but right: the clean input's numbers
-
-ON_SCORES = "lira_online_fixed_var,lira_offline,rmia_online,rmia_offline,loss,global_threshold"
-ATTACKS = f"{ON_SCORES},entropy,modified_entropy"
-
-
-def _aucs(arguments, capsys, json_path, attacks=ATTACKS):
-    """{attack: AUC} of the attack on `arguments` (warnings are errors: none may precede any line), and
-    what it printed."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        code = attack.main([str(part) for part in [*arguments, "--attacks", attacks, "--json", json_path]])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    return {name: values["auc"] for name, values in metrics_of(json_path)["attacks"].items()}, captured.out
-
-
-@functools.cache
-def _clean(attacks=ATTACKS):
-    """{attack: AUC} of the tiny arrays every layout of make_input holds, through the API (the same numbers
-    as the command line on a clean folder: tests/audit/test_api.py), without drawing a figure."""
-    logits, keep, labels = tiny_arrays()
-    metrics = audit_logits(logits, keep, labels, attacks=attacks).metrics
-    return {name: values["auc"] for name, values in metrics["attacks"].items()}
-
-
-def test_plain_folder_in_any_byte_order_with_a_stale_scores_npy(tmp_path, capsys):
-    folder, arguments = make_input(tmp_path, "plain")
-    for name in ("logits", "keep", "labels"):
-        _resave(folder / f"{name}.npy", lambda a: a.astype(a.dtype.newbyteorder(">")))
-    np.save(folder / "scores.npy", np.zeros((M, N, 2), np.float32))  # stale: φ comes from the logits
-    found, printed = _aucs(arguments, capsys, tmp_path / "swapped.json")
-    assert found == _clean() and "the scores.npy beside it is not read" in printed
-    assert metrics_of(tmp_path / "swapped.json")["inputs"]["phi"].startswith("computed from logits.npy")
-
-
-def test_scores_only_in_big_endian(tmp_path, capsys):
-    folder, arguments = make_input(tmp_path, "plain")
-    logits, labels = np.load(folder / "logits.npy"), np.load(folder / "labels.npy")
-    np.save(folder / "scores.npy", logit_scale(logits, labels).astype(">f4"))
-    (folder / "logits.npy").unlink()
-    assert _aucs(arguments, capsys, tmp_path / "swapped.json", ON_SCORES)[0] == _clean(ON_SCORES)
-
-
-def test_reference_epochs_by_number_and_stray_files(tmp_path, capsys):
-    """Unpadded epoch names (10 after 9), a backup file, a non-.npy file and a folder named like an epoch:
-    the last epoch by number is read, nothing else, and metrics.json lists it."""
-    root, arguments = make_input(tmp_path, "reference")
-    for model in range(M):
-        epochs = _experiment(root, model) / "logits"
-        last = np.load(epochs / "0000000020.npy")
-        shutil.rmtree(epochs)
-        shutil.rmtree(_experiment(root, model) / "scores")
-        epochs.mkdir()
-        np.save(epochs / "9.npy", last + 100)
-        np.save(epochs / "10.npy", last)
-        np.save(epochs / "backup.npy", last - 100)
-        np.save(epochs / "11.npy.bak", last - 50)
-        (epochs / "12.npy").mkdir()
-    found, _ = _aucs(arguments, capsys, tmp_path / "renamed.json")
-    assert found == _clean()
-    files = metrics_of(tmp_path / "renamed.json")["inputs"]["files"]
-    assert sum(file.endswith("/logits/10.npy") for file in files) == M and not any("9.npy" in f for f in files)
-
-
-def test_reference_folders_without_logits_or_behind_are_named(tmp_path, capsys):
-    root, arguments = make_input(tmp_path, "reference")
-    _only_scores(_experiment(root, 2))
-    for kind in ("logits", "scores"):
-        (_experiment(root, 4) / kind / "0000000020.npy").unlink()
-    _, printed = _aucs(arguments, capsys, tmp_path / "m.json", ON_SCORES)
-    notes = metrics_of(tmp_path / "m.json")["inputs"]["notes"]
-    assert any(f"experiment-2_{M}" in note and "no logits" in note for note in notes), notes
-    assert any(f"experiment-4_{M} (0000000010)" in note for note in notes), notes
-    assert "φ: each model's scores/E.npy" in printed and all(f"note: {note}" in printed for note in notes)
-
-
-def test_a_folder_grouping_experiments_is_not_one(tmp_path):
-    root, _ = make_input(tmp_path / "exp2" / "experiments", "reference")
-    read = read_lira_reference(tmp_path / "exp2")
-    assert read.models == [f"experiments/exp/experiment-{model}_{M}" for model in range(M)]
-    np.testing.assert_array_equal(read.logits, tiny_arrays()[0])
-
-
-def test_inputs_that_are_not_pictures_are_left_out_of_the_report(tmp_path, capsys):
-    root, arguments = make_input(tmp_path, "reference")
-    np.save(root / "x_train.npy", np.zeros((N, 7), np.float32))  # 7 is not a square: no thumbnails
-    found, printed = _aucs(arguments, capsys, tmp_path / "m.json")
-    assert "x_train.npy is not drawn as thumbnails" in printed and found == _clean()
-
-
-def test_float16_logits_near_their_largest_value(tmp_path, capsys):
-    """Extreme but finite logits through a folder (the API's cases: tests/audit/test_hostile_api.py):
-    every attack computes a number, nothing refused as NaN, no warning."""
-    folder, arguments = make_input(tmp_path, "plain")
-    _resave(folder / "logits.npy", lambda a: (a.astype(np.float64) / np.abs(a).max() * 65504).astype(np.float16))
-    found, _ = _aucs(arguments, capsys, tmp_path / "m.json")
-    assert all(auc is not None and 0 <= auc <= 1 for auc in found.values()), found
