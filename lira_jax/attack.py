@@ -70,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.top < 0:
         raise UserError(f"--top must not be negative, got {args.top}")
     attacks = names(args.attacks, "--attacks", ATTACKS)
+    if args.examples is not None and args.distributions is None:
+        raise UserError("--examples chooses the examples of --distributions PATH, which was not given")
     run_attack(
         args.run,
         args.targets,

@@ -114,6 +114,9 @@ PLAIN_OPTIONS = {
     "--epoch of a plain folder": (["--epoch", "0"], "epoch 0 was not saved"),
     "--targets beyond the models": (["--targets", "0:99"], "--targets '0:99' must be A:B"),
     "--format unknown": (["--format", "csv"], "invalid choice"),
+    "--mask round:D beyond float64": (["--mask", "round:99999999999999999999"], "at most 17"),
+    "--examples without --distributions": (["--examples", "3"], "--examples chooses the examples of --distributions"),
+    "--examples with an empty item": (["--distributions", "d.png", "--examples", "1,,2"], "--examples must be I,J"),
 }
 
 
