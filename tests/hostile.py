@@ -50,6 +50,18 @@ def refused(root: Path, main, argv, message: str, capsys) -> None:
     assert snapshot(root) == before
 
 
+def skip_drawing(monkeypatch) -> None:
+    """Figures saved as empty files: for the cases that check numbers, where drawing (most of a tiny
+    attack's time) proves nothing."""
+    from lira_jax.audit import plots
+
+    def save_nothing(figure, path, dpi=150, note=None):
+        plots.plt.close(figure)
+        Path(path).write_bytes(b"")
+
+    monkeypatch.setattr(plots, "save_figure", save_nothing)
+
+
 def write_trained(folder: Path, **options) -> Path:
     """A run folder as the trainer leaves it (config.toml, models.json all done, an epoch snapshot, a
     checkpoints folder, .claims), its scores.npy φ of its logits.npy."""

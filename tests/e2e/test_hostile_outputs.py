@@ -145,7 +145,7 @@ def test_no_output_replaces_an_input(tmp_path, capsys, layout, name, option):
     refused(tmp_path, attack.main, [*arguments, *FAST, option, tmp_path / name], "refusing to overwrite", capsys)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", ["plain", "reference"])  # the writers are the same for every layout
 def test_the_outputs_of_one_invocation_carry_its_id(tmp_path, capsys, layout):
     """Every output names the invocation that wrote it; a second invocation writes a new id, so files of two
     invocations left side by side (a kill between two writes) are told apart. The printed lines say what

@@ -2,18 +2,26 @@
 logits, unpadded and stray epoch files, reference folders without logits or behind the others, a folder
 grouping experiment folders, x_train.npy that is not pictures, float16 logits near 65,504. Each gives the
 numbers of the clean input (through the API, which equals the command line on a clean folder), without a
-warning, and says what it read. The refusals are in test_hostile_inputs.py."""
+warning, and says what it read. The refusals are in test_hostile_inputs.py. Figures are not drawn here
+(hostile.skip_drawing): the numbers are the point."""
 
 import functools
 import shutil
 import warnings
 
 import numpy as np
-from hostile import M, N, experiment, make_input, metrics_of, only_scores, resave, tiny_arrays
+import pytest
+from hostile import M, N, experiment, make_input, metrics_of, only_scores, resave, skip_drawing, tiny_arrays
 
 from lira_jax import attack, audit_logits
 from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.readers import read_lira_reference
+
+
+@pytest.fixture(autouse=True)
+def _no_drawing(monkeypatch):
+    skip_drawing(monkeypatch)
+
 
 ON_SCORES = "lira_online_fixed_var,lira_offline,rmia_online,rmia_offline,loss,global_threshold"
 ATTACKS = f"{ON_SCORES},entropy,modified_entropy"
