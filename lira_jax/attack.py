@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from lira_jax.audit.arguments import names
 from lira_jax.audit.classifiers import MAX_ROWS
 from lira_jax.audit.evaluate import run_attack
 from lira_jax.audit.inputs import COUNTS, EQUALISED
@@ -68,9 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.top < 0:
         raise UserError(f"--top must not be negative, got {args.top}")
-    attacks = None if args.attacks is None else [name.strip() for name in args.attacks.split(",") if name.strip()]
-    if attacks is not None and (not attacks or any(name not in ATTACKS for name in attacks)):
-        raise UserError(f"--attacks takes names from: {', '.join(ATTACKS)}; got {args.attacks!r}")
+    attacks = names(args.attacks, "--attacks", ATTACKS)
+    if args.examples is not None and args.distributions is None:
+        raise UserError("--examples chooses the examples of --distributions PATH, which was not given")
     run_attack(
         args.run,
         args.targets,

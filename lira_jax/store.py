@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from lira_jax import config as config_lib
+from lira_jax.arrays import load_array
 from lira_jax.config import Config
 from lira_jax.errors import UserError
 from lira_jax.writing import (
@@ -269,18 +270,6 @@ def read_models(run_dir: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def load_array(path: Path, required: bool = True, mmap: bool = True) -> np.ndarray | None:
-    """The .npy at `path` (memmapped unless mmap=False); None if it is absent and not required."""
-    if not path.is_file():
-        if required:
-            raise UserError(f"{path} is missing")
-        return None
-    try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
-
-
 def done_models(records: list[dict[str, Any]] | None, num_models: int, path: Path) -> list[int]:
     """Indices of the models that may be used: those the records mark done, or all if there are none.
 
@@ -321,12 +310,13 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     """Opens and checks a run folder's format: {keep bool[M, N], labels int[N], scores float32[M, N, V] or
     None, logits float16|32|64[M, N, V', C] or None, models: indices of the done models (at least 2),
     records: their models.json records (None without models.json), config: config.toml's Config (None
-    without it)}.
+    without it), files: every file read, phi: where φ comes from (for metrics.json's "inputs")}.
 
     A folder of plain logits from elsewhere is read too: keep.npy may hold 0/1 integers, logits.npy may be
-    [M, N, C] (one view: read as [M, N, 1, C]) or float64, and scores.npy may be absent when logits.npy is
-    there and the folder was not trained here (no config.toml) (scores None: the audit computes φ from the
-    logits as it reads them, and writes it nowhere).
+    [M, N, C] (one view: read as [M, N, 1, C]) or float64, any byte order. Where such a folder (no
+    config.toml) has logits.npy, φ is computed from them as the audit reads them and written nowhere: a
+    scores.npy beside them is not read (it could be stale). A run trained here keeps its scores.npy, which
+    the audit checks against its logits (`lira_jax.audit.phi.checked_scores`).
     epoch: read scores.npy and logits.npy of that snapshot (RUN/epochs/E/); keep, labels, models.json and
     config.toml always come from RUN. The logits are checked against labels and scores by the audit's
     registry (`lira_jax.audit.registry.check_inputs`), where they are used.
@@ -339,28 +329,33 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     arrays = epoch_folder(run_dir, epoch)
     logits = load_array(arrays / "logits.npy", required=False)
     trained = (run_dir / "config.toml").is_file()  # trained here: the trainer always writes scores.npy
-    scores = load_array(arrays / "scores.npy", required=logits is None or trained)
+    read_scores = logits is None or trained
+    scores = load_array(arrays / "scores.npy", required=True) if read_scores else None
     if keep.ndim != 2 or not (keep.dtype == bool or (keep.dtype.kind in "iu" and np.isin(keep, (0, 1)).all())):
         raise UserError(f"keep.npy must be bool or 0/1 integers [M, N], got {keep.dtype}{list(keep.shape)}")
     keep = keep.astype(bool)
     num_models, num_examples = keep.shape
     if labels.dtype.kind not in "iu" or labels.shape != (num_examples,):
-        raise UserError(f"labels.npy must be integers [N] = [{num_examples}], got {labels.dtype}{list(labels.shape)}")
+        hint = " (is keep.npy [N, M]? it must be [M, N], models first)" if labels.shape == (num_models,) else ""
+        raise UserError(
+            f"labels.npy must be integers [N] = [{num_examples}], got {labels.dtype}{list(labels.shape)}{hint}"
+        )
     if scores is not None and (
-        scores.dtype != np.float32 or scores.ndim != 3 or scores.shape[:2] != keep.shape or scores.shape[2] < 1
+        scores.dtype.newbyteorder("=") != np.float32 or scores.ndim != 3 or scores.shape[:2] != keep.shape
     ):
         raise UserError(
             f"scores.npy must be float32 [M, N, V] with [M, N] = {list(keep.shape)} from keep.npy, "
             f"got {scores.dtype}{list(scores.shape)}"
         )
-    if logits is not None and logits.dtype not in (np.float16, np.float32, np.float64):
+    if logits is not None and logits.dtype.newbyteorder("=") not in (np.float16, np.float32, np.float64):
         raise UserError(f"logits.npy must be float16, float32 or float64, got {logits.dtype}")
     if logits is not None and logits.ndim == 3:
         logits = logits[:, :, None, :]
     if logits is not None and (logits.ndim != 4 or logits.shape[:2] != keep.shape):
+        swapped = logits.shape[:2] == keep.shape[::-1]
         raise UserError(
             f"logits.npy must be [M, N, C] or [M, N, V, C] with [M, N] = {list(keep.shape)} from keep.npy, "
-            f"got {list(logits.shape)}"
+            f"got {list(logits.shape)}" + (" (examples first? save it with the models first)" if swapped else "")
         )
     if trained and not (run_dir / MODELS_FILE).is_file():
         raise UserError(
@@ -379,6 +374,12 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
             f"at least 2 finished models are needed (one target, one shadow); {run_dir} has "
             f"{len(models)} of {num_models} done"
         )
+    names = ["keep.npy", "labels.npy", MODELS_FILE, "config.toml"]
+    files = [run_dir / name for name in names if (run_dir / name).is_file()]
+    files += [arrays / f"{name}.npy" for name, array in (("logits", logits), ("scores", scores)) if array is not None]
+    phi = "scores.npy" if scores is not None else "computed from logits.npy"
+    if not read_scores and (arrays / "scores.npy").exists():
+        phi += " (the scores.npy beside it is not read)"
     return {
         "keep": keep,
         "labels": labels,
@@ -386,7 +387,9 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
         "logits": logits,
         "models": models,
         "records": None if all_records is None else [all_records[model] for model in models],
-        "config": config_lib.load(run_dir / "config.toml") if (run_dir / "config.toml").is_file() else None,
+        "config": config_lib.load(run_dir / "config.toml") if trained else None,
+        "files": files,
+        "phi": phi,
     }
 
 

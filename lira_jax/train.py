@@ -14,6 +14,7 @@ On a CPU the command makes one JAX device per core, each training its own models
 JAX_NUM_CPU_DEVICES=N or XLA_FLAGS=--xla_force_host_platform_device_count=N sets another count.
 """
 
+import math
 import sys
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from lira_jax.shadow.devices import use_every_cpu_core
 from lira_jax.shadow.divergence import refuse_diverged
 from lira_jax.shadow.hyperparameters import draw, records
 from lira_jax.shadow.trainer import make_plan, train_run
+
+ACCURACIES = ("train_accuracy", "test_accuracy")  # what `--status` averages over the done models
 
 
 def parse_slice(text: str, num_models: int) -> np.ndarray:
@@ -75,18 +78,26 @@ def status(run: store.RunFolder) -> str:
     done = [record for record in models if record["done"]]
     missing = [record["index"] for record in models if not record["done"]]
     lines = [f"{run.path}: {len(done)} of {len(models)} models done"]
-    if done:
-        train = np.mean([record["train_accuracy"] for record in done])
-        test = np.mean([record["test_accuracy"] for record in done])
+    measured = [record for record in done if all(_is_number(record.get(key)) for key in ACCURACIES)]
+    if measured:
+        train, test = (np.mean([record[key] for record in measured]) for key in ACCURACIES)
         lines.append(f"mean train accuracy {train:.4f}, mean test accuracy {test:.4f}")
-    epsilons = [record["dp_epsilon"] for record in done if "dp_epsilon" in record]
+    if len(measured) < len(done):  # records of an older version, or edited by hand
+        lines.append(f"{len(done) - len(measured)} done model(s) record no train and test accuracy")
+    epsilons = [record["dp_epsilon"] for record in done if _is_number(record.get("dp_epsilon"))]
     if epsilons:
-        lines.append(f"DP-SGD: epsilon {min(epsilons):.3g} to {max(epsilons):.3g} at delta {done[0]['dp_delta']:g}")
+        deltas = {record.get("dp_delta") for record in done if _is_number(record.get("dp_delta"))}
+        at = f" at delta {deltas.pop():g}" if len(deltas) == 1 else ""
+        lines.append(f"DP-SGD: epsilon {min(epsilons):.3g} to {max(epsilons):.3g}{at}")
     if missing:
         lines.append(f"to train: {compact_ranges(missing)}")
     if run.diverged():
         lines.append(f"diverged (not done): {compact_ranges(run.diverged())}")
     return "\n".join(lines)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def build_parser() -> ArgumentParser:

@@ -1,4 +1,5 @@
-"""Synthetic run folders for the audit and study tests: arrays laid out as a trained run's, with a known signal."""
+"""Synthetic run folders for the audit and study tests: arrays laid out as a trained run's, with a known signal,
+and the LiRA reference code's experiment folders and its PyTorch port's (`write_reference`, `write_port`)."""
 
 import json
 from pathlib import Path
@@ -46,3 +47,44 @@ def write_run(
         records = [{"index": index, "done": bool(flag)} for index, flag in enumerate(done)]
         (folder / "models.json").write_text(json.dumps({"models": records}))
     return folder
+
+
+def reference_scores(logits, labels):
+    """score.py's formula, on [N, 1, V, C] logits: log p_y - log(sum of the others), through probabilities."""
+    predictions = np.exp(logits - logits.max(axis=3, keepdims=True)).astype(np.float64)
+    predictions /= predictions.sum(axis=3, keepdims=True)
+    count = predictions.shape[0]
+    y_true = predictions[np.arange(count), :, :, labels[:count]]
+    predictions[np.arange(count), :, :, labels[:count]] = 0
+    y_wrong = predictions.sum(axis=3)
+    return np.log(y_true.mean(1) + 1e-45) - np.log(y_wrong.mean(1) + 1e-45)
+
+
+def write_reference(root, keep, logits, labels, *, scores=True, epochs=("0000000010", "0000000020")):
+    """exp/cifar10-like LOGDIR: x_train.npy, y_train.npy, experiment-K_M/{hparams.json, keep.npy, logits/, scores/}."""
+    root.mkdir(parents=True, exist_ok=True)
+    np.save(root / "x_train.npy", np.zeros((keep.shape[1], 4, 4, 3), np.float32))
+    np.save(root / "y_train.npy", labels)
+    for model in range(keep.shape[0]):
+        folder = root / f"experiment-{model}_{keep.shape[0]}"
+        (folder / "logits").mkdir(parents=True)
+        (folder / "hparams.json").write_text(json.dumps({"arch": "wrn28-2"}))
+        np.save(folder / "keep.npy", keep[model])
+        for index, epoch in enumerate(epochs):  # earlier epochs hold other numbers: only the last counts
+            saved = logits[model][:, None] + (0 if index == len(epochs) - 1 else 100)
+            np.save(folder / "logits" / f"{epoch}.npy", saved)
+            if scores:
+                (folder / "scores").mkdir(exist_ok=True)
+                np.save(folder / "scores" / f"{epoch}.npy", reference_scores(saved, labels))
+
+
+def write_port(root, keep, logits, labels, *, with_logits=True):
+    """lira-pytorch's SAVEDIR/I/{keep.npy, model.pt, logits.npy [N, V, C], scores.npy [N, V]}."""
+    for model in range(keep.shape[0]):
+        folder = root / str(model)
+        folder.mkdir(parents=True)
+        np.save(folder / "keep.npy", keep[model, : logits.shape[1]])
+        (folder / "model.pt").write_bytes(b"")
+        if with_logits:
+            np.save(folder / "logits.npy", logits[model])
+        np.save(folder / "scores.npy", reference_scores(logits[model][:, None], labels).astype(np.float64))

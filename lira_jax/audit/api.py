@@ -10,16 +10,19 @@ The same evaluation as `python -m lira_jax.attack` on a folder holding the same 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from os import PathLike
 from pathlib import Path
 
 import numpy.typing as npt
 
+from lira_jax.audit import arguments
 from lira_jax.audit.classifiers import MAX_ROWS
 from lira_jax.audit.evaluate import evaluate_inputs
 from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackOptions
 from lira_jax.audit.normalise import normalise
 from lira_jax.audit.phi import streamed_phi
-from lira_jax.audit.registry import check_inputs, choose_attacks
+from lira_jax.audit.registry import ATTACKS, check_inputs, choose_attacks
 from lira_jax.audit.result import Audit
 from lira_jax.audit.targets import parse_targets
 from lira_jax.errors import UserError
@@ -30,8 +33,8 @@ def audit_logits(
     keep: npt.ArrayLike,
     labels: npt.ArrayLike,
     *,
-    attacks: Sequence[str] | None = None,
-    targets: str | Sequence[int] = "all",
+    attacks: str | Sequence[str] | None = None,
+    targets: str | int | Sequence[int] = "all",
     views: Sequence[int] | None = None,
     lira_centre: str = "median",
     lira_counts: str = EQUALISED,
@@ -45,17 +48,38 @@ def audit_logits(
 
     logits: float16|32|64 [M, N, C] or [M, N, V, C] (NumPy, a memmap, or a CPU PyTorch tensor; never copied
     whole: φ is computed chunk by chunk); keep: bool or 0/1 [M, N], keep[m, n] = model m trained on example n;
-    labels: any integer dtype [N]; targets: "all", "last", "I,J,...", "A:B" or model indices; views: the
-    query views to use (default all); lira_counts: "equalised" IN and OUT shadow counts (default) or "raw".
-    Returns an `Audit` (.metrics, .examples, .table(), .plot_roc(path),
-    .to_html(path)). Bad input raises `lira_jax.errors.UserError` with one line naming the problem.
+    labels: any integer dtype [N]; attacks: names as a list or the command line's comma-separated string;
+    targets: "all", "last", "I,J,...", "A:B", one model index or a list of them; views: the query views to
+    use (default all); lira_centre: "median" or "mean"; lira_counts: "equalised" IN and OUT shadow counts
+    (default) or "raw"; rmia_a in [0, 1]; delta in (0, 1); classifier_rows >= 2.
+    Returns an `Audit` (.metrics, .examples, .table(), .plot_roc(path), .to_html(path)). Every argument is
+    checked as the command line checks its options: bad input raises `lira_jax.errors.UserError` with one
+    line naming the argument and the problem.
     """
+    title = arguments.text(title, "title")
+    attacks = arguments.names(attacks, "attacks", ATTACKS)
+    if attacks is not None and "ml_leaks_adv2" in attacks:
+        raise UserError(
+            "ml_leaks_adv2 (data transfer) needs a shadow model trained on another data set: from Python, "
+            "classifier_scores(..., transfer=TransferShadow(...)); on the command line, --shadow-run OTHER"
+        )
+    lira_centre = arguments.choice(lira_centre, "lira_centre", ("median", "mean"))
+    lira_counts = arguments.choice(lira_counts, "lira_counts", COUNTS)
+    rmia_a = arguments.number(rmia_a, "rmia_a", 0.0, 1.0)
+    delta = arguments.number(delta, "delta", 0.0, 1.0, open_low=True, open_high=True)
+    classifier_rows = arguments.integer(classifier_rows, "classifier_rows", 2)
+    files = [
+        Path(array.filename)
+        for array in (logits, keep, labels)
+        if isinstance(getattr(array, "filename", None), str | PathLike)
+    ]
     inputs = normalise(logits, keep, labels, views)
     models = list(range(inputs.keep.shape[0]))
-    target_ids = parse_targets(targets, models) if isinstance(targets, str) else _target_list(targets, models)
-    attacks = choose_attacks(None if attacks is None else list(attacks), Path("logits"), True, None, False)
-    if lira_counts not in COUNTS:
-        raise UserError(f"lira_counts must be one of {', '.join(COUNTS)}, got {lira_counts!r}")
+    if isinstance(targets, str):
+        target_ids = parse_targets(targets, models, "targets")
+    else:
+        target_ids = arguments.indices(targets, "targets", len(models), "model indices")
+    attacks = choose_attacks(attacks, Path("logits"), True, None, False)
     options = AttackOptions(
         lira_centre=lira_centre, lira_counts=lira_counts, rmia_a=rmia_a, classifier_rows=classifier_rows
     )
@@ -68,11 +92,11 @@ def audit_logits(
         labels=inputs.labels,
         options=options,
     )
-    return evaluate_inputs(checked, attacks, target_ids, delta=delta, title=title)
-
-
-def _target_list(targets: Sequence[int], models: list[int]) -> list[int]:
-    chosen = [int(target) for target in targets]
-    if not chosen or len(set(chosen)) != len(chosen) or not set(chosen) <= set(models):
-        raise UserError(f"targets must be distinct model indices in [0, {len(models)}), got {chosen}")
-    return chosen
+    audit = evaluate_inputs(checked, attacks, target_ids, delta=delta, title=title)
+    audit.metrics["inputs"] = {
+        "summary": "arrays passed to lira_jax.audit_logits",
+        "files": [str(file) for file in files],
+        "phi": "computed from the logits passed",
+        "notes": [],
+    }
+    return replace(audit, reads=tuple(files))

@@ -15,7 +15,7 @@ import numpy as np
 
 from lira_jax.audit.inputs import AttackInputs, AttackOptions, check_logits, check_scores_keep, check_shadows
 from lira_jax.audit.metrics import decision_metrics
-from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks, subset_models
+from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks, subset_models, within_float32
 from lira_jax.errors import UserError
 
 FROM_SCORES = ("loss", "calibrated_loss", "global_threshold")
@@ -116,7 +116,10 @@ def _from_scores(scores, keep, targets, names, chunk_examples, workers) -> dict[
     parts = map_example_chunks(
         work, [scores], num_examples, 8 * num_views * (3 * num_models + 4 * len(targets)), chunk_examples, workers
     )
-    return {name: np.concatenate([part[name] for part in parts], axis=1).astype(np.float32) for name in names}
+    return {
+        name: within_float32(np.concatenate([part[name] for part in parts], axis=1)).astype(np.float32)
+        for name in names
+    }
 
 
 def _class_log_probabilities(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +155,7 @@ def _from_logits(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> di
         per_view["modified_entropy"] = np.where(is_label, np.exp(log_not_p) * log_p, p * log_not_p).sum(axis=-1)
     if "correctness" in names:
         per_view["correctness"] = (logits.argmax(axis=-1) == labels[:, None]).astype(np.float64)
-    return {name: values.mean(axis=-1).astype(np.float32) for name, values in per_view.items()}
+    return {name: within_float32(values.mean(axis=-1)).astype(np.float32) for name, values in per_view.items()}
 
 
 def labelled_right(

@@ -36,13 +36,13 @@ from lira_jax.audit.masking import Mask, check_mask, masked_logits, masked_run, 
 from lira_jax.audit.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve
 from lira_jax.audit.per_example import example_table, most_exposed
 from lira_jax.audit.phi import streamed_phi
-from lira_jax.audit.readers import reference_run
 from lira_jax.audit.registry import LABEL_BLIND, check_inputs, choose_attacks, score_checked
 from lira_jax.audit.result import Audit
+from lira_jax.audit.sources import inputs_record, open_source, protected_inputs, read_lines
 from lira_jax.audit.streaming import ExampleArray, subset_models
 from lira_jax.audit.targets import parse_targets
 from lira_jax.errors import UserError
-from lira_jax.outputs import refuse_run_files
+from lira_jax.outputs import check_figure_path, invocation_id, refuse_outputs
 from lira_jax.store import epoch_folder, load_run, scores_shape
 
 ML_LEAKS_ADVERSARY_3 = ("confidence", "entropy")  # thresholds on the maximum probability and on the entropy
@@ -92,12 +92,10 @@ def run_attack(
     beside = json_path.parent  # examples.csv, metrics.csv and report.html go beside metrics.json
     outputs = {"--json": json_path, "--plot": plot_path, "--distributions": distributions_path}
     outputs.update({f"output {name}": beside / name for name in BESIDE_JSON})
-    for option, path in outputs.items():
-        if path is None:
-            continue
-        refuse_run_files(path, [run_dir, *([shadow_run] if shadow_run else [])], option)
-        if not Path(path).parent.is_dir():
-            raise UserError(f"cannot write {path}: {Path(path).parent} is not a directory")
+    refuse_outputs(outputs, protected_inputs(run, run_dir, source, shadow_run))
+    for option in ("--plot", "--distributions"):
+        if outputs[option] is not None:
+            check_figure_path(outputs[option], option)
     target_ids = parse_targets(targets, run["models"])
     if parsed_mask is not None and run["logits"] is None:
         raise UserError(f"--mask {mask} masks the logits, but {out_dir} has no logits.npy")
@@ -118,6 +116,7 @@ def run_attack(
         inputs, attacks, target_ids, delta=delta, epoch=epoch, mask=parsed_mask, shadow_run=shadow_run, title=title
     )
     metrics = audit.metrics
+    metrics["inputs"] = inputs_record(run, shadow_run)
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     if len(run["models"]) != run["keep"].shape[0]:
         metrics["models"] = run["models"]
@@ -127,6 +126,7 @@ def run_attack(
     _write_outputs(audit, json_path, plot_path, inputs, distributions, distributions_path, run)
     if print_table:
         print(audit.table())
+        print("\n".join(read_lines(metrics["inputs"], metrics["invocation"])))
         if top:
             print("\n" + "\n".join(audit.top_lines(top)))
     return metrics
@@ -157,6 +157,7 @@ def evaluate_inputs(
         "targets": [int(target) for target in target_ids],
         "attacks": per_attack,
         **_settings(inputs.options, delta, epoch, mask, attacks, inputs.logits),
+        "invocation": invocation_id(),
     }
     accuracy = None
     if inputs.logits is not None:
@@ -172,22 +173,6 @@ def evaluate_inputs(
     labels = inputs.labels if inputs.labels is not None else np.full(num_examples, -1)
     table = example_table(attack_scores, membership, labels)
     return Audit(metrics, table, curves, title=title, accuracy=accuracy)
-
-
-def open_source(run_dir: Path, epoch: int | None, source: str, labels_path: str | Path | None) -> dict[str, Any]:
-    """`store.load_run`'s dict for our run folders (and folders of plain logits), or for the LiRA reference
-    code's experiment folders and its PyTorch port (`readers.reference_run`)."""
-    if source == "run":
-        if labels_path is not None:
-            raise UserError("--labels is for --format lira-reference; a run folder has labels.npy")
-        run = load_run(run_dir, epoch)
-        config = run_dir / "config.toml"
-        return {**run, "config_text": config.read_text() if config.is_file() else None}
-    if source != "lira-reference":
-        raise UserError(f"--format must be run or lira-reference, got {source!r}")
-    if epoch is not None:
-        raise UserError("--epoch reads our run folders' snapshots; a reference folder's last epoch is read")
-    return reference_run(run_dir, labels_path)
 
 
 def _run_inputs(
@@ -230,7 +215,9 @@ def _write_outputs(
     audit.plot_roc(plot_path)
     if distributions is not None:
         target = int(inputs.targets[0])
-        plots.plot_score_distributions(inputs.scores, inputs.keep, distributions, distributions_path, target=target)
+        plots.plot_score_distributions(
+            inputs.scores, inputs.keep, distributions, distributions_path, target=target, note=audit.invocation_note()
+        )
     examples_csv, metrics_csv, report_html = (json_path.parent / name for name in BESIDE_JSON)
     audit.write_examples_csv(examples_csv)
     audit.write_metrics_csv(metrics_csv)

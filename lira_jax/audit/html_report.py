@@ -74,6 +74,8 @@ def build_report(
         parts += ["<h2>Most exposed examples</h2>", _examples_section(examples, top, images)]
     if config_text:
         parts += ["<h2>Configuration</h2>", f"<pre>{_text(config_text)}</pre>"]
+    if metrics.get("invocation"):
+        parts.append(f'<p class="note">invocation {_text(metrics["invocation"])}: the same id is in every output</p>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -191,8 +193,12 @@ def _picture(images: np.ndarray, example: int) -> np.ndarray | None:
         picture = picture[:, :, 0]
     if not (picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] == 3)):
         return None
-    low, high = np.nanmin(picture), np.nanmax(picture)
-    return (picture - low) / (high - low) if high > low else np.zeros_like(picture)
+    finite = np.isfinite(picture)
+    if not finite.any():
+        return np.zeros_like(picture)
+    low, high = picture[finite].min(), picture[finite].max()  # NaN and ±inf drawn as the lowest value
+    scaled = (np.where(finite, picture, low) - low) / (high - low) if high > low else np.zeros_like(picture)
+    return np.clip(scaled, 0.0, 1.0)
 
 
 def _thumbnail(picture: np.ndarray, example: int) -> str:

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.streaming import ExampleArray
+from lira_jax.audit.streaming import PASS_LOGITS, ExampleArray, read_examples
 from lira_jax.errors import UserError
 
+PROBABILITY_EXAMPLES = 64  # examples at which logits are checked not to be probabilities
 EQUALISED = "equalised"
 COUNTS = (EQUALISED, "raw")  # LiRA's shadow sets: equalised in size (the default) or as they are
 
@@ -130,4 +131,18 @@ def check_logits(logits: Any, labels: Any, scores_shape: tuple[int, ...]) -> np.
             f"labels must lie in [0, {num_classes}) for logits with {num_classes} classes, "
             f"got {labels.min()}..{labels.max()}"
         )
+    refuse_probabilities(logits)
     return labels.astype(np.int64)
+
+
+def refuse_probabilities(logits: ExampleArray) -> None:
+    """UserError if logits float[M, N, V, C] look like probabilities: at PROBABILITY_EXAMPLES examples, every
+    value in [0, 1] and every row summing to 1 (the attacks would read p as logits, silently wrong)."""
+    sample = read_examples(logits, 0, PROBABILITY_EXAMPLES).astype(np.float64)
+    if sample.size == 0 or not np.isfinite(sample).all():
+        return  # non-finite values are named where they are read
+    if sample.min() >= 0 and sample.max() <= 1 and np.allclose(sample.sum(axis=-1), 1.0, atol=1e-3):
+        raise UserError(
+            f"the logits look like probabilities (at the first {sample.shape[1]} examples every value lies in "
+            f"[0, 1] and every row sums to 1): {PASS_LOGITS}"
+        )

@@ -23,7 +23,7 @@ from scipy.special import log_ndtr
 
 from lira_jax.audit.equalise import SetStats, TargetSets, choose_drops, no_drops, target_sets
 from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackInputs, NotApplicable, check_scores_keep, check_shadows
-from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks
+from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks, within_float32
 from lira_jax.errors import UserError
 
 MIN_STD = 1e-6
@@ -299,8 +299,9 @@ def _score_variants(
 
 
 def _mean_over_views(per_view: np.ndarray) -> np.ndarray:
-    """[..., V] -> [...]; einsum's own loop: faster than .mean, and no BLAS call from worker threads."""
-    return np.einsum("...v,v->...", per_view, np.full(per_view.shape[-1], 1.0 / per_view.shape[-1]))
+    """[..., V] -> [...], within float32's range; einsum's own loop: faster than .mean, and no BLAS call from
+    worker threads."""
+    return within_float32(np.einsum("...v,v->...", per_view, np.full(per_view.shape[-1], 1.0 / per_view.shape[-1])))
 
 
 def _per_example_variance_score(options: LiraOptions, stats: TargetSets) -> np.ndarray:

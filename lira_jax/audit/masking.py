@@ -32,6 +32,7 @@ from lira_jax.audit.phi import streamed_phi
 from lira_jax.audit.streaming import ExampleArray, MappedExamples
 from lira_jax.errors import UserError
 
+MAX_DECIMALS = 17  # round:D beyond this changes no float64 probability
 MASK_FORMS = "top:K (K >= 1), round:D (D >= 0) or label"
 
 
@@ -63,6 +64,8 @@ def parse_mask(spec: str) -> Mask:
         number = None
     if kind not in ("top", "round") or number is None or number < (1 if kind == "top" else 0):
         raise UserError(f"--mask must be {MASK_FORMS}, got {spec!r}")
+    if kind == "round" and number > MAX_DECIMALS:
+        raise UserError(f"--mask round:D rounds to D decimals, at most {MAX_DECIMALS} (float64's), got {number}")
     return Mask(kind, number)
 
 

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from lira_jax.audit.arguments import indices
 from lira_jax.errors import UserError
 
 TO_NUMPY = ".detach().cpu().numpy()"
+NUMERIC = "biuf"  # the dtype kinds an input may have: bool, integers, floats
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ def as_numpy(value: Any, name: str) -> np.ndarray:
     """value as a NumPy array (memmaps stay memmaps). A PyTorch tensor on the CPU is read without a copy
     (detached: the caller's graph is untouched); on another device it is a UserError naming
     `.detach().cpu().numpy()`."""
-    if isinstance(value, np.ndarray):
+    if value is None:
+        raise UserError(f"{name} is None: pass an array")
+    if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC:
         return value
     if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
         device = getattr(getattr(value, "device", None), "type", "cpu")
@@ -44,8 +48,10 @@ def as_numpy(value: Any, name: str) -> np.ndarray:
         raise UserError(
             f"{name} cannot be read as an array ({error}); pass a NumPy array, e.g. {name}{TO_NUMPY}"
         ) from None
-    if array.dtype == object:
-        raise UserError(f"{name} is not a numeric array (dtype object); pass a NumPy array, e.g. {name}{TO_NUMPY}")
+    if array.dtype.kind not in NUMERIC:
+        raise UserError(
+            f"{name} is not a numeric array (dtype {array.dtype}); pass a NumPy array, e.g. {name}{TO_NUMPY}"
+        )
     return array
 
 
@@ -64,9 +70,7 @@ def normalise_logits(logits: Any, views: Sequence[int] | None = None) -> np.ndar
     if num_models < 2 or num_examples < 1 or num_classes < 2:
         raise UserError(f"logits {list(logits.shape)} need M >= 2 models, N >= 1 examples and C >= 2 classes")
     if views is not None:
-        chosen = list(views)
-        if not chosen or any(not 0 <= int(view) < num_views for view in chosen):
-            raise UserError(f"views must be indices in [0, {num_views}), got {chosen}")
+        chosen = indices(views, "views", num_views, "view indices")
         if chosen != list(range(num_views)):
             logits = logits[:, :, chosen]
     return logits
@@ -104,8 +108,22 @@ def normalise_labels(labels: Any, num_examples: int, num_classes: int) -> np.nda
 def normalise(logits: Any, keep: Any, labels: Any, views: Sequence[int] | None = None) -> NormalisedInputs:
     """The three inputs of `lira_jax.audit_logits`, checked against each other once (finiteness is checked
     while the logits are streamed)."""
+    _refuse_swapped_logits(as_numpy(logits, "logits").shape, np.shape(as_numpy(keep, "keep")), np.shape(labels))
     logits = normalise_logits(logits, views)
     num_models, num_examples, _, num_classes = logits.shape
     keep = normalise_keep(keep, num_models, num_examples)
     labels = normalise_labels(labels, num_examples, num_classes)
     return NormalisedInputs(logits=logits, keep=keep, labels=labels)
+
+
+def _refuse_swapped_logits(logits: tuple[int, ...], keep: tuple[int, ...], labels: tuple[int, ...]) -> None:
+    """UserError if logits are [N, M, ...] (examples before models) where keep is [M, N] and labels [N]: the
+    advice is to transpose the logits, not keep."""
+    shapes_fit = len(logits) in (3, 4) and len(keep) == 2 and len(labels) >= 1 and logits[0] != logits[1]
+    if shapes_fit and tuple(logits[:2]) == tuple(keep[::-1]) and labels[0] == logits[0]:
+        order = ", ".join(map(str, (1, 0, *range(2, len(logits)))))
+        axes = "models, examples, views, classes" if len(logits) == 4 else "models, examples, classes"
+        raise UserError(
+            f"logits {list(logits)} have the examples first, but keep is [M, N] = {list(keep)} and labels "
+            f"[N] = [{labels[0]}]: pass logits.transpose({order}) ({axes})"
+        )

@@ -1,5 +1,8 @@
 """Logit scaling in NumPy: φ = z_y − logsumexp_{j≠y} z_j, exact to float32 for any finite logits.
 
+φ beyond float32's range (|φ| > 3.4e38, from float64 logits of that size) is clipped to it: such an example's
+label probability is 0 or 1 in any float format, and its order among the others is kept.
+
 `lira_jax.shadow.phi` is the jittable twin the trainer uses; tests/test_scoring.py checks they agree.
 """
 
@@ -9,10 +12,19 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.streaming import ExampleArray, MappedExamples
+from lira_jax.audit.streaming import (
+    ExampleArray,
+    MappedExamples,
+    check_finite,
+    not_finite_hint,
+    read_examples,
+    within_float32,
+)
 from lira_jax.errors import UserError
 
 PIECE_BYTES = 4 << 20  # logit_scale computes about this much float64 at a time
+CHECKED_EXAMPLES = 16  # examples at which a trained run's scores.npy is checked against its logits.npy,
+CHECKED_BLOCKS = 4  # in this many runs of consecutive examples
 
 
 def _aligned_labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
@@ -80,7 +92,9 @@ def _logit_scale_into(out: np.ndarray, logits: np.ndarray, labels: np.ndarray) -
 def _finite_float64(logits: np.ndarray) -> np.ndarray:
     logits = np.asarray(logits, dtype=np.float64)
     if not np.isfinite(logits).all():
-        raise UserError("logits hold NaN or infinite values")
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(logits))[0])
+        hint = not_finite_hint("logits", logits[index])
+        raise UserError(f"logits hold NaN or infinite values ({logits[index]} at {list(index)}){hint}")
     return logits
 
 
@@ -90,12 +104,46 @@ def _phi(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     others = logits.copy()
     np.put_along_axis(others, labels, -np.inf, axis=-1)
     top = others.max(axis=-1, keepdims=True)
-    return (true - top[..., 0]) - np.log(np.exp(others - top).sum(axis=-1))
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 logits near its limit: clipped just below
+        phi = (true - top[..., 0]) - np.log(np.exp(others - top).sum(axis=-1))
+    return within_float32(phi)
 
 
 def streamed_phi(logits: ExampleArray, labels: np.ndarray) -> MappedExamples:
     """φ float32[M, N, V] of logits float[M, N, V, C] (labels int[N]), computed chunk by chunk as the attacks
     read it: never held whole, never written anywhere."""
-    return MappedExamples(
-        logits, lambda chunk, start, stop: logit_scale(chunk, labels[start:stop]), logits.shape[:3], np.float32
-    )
+
+    def phi(chunk: np.ndarray, start: int, stop: int) -> np.ndarray:
+        check_finite(chunk, "logits", start)  # named by position, with what to pass instead
+        return logit_scale(chunk, labels[start:stop])
+
+    return MappedExamples(logits, phi, logits.shape[:3], np.float32)
+
+
+def check_scores(scores: ExampleArray, logits: ExampleArray, labels: np.ndarray, folder: Any) -> str:
+    """UserError unless scores float32[M, N, V] are φ of logits float[M, N, V, C] (labels int[N]) at
+    CHECKED_EXAMPLES examples (CHECKED_BLOCKS runs of consecutive ones spread over N, every model and view,
+    so that few reads cover them), to the rounding of the logits' dtype (a trained run's scores come from
+    its logits before they were stored). Returns what was checked, for metrics.json. folder: where the two
+    files lie, for the message."""
+    num_examples = scores.shape[1]
+    length = num_examples if num_examples <= CHECKED_EXAMPLES else CHECKED_EXAMPLES // CHECKED_BLOCKS
+    starts = np.unique(np.linspace(0, num_examples - length, CHECKED_BLOCKS).astype(np.int64))
+    for start in map(int, starts):
+        values = read_examples(logits, start, start + length)
+        check_finite(values, "logits", start, logits)
+        saved = read_examples(scores, start, start + length).astype(np.float64)
+        recomputed = logit_scale(values, labels[start : start + length]).astype(np.float64)
+        size = np.abs(values.astype(np.float64)).max(axis=-1)
+        tolerance = 4 * np.finfo(values.dtype).eps * (size + 1) + 1e-5 * (1 + np.abs(recomputed))
+        wrong = np.abs(saved - recomputed) > tolerance
+        if wrong.any():
+            model, position, view = np.argwhere(wrong)[0]
+            raise UserError(
+                f"{folder}: scores.npy is not φ of logits.npy ({int(wrong.sum())} of {wrong.size} values differ"
+                f" at examples {start}..{start + length - 1}; model {model}, example {start + position}, view"
+                f" {view}: {saved[model, position, view]:.6g} against {recomputed[model, position, view]:.6g}):"
+                " one of them was changed after training; refusing to guess which is right"
+            )
+    checked = min(num_examples, len(starts) * length)
+    return f"scores.npy, checked against logits.npy at {checked} of {num_examples} examples"

@@ -40,12 +40,14 @@ def roc_plot_data(roc: Roc, confidence: float = 0.95, num_points: int = 400) -> 
     return {"fpr": grid, "tpr": roc.tpr[points], "tpr_low": low, "tpr_high": high}
 
 
-def save_figure(figure: Any, path: str | Path, dpi: int = 150) -> None:
-    """Writes the figure whole or not at all (temporary file, then rename); an OSError is one line."""
+def save_figure(figure: Any, path: str | Path, dpi: int = 150, note: str | None = None) -> None:
+    """Writes the figure whole or not at all (temporary file, then rename); an OSError is one line. note: a
+    line stored in the file's metadata (PNG and SVG "Description", PDF "Subject"), e.g. the invocation id."""
     path = Path(path)
+    key = "Subject" if path.suffix.lower() == ".pdf" else "Description"
     try:
         with disk_errors(path), atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
+            figure.savefig(temporary, dpi=dpi, bbox_inches="tight", metadata=None if note is None else {key: note})
     finally:
         plt.close(figure)
 
@@ -62,14 +64,16 @@ def _lowest_decade(curves: Mapping[str, Mapping[str, Any]]) -> float:
     return max(FPR_RANGE[0], 10.0 ** np.floor(np.log10(lowest) + 1e-9))
 
 
-def plot_roc(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title: str | None = None) -> None:
+def plot_roc(
+    curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title: str | None = None, note: str | None = None
+) -> None:
     """Log-log ROC, both axes from the decade of the lowest measurable FPR (at least 1e-5) to 1, the diagonal
     dashed, one curve per attack; the legend (each attack's AUC and TPR at 0.1% FPR) sits right of the axes
     so that it hides no curve.
 
     curves: {attack: {fpr, tpr, tpr_low, tpr_high} from `roc_plot_data`, plus "auc" and "tpr_at_fpr"
     as in metrics.json}. Up to BAND_CURVES curves get their Clopper-Pearson band shaded; more would be a blur.
-    Beyond 10 curves, line styles repeat the 10 colours distinguishably.
+    Beyond 10 curves, line styles repeat the 10 colours distinguishably. note: stored in the file's metadata.
     """
     figure, axes = plt.subplots(figsize=(8.5, 5.6))
     colours = plt.get_cmap("tab10")
@@ -117,7 +121,7 @@ def plot_roc(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title
         frameon=False,
         labelspacing=0.8 if few else 0.45,
     )
-    save_figure(figure, path)
+    save_figure(figure, path, note=note)
 
 
 def plot_score_distributions(
@@ -129,10 +133,11 @@ def plot_score_distributions(
     target: int | None = None,
     view: int = 0,
     bins: int = 30,
+    note: str | None = None,
 ) -> None:
     """For each chosen example, histograms of φ over its IN and OUT models (one view) and the
     Gaussians LiRA fits to them (median, std); with a target, it is left out of both sets and its own
-    score is marked. scores: float32[M, N, V]; keep: bool[M, N]."""
+    score is marked. scores: float32[M, N, V]; keep: bool[M, N]; note: stored in the file's metadata."""
     num_models, num_examples, num_views = scores.shape
     examples = [int(example) for example in examples]
     if not examples or min(examples) < 0 or max(examples) >= num_examples or not 0 <= view < num_views:
@@ -161,4 +166,4 @@ def plot_score_distributions(
     for axes in list(grid.flat)[len(examples) :]:
         axes.axis("off")
     figure.tight_layout()
-    save_figure(figure, path)
+    save_figure(figure, path, note=note)

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lira_jax.audit import per_example
+from lira_jax.audit import arguments, per_example
 from lira_jax.audit.report import format_table, metrics_csv
 from lira_jax.errors import UserError
+from lira_jax.outputs import Protected, check_figure_path, refuse_outputs
 from lira_jax.writing import strict_json, write_atomically
 
 
@@ -26,13 +27,19 @@ class Audit:
     """metrics: the metrics.json dict (DESIGN.md); examples: the per-example table, {column: [N]}
     (`lira_jax.audit.per_example.example_table`); curves: {attack: ROC sampled for plotting, with its metrics};
     title: what the plots and the report call the audited models; accuracy: {"train": [T], "test": [T]} of each
-    target on its members and non-members (first view), when the logits were at hand."""
+    target on its members and non-members (first view), when the logits were at hand; reads: files the audit
+    read (memmapped inputs), which its writers refuse to overwrite.
+
+    Every method checks its arguments as the command line checks its options (one UserError naming the
+    argument), and every path as an output of the command line: a new path or a regular file in an existing
+    folder, never an input the audit read."""
 
     metrics: dict[str, Any]
     examples: dict[str, np.ndarray]
     curves: dict[str, dict[str, Any]] = field(repr=False)
     title: str = "audit"
     accuracy: dict[str, list[float]] | None = None
+    reads: tuple[Path, ...] = ()
 
     def table(self) -> str:
         """The attack table as `python -m lira_jax.attack` prints it."""
@@ -40,7 +47,14 @@ class Audit:
 
     def top_lines(self, count: int, attack: str | None = None) -> list[str]:
         """The `count` most exposed examples by `attack` (default: the first headline attack audited)."""
+        count = arguments.integer(count, "count", 0)
+        if attack is not None:
+            arguments.choice(attack, "attack", self.ranked_attacks())
         return per_example.top_lines(self.examples, attack or self.ranking_attack(), count)
+
+    def ranked_attacks(self) -> list[str]:
+        """The attacks with per-example results (those that were scored)."""
+        return [column.removesuffix("_flagged") for column in self.examples if column.endswith("_flagged")]
 
     def ranking_attack(self) -> str:
         """The attack examples are ranked by: the first of the headline attacks that was run, else the first."""
@@ -52,10 +66,12 @@ class Audit:
     def plot_roc(self, path: str | Path, *, headline: bool = False) -> None:
         """The log-log ROC of every attack (headline: only lira_online, lira_online_fixed_var, lira_offline,
         rmia_online and global_threshold) as a PNG."""
+        path = self._output(path, "path", figure=True)
+        headline = arguments.flag(headline, "headline")
         from lira_jax.audit import plots
 
         curves = plots.headline_curves(self.curves) if headline else self.curves
-        plots.plot_roc(curves, _writable(path), title=self.title)
+        plots.plot_roc(curves, path, title=self.title, note=self.invocation_note())
 
     def to_html(
         self,
@@ -69,7 +85,14 @@ class Audit:
     ) -> None:
         """report.html, self-contained. images: the inputs [N, H, W(, C)] or [N, H*W], drawn as thumbnails of
         the most exposed examples; accuracy: {"train": [M], "test": [M]} per model (default: the targets'
-        accuracy from their logits); config_text: shown verbatim."""
+        accuracy from their logits); config_text: shown verbatim; top: how many exposed examples are listed."""
+        path = self._output(path, "path")
+        num_examples = self.metrics["num_examples"]
+        images = None if images is None else arguments.images(images, num_examples)
+        accuracy = self.accuracy if accuracy is None else arguments.accuracy(accuracy)
+        config_text = arguments.text(config_text, "config_text", optional=True)
+        title = arguments.text(title, "title", optional=True)
+        top = arguments.integer(top, "top", 0)
         from lira_jax.audit.html_report import build_report
 
         page = build_report(
@@ -78,30 +101,47 @@ class Audit:
             title=title or self.title,
             examples=self.examples,
             top=top,
-            accuracy=accuracy if accuracy is not None else self.accuracy,
-            images=None if images is None else np.asarray(images),
+            accuracy=accuracy,
+            images=images,
             config_text=config_text,
         )
-        _write(path, page)
+        write_atomically(path, page)
 
     def write_metrics_json(self, path: str | Path) -> None:
-        _write(path, json.dumps(strict_json(self.metrics), indent=1, allow_nan=False) + "\n")
+        path = self._output(path, "path")
+        write_atomically(path, json.dumps(strict_json(self.metrics), indent=1, allow_nan=False) + "\n")
 
     def write_metrics_csv(self, path: str | Path) -> None:
-        """One row per attack, for spreadsheets."""
-        _write(path, metrics_csv(self.metrics))
+        """One row per attack, for spreadsheets; the last column is the invocation id."""
+        path = self._output(path, "path")
+        write_atomically(path, _with_invocation(metrics_csv(self.metrics), self.metrics.get("invocation")))
 
     def write_examples_csv(self, path: str | Path) -> None:
-        """One row per example: example, label, members, then <attack>_in, _out and _flagged per attack."""
-        _write(path, per_example.table_csv(self.examples))
+        """One row per example: example, label, members, then <attack>_in, _out and _flagged per attack; the
+        last column is the invocation id."""
+        path = self._output(path, "path")
+        text = per_example.table_csv(self.examples)
+        write_atomically(path, _with_invocation(text, self.metrics.get("invocation")))
+
+    def _output(self, path: Any, name: str, figure: bool = False) -> Path:
+        """path checked as an output of the command line (`lira_jax.outputs.refuse_outputs`)."""
+        path = arguments.path(path, name)
+        refuse_outputs({name: path}, Protected().add_files(self.reads, "an input of this audit"))
+        if figure:
+            check_figure_path(path, name)
+        return path
+
+    def invocation_note(self) -> str | None:
+        """What figures carry in their metadata: the invocation id shared by every output of this audit."""
+        invocation = self.metrics.get("invocation")
+        return None if invocation is None else f"lira-jax audit, invocation {invocation}"
 
 
-def _writable(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(f"cannot write {path}: {path.parent} is not a directory")
-    return path
-
-
-def _write(path: str | Path, text: str) -> None:
-    write_atomically(_writable(path), text)
+def _with_invocation(text: str, invocation: str | None) -> str:
+    """CSV text with an `invocation` column appended to every line (nothing appended where there is none)."""
+    if invocation is None:
+        return text
+    lines = text.split("\n")
+    ending = lines.pop() if lines and lines[-1] == "" else None
+    lines = [f"{lines[0]},invocation", *(f"{line},{invocation}" for line in lines[1:])]
+    return "\n".join(lines) + ("\n" if ending is not None else "")

@@ -17,6 +17,8 @@ import numpy as np
 
 from lira_jax.errors import UserError
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+PASS_LOGITS = "pass the logits before the softmax, or log-probabilities kept above 0, e.g. np.log(np.maximum(p, 1e-30))"
 CHUNK_BYTES = 4 << 20  # working set per chunk: small enough for the CPU caches to matter
 READ_BYTES = 64 << 10  # read memmaps at least this much per model row at a time
 BLOCK_BYTES = 16 << 20  # and at most this much at a time, all rows together
@@ -127,10 +129,25 @@ def map_example_chunks(
         return [result for results in pool.map(run, starts) for result in results]
 
 
+def within_float32(values: np.ndarray) -> np.ndarray:
+    """values clipped to float32's finite range (still in their dtype): scores from extreme but finite
+    inputs become the largest float32 rather than inf when stored as float32, keeping their order."""
+    return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX)
+
+
 def check_finite(values: np.ndarray, name: str, start: int, source: Any = None) -> None:
     """UserError naming the first NaN/inf of a chunk values[rows, n, ...] that begins at example `start`;
     source: the array read, so that a ModelSubset's rows are named by their model index."""
     if not np.isfinite(values).all():
         row, example, *_ = np.argwhere(~np.isfinite(values))[0]
         model = source.models[row] if isinstance(source, ModelSubset) else row
-        raise UserError(f"{name} holds NaN or infinite values (model {model}, example {start + example})")
+        value = values[row, example][~np.isfinite(values[row, example])].flat[0]
+        where = f"model {model}, example {start + example}"
+        raise UserError(f"{name} holds NaN or infinite values ({value} at {where}){not_finite_hint(name, value)}")
+
+
+def not_finite_hint(name: str, value: float) -> str:
+    """What to pass instead, where a −inf in logits is most likely the log of a probability of 0."""
+    if name != "logits" or value != -np.inf:
+        return ""
+    return f": a log of 0? {PASS_LOGITS}"

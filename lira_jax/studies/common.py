@@ -13,11 +13,12 @@ import numpy as np
 from lira_jax.audit.evaluate import done_model_arrays
 from lira_jax.audit.inputs import check_logits
 from lira_jax.audit.registry import choose_attacks
+from lira_jax.audit.sources import open_source
 from lira_jax.audit.streaming import ModelSubset, map_example_chunks
 from lira_jax.audit.targets import parse_targets
 from lira_jax.config import Config
 from lira_jax.errors import UserError
-from lira_jax.store import MODELS_FILE, load_run, scores_shape
+from lira_jax.store import MODELS_FILE, scores_shape
 
 LOW_FPR = "0.001"  # the FPR every study reports TPR at (0.1%)
 LOWEST_FPR = "1e-05"
@@ -78,10 +79,10 @@ class Run:
 
 
 def open_run(path: str | Path) -> Run:
-    """Opens and checks a run folder (`load_run`, and its logits against labels and scores), restricted to
+    """Opens and checks a run folder (`sources.open_source`, and its logits against labels and scores), restricted to
     its done models with their records and config when it has them."""
     path = Path(path)
-    loaded = load_run(path)
+    loaded = open_source(path, None, "run", None)  # a trained run's scores.npy checked against its logits
     if loaded["logits"] is not None:
         check_logits(loaded["logits"], loaded["labels"], scores_shape(loaded))
     scores, logits, keep = done_model_arrays(loaded)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lira_jax.audit.arguments import integer
 from lira_jax.errors import UserError
 from lira_jax.outputs import refuse_run_files
 from lira_jax.studies.common import StudyResult, open_run
@@ -65,6 +66,7 @@ def run_study(name: str, paths: Sequence[str | Path], out: str | Path | None = N
     for suffix in ("md", "json", "png"):
         refuse_run_files(out / f"{name}.{suffix}", paths, "--out")
     options = {"targets": "all", "seed": 0, "counts": None, **options}
+    options["seed"] = integer(options["seed"], "--seed", 0)  # numpy's seeds are non-negative
     runs = [open_run(path) for path in paths]
     text, data, drawing = study.compute(runs if study.several else runs[0], options)
 

@@ -114,6 +114,13 @@ def _save(run: Path, name: str, change) -> None:
     np.save(run / f"{name}.npy", change(np.load(run / f"{name}.npy")))
 
 
+def _scores_only(run: Path, change) -> None:
+    """Rewrites scores.npy as change(its array) and removes logits.npy: φ is then read from scores.npy (beside
+    logits.npy, a folder not trained here has φ computed from the logits, its scores.npy not read)."""
+    _save(run, "scores", change)
+    (run / "logits.npy").unlink()
+
+
 def _nan_at(scores: np.ndarray) -> np.ndarray:
     scores[2, 17, 1] = np.nan
     return scores
@@ -131,18 +138,18 @@ def _models_json(records) -> str:
 
 BAD_RUNS = {  # expected message (a regular expression) -> how to break a good run folder
     r"scores\.npy is missing": lambda run: [(run / f"{name}.npy").unlink() for name in ("scores", "logits")],
-    r"scores\.npy must be float32 .* got float64": lambda run: _save(run, "scores", lambda a: a.astype(float)),
-    r"scores\.npy must be .* \[M, N\] = \[6, 60\] from keep\.npy": lambda run: _save(run, "scores", lambda a: a[:, 1:]),
+    r"scores\.npy must be float32 .* got float64": lambda run: _scores_only(run, lambda a: a.astype(float)),
+    r"scores\.npy must be .* \[M, N\] = \[6, 60\] from keep\.npy": lambda run: _scores_only(run, lambda a: a[:, 1:]),
     r"keep\.npy must be bool or 0/1 integers": lambda run: _save(run, "keep", lambda a: a.astype(np.int8) * 2),
     r"labels\.npy must be integers": lambda run: _save(run, "labels", lambda a: a.astype(float)),
     r"logits\.npy must be float16, float32 or float64": lambda run: _save(run, "logits", lambda a: a.astype(int)),
-    r"scores holds NaN or infinite values \(model 2, example 17\)": lambda run: _save(run, "scores", _nan_at),
+    r"scores holds NaN or infinite values \(nan at model 2, example 17\)": lambda run: _scores_only(run, _nan_at),
     r"at least 2 finished models .* 1 of 6 done": lambda run: (run / "models.json").write_text(
         _models_json([{"done": index == 0} for index in range(6)])
     ),
     r"models\.json is not a JSON object": lambda run: (run / "models.json").write_text("{not json"),
     r"must list 6 models": lambda run: (run / "models.json").write_text(_models_json([{"done": True}])),
-    r"cannot read .*keep\.npy": lambda run: (run / "keep.npy").write_bytes(b"garbage"),
+    r"keep\.npy is not a \.npy file": lambda run: (run / "keep.npy").write_bytes(b"garbage"),
 }
 
 

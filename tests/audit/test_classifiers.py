@@ -119,6 +119,6 @@ def test_bad_input():
         classifier_scores(logits, keep, labels, max_rows=1)
     broken = logits.copy()
     broken[1, 7, 0, 2] = np.inf
-    with pytest.raises(UserError, match="logits holds NaN or infinite values \\(model 1, example 7\\)"):
+    with pytest.raises(UserError, match="logits holds NaN or infinite values \\(inf at model 1, example 7\\)"):
         classifier_scores(broken, keep, labels, names=["ml_leaks_adv1"])
     assert CLASSIFIERS == ("shokri", "ml_leaks_adv1", "ml_leaks_adv2")

@@ -31,7 +31,7 @@ def test_one_view_gets_the_view_axis_and_views_are_chosen():
     logits, keep, labels = _arrays()
     assert normalise(logits[:, :, 0], keep, labels).logits.shape == (M, N, 1, C)
     np.testing.assert_array_equal(normalise(logits, keep, labels, views=[1]).logits, logits[:, :, [1]])
-    with pytest.raises(UserError, match="views must be indices"):
+    with pytest.raises(UserError, match="views must be distinct view indices"):
         normalise(logits, keep, labels, views=[2])
 
 

@@ -1,10 +1,9 @@
 """The readers of the LiRA reference code's experiment folders and of its PyTorch port, on folders written here
 in their layouts (file names, shapes and dtypes as their inference.py, score.py and train.py write them)."""
 
-import json
-
 import numpy as np
 import pytest
+from run_folders import write_port, write_reference
 
 from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.readers import detect_layout, read_lira_reference
@@ -19,47 +18,6 @@ def _experiment(seed=0):
     logits = rng.normal(size=(M, N, V, C)).astype(np.float32)
     labels = rng.integers(0, C, N + 3).astype(np.uint8)
     return keep, logits, labels
-
-
-def _reference_scores(logits, labels):
-    """score.py's formula, on [N, 1, V, C] logits: log p_y - log(sum of the others), through probabilities."""
-    predictions = np.exp(logits - logits.max(axis=3, keepdims=True)).astype(np.float64)
-    predictions /= predictions.sum(axis=3, keepdims=True)
-    count = predictions.shape[0]
-    y_true = predictions[np.arange(count), :, :, labels[:count]]
-    predictions[np.arange(count), :, :, labels[:count]] = 0
-    y_wrong = predictions.sum(axis=3)
-    return np.log(y_true.mean(1) + 1e-45) - np.log(y_wrong.mean(1) + 1e-45)
-
-
-def write_reference(root, keep, logits, labels, *, scores=True, epochs=("0000000010", "0000000020")):
-    """exp/cifar10-like LOGDIR: x_train.npy, y_train.npy, experiment-K_M/{hparams.json, keep.npy, logits/, scores/}."""
-    root.mkdir(parents=True, exist_ok=True)
-    np.save(root / "x_train.npy", np.zeros((keep.shape[1], 4, 4, 3), np.float32))
-    np.save(root / "y_train.npy", labels)
-    for model in range(keep.shape[0]):
-        folder = root / f"experiment-{model}_{keep.shape[0]}"
-        (folder / "logits").mkdir(parents=True)
-        (folder / "hparams.json").write_text(json.dumps({"arch": "wrn28-2"}))
-        np.save(folder / "keep.npy", keep[model])
-        for index, epoch in enumerate(epochs):  # earlier epochs hold other numbers: only the last counts
-            saved = logits[model][:, None] + (0 if index == len(epochs) - 1 else 100)
-            np.save(folder / "logits" / f"{epoch}.npy", saved)
-            if scores:
-                (folder / "scores").mkdir(exist_ok=True)
-                np.save(folder / "scores" / f"{epoch}.npy", _reference_scores(saved, labels))
-
-
-def write_port(root, keep, logits, labels, *, with_logits=True):
-    """lira-pytorch's SAVEDIR/I/{keep.npy, model.pt, logits.npy [N, V, C], scores.npy [N, V]}."""
-    for model in range(keep.shape[0]):
-        folder = root / str(model)
-        folder.mkdir(parents=True)
-        np.save(folder / "keep.npy", keep[model, : logits.shape[1]])
-        (folder / "model.pt").write_bytes(b"")
-        if with_logits:
-            np.save(folder / "logits.npy", logits[model])
-        np.save(folder / "scores.npy", _reference_scores(logits[model][:, None], labels).astype(np.float64))
 
 
 def test_reference_folder_in_our_layout(tmp_path):
@@ -122,7 +80,7 @@ def test_port_scores_only_needs_no_labels(tmp_path):
         (lambda root: np.save(root / "1" / "keep.npy", np.full(N, 2)), "bool or 0/1"),
         (lambda root: np.save(root / "1" / "scores.npy", np.zeros((N + 1, V))), "differ in shape"),
         (lambda root: np.save(root / "1" / "scores.npy", np.zeros((N, V), np.int32)), "floating point"),
-        (lambda root: (root / "1" / "scores.npy").unlink(), "logits or scores"),
+        (lambda root: (root / "1" / "scores.npy").unlink(), "neither logits.npy nor scores.npy in 1"),
     ],
 )
 def test_bad_folders_are_one_line_errors(tmp_path, damage, message):

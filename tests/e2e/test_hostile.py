@@ -4,12 +4,12 @@ overwritten, nothing written next to it). The run is the suite's shared tiny run
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import TINY_RUN, tiny_settings
+from hostile import LAYOUTS, fails_cleanly, snapshot
 
 from lira_jax import attack, study, train
 
@@ -21,24 +21,6 @@ SHARED = ["--quiet", "--no-attack", *TINY_RUN]  # the shared run's own config
 def trained(tiny_run) -> Path:
     """The suite's shared tiny run (conftest): read only; a case that changes a run copies it first."""
     return tiny_run
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file under `folder` with its size and modification time."""
-    return {
-        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
-def fails_cleanly(main, argv, message, capsys) -> None:
-    assert main([str(part) for part in argv]) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    assert "Traceback" not in captured.err + captured.out
-    assert re.search(message, lines[0]), lines[0]
 
 
 # ------------------------------------------------------------------ train: config values and options
@@ -277,7 +259,7 @@ UNFINISHED = {
         ),
         "has 3 of 4 models finished",
     ),
-    "keep.npy garbage": (lambda run: (run / "keep.npy").write_bytes(b"garbage"), r"cannot read .*keep\.npy"),
+    "keep.npy garbage": (lambda run: (run / "keep.npy").write_bytes(b"garbage"), r"keep\.npy is not a \.npy file"),
     "scores.npy missing": (lambda run: (run / "scores.npy").unlink(), "scores.npy is missing"),
     "run is a file": (lambda run: (shutil.rmtree(run), run.write_text("x")), "is not a directory"),
 }
@@ -342,5 +324,18 @@ def test_bad_study_input(trained, capsys, arguments, message):
 
 
 def test_the_suite_has_enough_cases():
+    """This file's cases (train, study, the trained run), and the hostile cases of the attack's entry points
+    (issue 20: at least 200 over the run folder, plain folders, the reference layouts and the API; the
+    API's are counted in tests/audit/test_hostile_api.py)."""
     counted = len(BAD_TRAIN) + 4 + 8 + 2 * len(BROKEN_RUNS) + len(ATTACK_CASE_NAMES) + len(UNFINISHED) + 8
     assert counted >= 80
+    from test_hostile_inputs import PLAIN, PLAIN_OPTIONS, PORT, REFERENCE, RUN
+    from test_hostile_outputs import INPUT_FILES, OUTPUT_CASES
+
+    outputs = {layout: len(OUTPUT_CASES) + 2 * sum(found == layout for found, _ in INPUT_FILES) for layout in LAYOUTS}
+    per_entry = {
+        "run folder": len(ATTACK_CASE_NAMES) + len(UNFINISHED) + len(RUN) + 1 + outputs["run"],
+        "plain folder": len(PLAIN) + len(PLAIN_OPTIONS) + outputs["plain"],
+        "reference layouts": len(REFERENCE) + len(PORT) + outputs["reference"] + outputs["port"],
+    }
+    assert all(count >= 50 for count in per_entry.values()) and sum(per_entry.values()) >= 200, per_entry

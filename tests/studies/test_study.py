@@ -15,6 +15,7 @@ from scipy import stats
 from lira_jax import config as config_lib
 from lira_jax.audit.evaluate import run_attack
 from lira_jax.audit.metrics import attack_metrics
+from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.registry import score_attacks
 from lira_jax.studies.runner import run_study
 from lira_jax.studies.shadows import shadow_counts
@@ -92,6 +93,7 @@ def test_gap_per_target_against_plain_recomputation(tmp_path):
     keep = np.load(run / "keep.npy")
     scores = np.load(run / "scores.npy") + (strengths[:, None] * keep)[:, :, None].astype(np.float32)
     np.save(run / "scores.npy", scores)
+    (run / "logits.npy").unlink()  # scores.npy no longer φ of the logits: a trained run's would be refused
     data = run_study("gap", [run], tmp_path / "out")
     from lira_jax.audit.lira import lira
 
@@ -210,7 +212,9 @@ def test_command_line_default_folder_in_a_subprocess(runs, tmp_path):
 
 def _other_data(root: Path) -> Path:
     run = make_run(root / "other", seed=5)
-    np.save(run / "labels.npy", (np.load(run / "labels.npy") + 1) % 5)
+    labels = (np.load(run / "labels.npy") + 1) % 5
+    np.save(run / "labels.npy", labels)
+    np.save(run / "scores.npy", logit_scale(np.load(run / "logits.npy"), labels))  # φ of the logits again
     return run
 
 
