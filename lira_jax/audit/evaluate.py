@@ -33,7 +33,7 @@ from lira_jax.audit.classifiers import (
 )
 from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackInputs, AttackOptions, NotApplicable, check_logits
 from lira_jax.audit.masking import Mask, check_mask, masked_logits, masked_run, parse_mask
-from lira_jax.audit.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve
+from lira_jax.audit.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve, roc_plot_data
 from lira_jax.audit.per_example import example_table, most_exposed
 from lira_jax.audit.phi import streamed_phi
 from lira_jax.audit.readers import reference_run
@@ -285,9 +285,7 @@ def _attack_records(
     membership: np.ndarray, attack_scores: dict[str, np.ndarray], delta: float
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """metrics.json's "attacks" for membership bool[T, N] and scores {name: float32[T, N]}, and each attack's
-    ROC sampled for the plot (`plots.roc_plot_data`, with its metrics)."""
-    from lira_jax.audit import plots  # matplotlib only once the scores are in
-
+    ROC sampled for the plot (`metrics.roc_plot_data`, with its metrics)."""
     per_attack, curves = {}, {}
     for name, values in attack_scores.items():
         if isinstance(values, NotApplicable):  # null metrics with the reason; not on the plot
@@ -305,7 +303,7 @@ def _attack_records(
                 "member_probability_above": 0.5,
                 **decision_metrics(membership, values > 0),
             }
-        curves[name] = {**plots.roc_plot_data(roc), **per_attack[name]}
+        curves[name] = {**roc_plot_data(roc), **per_attack[name]}
     return per_attack, curves
 
 

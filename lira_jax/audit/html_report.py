@@ -10,9 +10,7 @@ import base64
 import html
 import io
 import math
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,12 +46,14 @@ def build_report(
     accuracy: Mapping[str, Sequence[float]] | None = None,
     images: np.ndarray | None = None,
     config_text: str | None = None,
+    figures: Mapping[str, bytes] | None = None,
 ) -> str:
-    """The page as HTML text. metrics: the metrics.json dict; curves: {attack: `plots.roc_plot_data` plus its
-    metrics}, as `plots.plot_roc` takes them; examples: the per-example table (`per_example.example_table`);
+    """The page as HTML text. metrics: the metrics.json dict; curves: {attack: `metrics.roc_plot_data` plus
+    its metrics}, as `plots.roc_png` takes them; examples: the per-example table (`per_example.example_table`);
     accuracy: {"train": [M], "test": [M]} per model; images: the inputs [N, H, W], [N, H, W, 3] or [N, H*W]
-    for thumbnails; config_text: the config (TOML) shown verbatim."""
-    from lira_jax.audit import plots  # matplotlib only when drawing
+    for thumbnails; config_text: the config (TOML) shown verbatim; figures: the ROCs already drawn as PNG
+    bytes, {"headline": ..., "every": ...} (`Audit.roc_png`), those missing drawn here."""
+    figures = dict(figures or {})
 
     parts = [
         "<!DOCTYPE html>",
@@ -64,10 +64,9 @@ def build_report(
         "<h2>Attacks</h2>",
         _attack_table(metrics),
     ]
-    headline = plots.headline_curves(curves)
-    if headline:
-        parts += ["<h2>ROC of the headline attacks</h2>", _figure(plots.plot_roc, headline, "headline attacks")]
-    parts += ["<h2>ROC of every attack</h2>", _figure(plots.plot_roc, curves, "every attack")]
+    if any(name in curves for name in HEADLINE_ATTACKS):
+        parts += ["<h2>ROC of the headline attacks</h2>", _figure(figures, "headline", curves, title)]
+    parts += ["<h2>ROC of every attack</h2>", _figure(figures, "every", curves, title)]
     if accuracy is not None:
         parts += ["<h2>Models</h2>", _accuracy_section(accuracy)]
     if examples is not None:
@@ -124,11 +123,14 @@ def _tpr_cell(values: Mapping[str, Any], level: str) -> str:
     return f'{point["tpr"]:.2%} <span class="interval">[{low:.2%}, {high:.2%}]</span>'
 
 
-def _figure(draw: Any, curves: Mapping[str, Any], alt: str) -> str:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "figure.png"
-        draw(curves, path, title=alt)
-        return _image_tag(path.read_bytes(), alt, "figure")
+def _figure(figures: dict[str, bytes], which: str, curves: Mapping[str, Any], title: str) -> str:
+    """The <img> of the ROC `which` ("headline" or "every" attack), drawn here unless `figures` has it."""
+    if which not in figures:
+        from lira_jax.audit import plots  # matplotlib only when drawing
+
+        chosen = plots.headline_curves(curves) if which == "headline" else curves
+        figures[which] = plots.roc_png(chosen, title=title)
+    return _image_tag(figures[which], f"ROC of {which} attack{'s' if which == 'headline' else ''}", "figure")
 
 
 def _image_tag(png: bytes, alt: str, css: str) -> str:

@@ -17,6 +17,7 @@ from scipy.special import betaincinv
 from lira_jax.errors import UserError
 
 FPR_LEVELS = (1e-2, 1e-3, 1e-4, 1e-5)
+PLOT_FPR_RANGE = (1e-5, 1.0)  # the FPRs a sampled ROC (`roc_plot_data`) spans at most
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,20 @@ def tpr_at_fpr(roc: Roc, alpha: float) -> float | None:
     if alpha < 1.0 / roc.num_nonmembers:
         return None
     return float(roc.tpr[points_at_fpr(roc, alpha)])
+
+
+def roc_plot_data(roc: Roc, confidence: float = 0.95, num_points: int = 400) -> dict[str, np.ndarray]:
+    """The ROC sampled on a log grid of FPR: {fpr, tpr, tpr_low, tpr_high}, each float64[num_points].
+
+    tpr is the largest TPR with FPR <= the grid value (the curve behind `tpr_at_fpr`); the band is
+    the Clopper-Pearson interval of that point's TPR. The grid starts at 1 / non-members (or 1e-5),
+    below which no FPR is measurable. Small enough to keep for many attacks (`plots.roc_png` draws it).
+    """
+    lowest = max(PLOT_FPR_RANGE[0], 1.0 / roc.num_nonmembers)
+    grid = np.logspace(np.log10(lowest), np.log10(PLOT_FPR_RANGE[1]), num_points)
+    points = points_at_fpr(roc, grid)
+    low, high = clopper_pearson(roc.true_positives[points], roc.num_members, confidence)
+    return {"fpr": grid, "tpr": roc.tpr[points], "tpr_low": low, "tpr_high": high}
 
 
 def clopper_pearson(successes: Any, trials: Any, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,7 @@ class Audit:
     curves: dict[str, dict[str, Any]] = field(repr=False)
     title: str = "audit"
     accuracy: dict[str, list[float]] | None = None
+    _figures: dict[bool, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def table(self) -> str:
         """The attack table as `python -m lira_jax.attack` prints it."""
@@ -49,13 +50,19 @@ class Audit:
             raise UserError("no attack was scored, so no example can be ranked")
         return attack
 
-    def plot_roc(self, path: str | Path, *, headline: bool = False) -> None:
+    def roc_png(self, *, headline: bool = False) -> bytes:
         """The log-log ROC of every attack (headline: only lira_online, lira_online_fixed_var, lira_offline,
-        rmia_online and global_threshold) as a PNG."""
-        from lira_jax.audit import plots
+        rmia_online and global_threshold) as PNG bytes, drawn once: roc.png and report.html share it."""
+        if headline not in self._figures:
+            from lira_jax.audit import plots
 
-        curves = plots.headline_curves(self.curves) if headline else self.curves
-        plots.plot_roc(curves, _writable(path), title=self.title)
+            curves = plots.headline_curves(self.curves) if headline else self.curves
+            self._figures[headline] = plots.roc_png(curves, title=self.title)
+        return self._figures[headline]
+
+    def plot_roc(self, path: str | Path, *, headline: bool = False) -> None:
+        """`roc_png` written to `path` (a PNG)."""
+        _write(path, self.roc_png(headline=headline))
 
     def to_html(
         self,
@@ -71,7 +78,11 @@ class Audit:
         the most exposed examples; accuracy: {"train": [M], "test": [M]} per model (default: the targets'
         accuracy from their logits); config_text: shown verbatim."""
         from lira_jax.audit.html_report import build_report
+        from lira_jax.audit.per_example import HEADLINE_ATTACKS
 
+        figures = {"every": self.roc_png()}
+        if any(name in self.curves for name in HEADLINE_ATTACKS):
+            figures["headline"] = self.roc_png(headline=True)
         page = build_report(
             self.metrics,
             self.curves,
@@ -81,6 +92,7 @@ class Audit:
             accuracy=accuracy if accuracy is not None else self.accuracy,
             images=None if images is None else np.asarray(images),
             config_text=config_text,
+            figures=figures,
         )
         _write(path, page)
 
@@ -103,5 +115,5 @@ def _writable(path: str | Path) -> Path:
     return path
 
 
-def _write(path: str | Path, text: str) -> None:
-    write_atomically(_writable(path), text)
+def _write(path: str | Path, content: str | bytes) -> None:
+    write_atomically(_writable(path), content)

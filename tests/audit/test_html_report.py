@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from lira_jax.audit.html_report import build_report
-from lira_jax.audit.metrics import attack_metrics, roc_curve
+from lira_jax.audit.metrics import attack_metrics, roc_curve, roc_plot_data
 from lira_jax.audit.per_example import example_table
 from lira_jax.audit.phi import logit_scale
-from lira_jax.audit.plots import roc_plot_data
 from lira_jax.audit.registry import score_attacks
 from lira_jax.audit.report import metrics_csv
 

@@ -69,3 +69,17 @@ def test_most_exposed_ranks_the_leakiest_first():
     assert min(top) >= 45  # the examples with the largest leak
     lines = top_lines(table, "lira", 3)
     assert len(lines) == 5 and lines[2].split()[0] == str(top[0])
+
+
+def test_csv_equals_a_cell_by_cell_writer():
+    scores, membership, labels = _scores(targets=6, examples=30)
+    table = example_table({"a": scores, "b": -scores * 1e7}, membership, labels)
+    table["a_in"][:3] = [np.nan, np.inf, -1.23456789e-12]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table)
+    for row in range(30):
+        cells = [column[row] for column in table.values()]
+        writer.writerow(["" if np.isnan(c) else f"{c:.6g}" if c.dtype.kind == "f" else int(c) for c in cells])
+    assert table_csv(table) == out.getvalue()
+    assert table_csv({"example": np.arange(0), "a_in": np.zeros(0)}) == "example,a_in\n"
