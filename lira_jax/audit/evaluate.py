@@ -115,7 +115,15 @@ def run_attack(
     title = f"{run_dir.name}: {len(target_ids)} target(s), {len(run['models'])} models"
     title += "".join([f", epoch {epoch}" if epoch is not None else "", f", mask {mask}" if mask else ""])
     audit = evaluate_inputs(
-        inputs, attacks, target_ids, delta=delta, epoch=epoch, mask=parsed_mask, shadow_run=shadow_run, title=title
+        inputs,
+        attacks,
+        target_ids,
+        delta=delta,
+        epoch=epoch,
+        mask=parsed_mask,
+        shadow_run=shadow_run,
+        title=title,
+        quiet=not print_table,
     )
     metrics = audit.metrics
     metrics["seconds"] = round(time.perf_counter() - started, 3)
@@ -124,11 +132,12 @@ def run_attack(
     distributions = None
     if distributions_path:
         distributions = examples if examples is not None else most_exposed(audit.examples, audit.ranking_attack(), 4)
-    _write_outputs(audit, json_path, plot_path, inputs, distributions, distributions_path, run)
+    written = _write_outputs(audit, json_path, plot_path, inputs, distributions, distributions_path, run)
     if print_table:
         print(audit.table())
         if top:
             print("\n" + "\n".join(audit.top_lines(top)))
+        print("\nwritten:\n" + "\n".join(f"  {what:<24}{path}" for what, path in written.items()))
     return metrics
 
 
@@ -142,11 +151,13 @@ def evaluate_inputs(
     mask: Mask | None = None,
     shadow_run: str | Path | None = None,
     title: str = "audit",
+    quiet: bool = False,
 ) -> Audit:
     """Every attack scored on checked inputs (`registry.check_inputs`), pooled over the targets: the
     metrics.json dict (target_ids: what it calls the targets), each ROC sampled for plotting, and the
-    per-example table. The one evaluation behind `python -m lira_jax.attack` and `lira_jax.audit_logits`."""
-    attack_scores = score_checked(inputs, attacks)
+    per-example table. The one evaluation behind `python -m lira_jax.attack` and `lira_jax.audit_logits`.
+    Progress goes to stderr unless quiet (`progress.attack_progress`)."""
+    attack_scores = score_checked(inputs, attacks, quiet=quiet)
     membership = inputs.keep[inputs.targets]
     per_attack, curves = _attack_records(membership, attack_scores, delta)
     num_models, num_examples, num_views = inputs.scores.shape
@@ -222,20 +233,24 @@ def _write_outputs(
     distributions: Sequence[int] | None,
     distributions_path: str | Path | None,
     run: dict[str, Any],
-) -> None:
+) -> dict[str, Path]:
     """roc.png (and the score distributions of the first target), examples.csv, metrics.csv and report.html
-    beside metrics.json, then metrics.json, each written whole, metrics.json last."""
-    from lira_jax.audit import plots
-
+    beside metrics.json, then metrics.json, each written whole, metrics.json last; returns {what: path}."""
     audit.plot_roc(plot_path)
+    written = {"ROC (every attack)": plot_path}
     if distributions is not None:
+        from lira_jax.audit import plots
+
         target = int(inputs.targets[0])
         plots.plot_score_distributions(inputs.scores, inputs.keep, distributions, distributions_path, target=target)
+        written["score distributions"] = Path(distributions_path)
     examples_csv, metrics_csv, report_html = (json_path.parent / name for name in BESIDE_JSON)
     audit.write_examples_csv(examples_csv)
     audit.write_metrics_csv(metrics_csv)
     audit.to_html(report_html, images=run.get("inputs"), config_text=run.get("config_text"))
     audit.write_metrics_json(json_path)
+    written.update({"per example": examples_csv, "per attack (CSV)": metrics_csv, "report": report_html})
+    return {"metrics (JSON)": json_path, **written}
 
 
 def done_model_arrays(run: dict[str, Any]) -> tuple[ExampleArray, ExampleArray | None, np.ndarray]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ FLAG_FPR = 1e-3
 HEADLINE_ATTACKS = ("lira_online", "lira_online_fixed_var", "lira_offline", "rmia_online", "global_threshold")
 COLUMNS = ("example", "label", "members")
 PER_ATTACK = ("in", "out", "flagged")  # column suffixes: <attack>_in, <attack>_out, <attack>_flagged
-_NAN_CELL = re.compile(r"(?<![^,\n])nan(?![^,\n])")  # a whole cell reading nan
+CSV_ROWS = 4096  # rows of examples.csv formatted at a time
 
 
 def flag_threshold(scores: np.ndarray, membership: np.ndarray, fpr: float = FLAG_FPR) -> float | None:
@@ -84,15 +83,19 @@ def most_exposed(table: Mapping[str, np.ndarray], attack: str, count: int) -> np
 def table_csv(table: Mapping[str, np.ndarray]) -> str:
     """The table as CSV text, one row per example (NaN as an empty cell, scores to 6 significant digits).
 
-    Written as one formatted block: each row is one `%` of a row format over Python scalars (integer
-    columns as %d, float columns as %.6g), and NaN cells are emptied by one regular expression over the
-    text; no per-cell Python call (50,000 rows of 20 columns in a tenth of a second)."""
+    Written in blocks of CSV_ROWS rows, each row one `%` of a row format over Python scalars (integer
+    columns %d, float columns %.6g), NaN cells emptied by string replacement over the text: no Python call
+    per cell (50,000 rows of 18 columns in about 0.2 s), and no more than a block's scalars held at once."""
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(table)
     columns = [np.asarray(column) for column in table.values()]
     row_format = ",".join("%.6g" if column.dtype.kind == "f" else "%d" for column in columns)
-    body = "\n".join(row_format % row for row in zip(*(column.tolist() for column in columns), strict=True))
-    return header.getvalue() + _NAN_CELL.sub("", body) + ("\n" if body else "")
+    blocks = []
+    for start in range(0, len(columns[0]), CSV_ROWS):
+        scalars = [column[start : start + CSV_ROWS].tolist() for column in columns]
+        blocks.append("".join("\n" + row_format % row for row in zip(*scalars, strict=True)))
+    body = "".join(blocks)  # each row after a newline, so every NaN cell follows "," or "\n"
+    return header.getvalue() + body.replace(",nan", ",").replace("\nnan", "\n")[1:] + ("\n" if body else "")
 
 
 def top_lines(table: Mapping[str, np.ndarray], attack: str, count: int) -> list[str]:

@@ -22,6 +22,7 @@ from lira_jax.writing import atomic_path, disk_errors
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import LogLocator  # noqa: E402
 
 BAND_CURVES = 6
 # Every curve its own colour (tab10, then seven more that stay apart from it on white), and each attack
@@ -126,7 +127,9 @@ def roc_png(curves: Mapping[str, Mapping[str, Any]], *, title: str | None = None
         xlabel="false positive rate",
         ylabel="true positive rate",
     )
-    axes.set_title(title or "membership inference ROC", fontsize=11)
+    axes.set_title(title or "membership inference ROC", fontsize=11, y=1.01)  # placed, not measured: faster
+    for axis in (axes.xaxis, axes.yaxis):  # minor ticks at 2 and 5 of each decade: a third of matplotlib's ticks
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
     axes.grid(True, which="major", alpha=0.3)
     figure.legend(
         *axes.get_legend_handles_labels(),

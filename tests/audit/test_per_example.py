@@ -83,3 +83,4 @@ def test_csv_equals_a_cell_by_cell_writer():
         writer.writerow(["" if np.isnan(c) else f"{c:.6g}" if c.dtype.kind == "f" else int(c) for c in cells])
     assert table_csv(table) == out.getvalue()
     assert table_csv({"example": np.arange(0), "a_in": np.zeros(0)}) == "example,a_in\n"
+    assert table_csv({"a": np.array([np.nan, 1.0]), "b": np.array([np.nan, np.nan])}) == "a,b\n,\n1,\n"
