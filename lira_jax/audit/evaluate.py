@@ -34,7 +34,7 @@ from lira_jax.audit.classifiers import (
 from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackInputs, AttackOptions, NotApplicable, check_logits
 from lira_jax.audit.masking import Mask, check_mask, masked_logits, masked_run, parse_mask
 from lira_jax.audit.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve, roc_plot_data
-from lira_jax.audit.per_example import example_table, most_exposed
+from lira_jax.audit.per_example import example_table, flag_threshold, most_exposed
 from lira_jax.audit.phi import streamed_phi
 from lira_jax.audit.readers import reference_run
 from lira_jax.audit.registry import LABEL_BLIND, check_inputs, choose_attacks, score_checked
@@ -159,7 +159,7 @@ def evaluate_inputs(
     Progress goes to stderr unless quiet (`progress.attack_progress`)."""
     attack_scores = score_checked(inputs, attacks, quiet=quiet)
     membership = inputs.keep[inputs.targets]
-    per_attack, curves = _attack_records(membership, attack_scores, delta)
+    per_attack, curves, thresholds = _attack_records(membership, attack_scores, delta)
     num_models, num_examples, num_views = inputs.scores.shape
     metrics = {
         "num_models": num_models,
@@ -181,7 +181,7 @@ def evaluate_inputs(
         classifier_rows = inputs.options.classifier_rows or MAX_ROWS
         metrics["classifiers"] = _classifiers_record(attacks, len(target_ids), classifier_rows, shadow_run)
     labels = inputs.labels if inputs.labels is not None else np.full(num_examples, -1)
-    table = example_table(attack_scores, membership, labels)
+    table = example_table(attack_scores, membership, labels, thresholds=thresholds)
     return Audit(metrics, table, curves, title=title, accuracy=accuracy)
 
 
@@ -298,10 +298,11 @@ def masked_inputs(inputs: AttackInputs, mask: Mask) -> AttackInputs:
 
 def _attack_records(
     membership: np.ndarray, attack_scores: dict[str, np.ndarray], delta: float
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """metrics.json's "attacks" for membership bool[T, N] and scores {name: float32[T, N]}, and each attack's
-    ROC sampled for the plot (`metrics.roc_plot_data`, with its metrics)."""
-    per_attack, curves = {}, {}
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, float | None]]:
+    """metrics.json's "attacks" for membership bool[T, N] and scores {name: float32[T, N]}, each attack's
+    ROC sampled for the plot (`metrics.roc_plot_data`, with its metrics), and its threshold flagging
+    examples (`per_example.flag_threshold`): all three from one exact ROC per attack."""
+    per_attack, curves, thresholds = {}, {}, {}
     for name, values in attack_scores.items():
         if isinstance(values, NotApplicable):  # null metrics with the reason; not on the plot
             per_attack[name] = {
@@ -319,7 +320,8 @@ def _attack_records(
                 **decision_metrics(membership, values > 0),
             }
         curves[name] = {**roc_plot_data(roc), **per_attack[name]}
-    return per_attack, curves
+        thresholds[name] = flag_threshold(roc)
+    return per_attack, curves, thresholds
 
 
 def _settings(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -34,12 +35,14 @@ class Roc:
     num_members: int
     num_nonmembers: int
 
-    @property
+    @cached_property
     def tpr(self) -> np.ndarray:
+        """float64[P], computed once: the metrics read it many times, and P reaches T·N."""
         return self.true_positives / self.num_members
 
-    @property
+    @cached_property
     def fpr(self) -> np.ndarray:
+        """float64[P], computed once."""
         return self.false_positives / self.num_nonmembers
 
 
@@ -58,19 +61,40 @@ def roc_curve(membership: Any, scores: Any) -> Roc:
         raise UserError("scores hold NaN or infinite values")
     member_scores = np.sort(scores[membership])
     nonmember_scores = np.sort(scores[~membership])
-    if len(member_scores) == 0 or len(nonmember_scores) == 0:
-        raise UserError(f"the ROC needs members and non-members, got {len(member_scores)} and {len(nonmember_scores)}")
-    thresholds = np.unique(scores)[::-1]
-    # counts of scores >= each threshold, from the two sorted halves
-    true_positives = len(member_scores) - np.searchsorted(member_scores, thresholds, side="left")
-    false_positives = len(nonmember_scores) - np.searchsorted(nonmember_scores, thresholds, side="left")
-    return Roc(
-        thresholds=np.concatenate([[np.inf], thresholds.astype(np.float64)]),
-        true_positives=np.concatenate([[0], true_positives]).astype(np.int64),
-        false_positives=np.concatenate([[0], false_positives]).astype(np.int64),
-        num_members=len(member_scores),
-        num_nonmembers=len(nonmember_scores),
-    )
+    num_members, num_nonmembers = len(member_scores), len(nonmember_scores)
+    if num_members == 0 or num_nonmembers == 0:
+        raise UserError(f"the ROC needs members and non-members, got {num_members} and {num_nonmembers}")
+    # Both halves sorted: one stable merge orders them together (timsort merges two runs in linear time),
+    # and each distinct score's first position counts the scores below it: no binary search per threshold.
+    # P reaches T·N, so each step frees what it no longer needs and writes into the ROC's own arrays.
+    merged = np.concatenate([member_scores, nonmember_scores])
+    del member_scores, nonmember_scores
+    order = np.argsort(merged, kind="stable")
+    ordered = merged[order]
+    is_member = order < num_members
+    del merged, order
+    distinct = np.empty(len(ordered), dtype=bool)
+    distinct[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=distinct[1:])
+    starts = np.flatnonzero(distinct)  # first position of each distinct score, ascending
+    del distinct
+    num_points = len(starts) + 1
+    thresholds = np.empty(num_points)
+    thresholds[0] = np.inf
+    thresholds[1:] = ordered[starts[::-1]]
+    del ordered
+    members_through = np.cumsum(is_member, dtype=np.int64)  # members at or before each position
+    del is_member
+    starts -= 1
+    members_below = members_through.take(starts)  # members below each distinct score
+    members_below[0] = 0
+    del members_through
+    true_positives = np.zeros(num_points, dtype=np.int64)
+    np.subtract(num_members, members_below[::-1], out=true_positives[1:])
+    false_positives = np.zeros(num_points, dtype=np.int64)  # non-members at or above: N - (start - below)
+    members_below -= starts
+    np.add(members_below[::-1], num_nonmembers - 1, out=false_positives[1:])
+    return Roc(thresholds, true_positives, false_positives, num_members, num_nonmembers)
 
 
 def auc(roc: Roc) -> float:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lira_jax.audit.metrics import Roc, roc_curve
+
 FLAG_FPR = 1e-3
 # the attacks a report leads with (its legible ROC), and the first of them that ran ranks the examples
 HEADLINE_ATTACKS = ("lira_online", "lira_online_fixed_var", "lira_offline", "rmia_online", "global_threshold")
@@ -25,24 +27,32 @@ PER_ATTACK = ("in", "out", "flagged")  # column suffixes: <attack>_in, <attack>_
 CSV_ROWS = 4096  # rows of examples.csv formatted at a time
 
 
-def flag_threshold(scores: np.ndarray, membership: np.ndarray, fpr: float = FLAG_FPR) -> float | None:
+def flag_threshold(roc: Roc, fpr: float = FLAG_FPR) -> float | None:
     """τ such that `scores > τ` flags at most fpr of the non-member pairs and as many pairs as that allows;
-    None where fpr is below one non-member. scores: float[T, N]; membership: bool[T, N]."""
-    outside = np.sort(scores[~membership].astype(np.float64))[::-1]
-    allowed = math.floor(fpr * len(outside) + 1e-9)
-    if len(outside) == 0 or allowed < 1:
+    None where fpr is below one non-member. roc: the exact ROC of those scores (`metrics.roc_curve`).
+
+    With k = floor(fpr · non-members) pairs allowed, τ is the (k + 1)-th largest non-member score: the
+    threshold of the first ROC point that counts k + 1 false positives (−inf if none does)."""
+    allowed = math.floor(fpr * roc.num_nonmembers + 1e-9)
+    if allowed < 1:
         return None
-    return float(outside[allowed]) if allowed < len(outside) else -math.inf
+    point = int(np.searchsorted(roc.false_positives, allowed + 1, side="left"))
+    return float(roc.thresholds[point]) if point < len(roc.thresholds) else -math.inf
 
 
 def example_table(
-    attack_scores: Mapping[str, np.ndarray], membership: np.ndarray, labels: np.ndarray, fpr: float = FLAG_FPR
+    attack_scores: Mapping[str, np.ndarray],
+    membership: np.ndarray,
+    labels: np.ndarray,
+    fpr: float = FLAG_FPR,
+    thresholds: Mapping[str, float | None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Columns of the per-example table, each [N]: example, label, members (targets that trained on it),
     then <attack>_in, <attack>_out (float64, NaN where no target is on that side) and <attack>_flagged
     (float64, NaN where it has no member-target or fpr cannot be measured); an attack that was not applicable
     gets no columns. attack_scores: {attack: float32[T, N] or NotApplicable}; membership: bool[T, N];
-    labels: int[N]."""
+    labels: int[N]; thresholds: each attack's `flag_threshold` at fpr where already known (else its ROC is
+    computed here)."""
     members = membership.sum(axis=0)
     nonmembers = (~membership).sum(axis=0)
     table: dict[str, np.ndarray] = {
@@ -54,13 +64,18 @@ def example_table(
         for name, scores in attack_scores.items():
             if not isinstance(scores, np.ndarray):  # not applicable (`inputs.NotApplicable`): no columns
                 continue
-            values = scores.astype(np.float64)
-            table[f"{name}_in"] = np.where(membership, values, 0).sum(axis=0) / members
-            table[f"{name}_out"] = np.where(~membership, values, 0).sum(axis=0) / nonmembers
-            threshold = flag_threshold(values, membership, fpr)
-            flagged = np.full(values.shape[1], np.nan)
-            if threshold is not None:
-                flagged = ((values > threshold) & membership).sum(axis=0) / members
+            zero = np.zeros((), scores.dtype)  # sums in float64 without a float64 copy of the scores
+            table[f"{name}_in"] = np.where(membership, scores, zero).sum(axis=0, dtype=np.float64) / members
+            table[f"{name}_out"] = np.where(~membership, scores, zero).sum(axis=0, dtype=np.float64) / nonmembers
+            if thresholds is not None and name in thresholds:
+                threshold = thresholds[name]
+            elif membership.any() and not membership.all():
+                threshold = flag_threshold(roc_curve(membership, scores), fpr)
+            else:
+                threshold = None
+            flagged = np.full(scores.shape[1], np.nan)
+            if threshold is not None:  # τ is one of the scores, so comparing in their dtype is exact
+                flagged = ((scores > scores.dtype.type(threshold)) & membership).sum(axis=0) / members
             table[f"{name}_flagged"] = flagged
     return table
 

@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from lira_jax.audit.metrics import attack_metrics
+from lira_jax.audit.metrics import attack_metrics, roc_curve
 from lira_jax.audit.per_example import (
     example_table,
     flag_threshold,
@@ -34,7 +34,7 @@ def test_columns_by_hand():
     np.testing.assert_allclose(table["a_in"], [2.0, 7.0])
     np.testing.assert_allclose(table["a_out"], [2.0, 2.5])
     # non-member scores 5, 2, 0: at FPR 0.5 one may be flagged, so the threshold is 2 (score > 2)
-    assert flag_threshold(scores, membership, 0.5) == 2.0
+    assert flag_threshold(roc_curve(membership, scores), 0.5) == 2.0
     np.testing.assert_allclose(table["a_flagged"], [0.5, 1.0])
 
 
