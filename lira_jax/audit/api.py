@@ -46,7 +46,8 @@ def audit_logits(
     logits: float16|32|64 [M, N, C] or [M, N, V, C] (NumPy, a memmap, or a CPU PyTorch tensor; never copied
     whole: φ is computed chunk by chunk); keep: bool or 0/1 [M, N], keep[m, n] = model m trained on example n;
     labels: any integer dtype [N]; targets: "all", "last", "I,J,...", "A:B" or model indices; views: the
-    query views to use (default all); lira_counts: "equalised" IN and OUT shadow counts (default) or "raw".
+    query views to use (default all); lira_counts: "equalised" IN and OUT shadow counts (default), "raw" or
+    "reference" (the reference code's plot.py: sets truncated in model order, its fixed variance).
     Returns an `Audit` (.metrics, .examples, .table(), .plot_roc(path),
     .to_html(path)). Bad input raises `lira_jax.errors.UserError` with one line naming the problem.
     """

@@ -173,8 +173,9 @@ def score_attacks(
 ) -> dict[str, np.ndarray]:
     """{attack: float32[T, N]} for the named attacks (see ATTACKS); scores float32[M, N, V], keep bool[M, N].
 
-    LiRA variants share one pass over the scores (lira_counts: "equalised" or "raw" shadow sets); the others
-    make one per family. An attack these inputs cannot score is a NotApplicable with the reason. The attack classifiers
+    LiRA variants share one pass over the scores (lira_counts: "equalised", "raw" or "reference" shadow
+    sets, `lira.lira_scores`); the others make one per family. An attack these inputs cannot score is a
+    NotApplicable with the reason. The attack classifiers
     (`lira_jax.audit.classifiers`, scores: member log-odds) need logits, ml_leaks_adv2 also `transfer`;
     classifier_rows bounds each attack model's training rows (None: classifiers.MAX_ROWS).
     """
