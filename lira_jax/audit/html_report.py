@@ -83,9 +83,19 @@ def _summary(metrics: Mapping[str, Any]) -> str:
         f"{metrics['num_models']} models, {metrics['num_examples']:,} examples, {metrics['num_views']} view(s), "
         f"{targets} target model(s): each target is scored against the other models as its shadows, and the ROC "
         f"pools every (target, example) pair. Intervals are {_confidence(metrics)} Clopper-Pearson; "
-        "n/m: not measurable with this many non-members."
+        "n/m: not measurable with this many non-members. The ε lower bound is what the attack proves of any "
+        f"(ε, δ)-DP guarantee the training could claim, at δ = {_delta(metrics):g}: ε ≥ log((TPR_low − δ) / FPR_high) "
+        "at the best of the FPR levels."
     )
     return _text(text)
+
+
+def _delta(metrics: Mapping[str, Any]) -> float:
+    """δ of the ε lower bounds: the run's option, else what the attacks' bounds record (1e-5 by default)."""
+    delta = metrics.get("options", {}).get("delta")
+    for values in metrics["attacks"].values():
+        delta = delta if delta is not None else (values.get("epsilon_lower_bound") or {}).get("delta")
+    return 1e-5 if delta is None else float(delta)
 
 
 def _confidence(metrics: Mapping[str, Any]) -> str:
@@ -97,7 +107,7 @@ def _confidence(metrics: Mapping[str, Any]) -> str:
 
 def _attack_table(metrics: Mapping[str, Any]) -> str:
     header = ["attack", "AUC", "bal. acc."] + [f"TPR at {float(level) * 100:g}% FPR" for level in TABLE_LEVELS]
-    header += ["ε lower bound"]
+    header += [f"ε lower bound (δ = {_delta(metrics):g})"]
     rows = ["<table><tr>" + "".join(f"<th>{_text(cell)}</th>" for cell in header) + "</tr>"]
     for name, values in metrics["attacks"].items():
         css = ' class="headline"' if name in HEADLINE_ATTACKS else ""
@@ -161,7 +171,7 @@ def _examples_section(examples: Mapping[str, np.ndarray], top: int, images: np.n
     lines = [
         f'<p class="note">ranked by {_text(attack)}: the share of the targets trained on the example that flag it '
         f"at the threshold giving {FLAG_FPR:.1%} FPR, then its mean score when in minus when out "
-        "(the full table is examples.csv).</p>",
+        f"(the full table is examples.csv). Scores are {_text(attack)}'s: {_text(_meaning(attack))}.</p>",
         "<table><tr>" + "".join(f"<th>{cell}</th>" for cell in header) + "</tr>",
     ]
     for example in chosen:
@@ -173,12 +183,27 @@ def _examples_section(examples: Mapping[str, np.ndarray], top: int, images: np.n
             str(examples["label"][example]),
             str(examples["members"][example]),
             "n/m" if math.isnan(flagged) else f"{flagged:.0%}",
-            _number(examples[f"{attack}_in"][example], 3),
-            _number(examples[f"{attack}_out"][example], 3),
+            _score(examples[f"{attack}_in"][example]),
+            _score(examples[f"{attack}_out"][example]),
         ]
         lines.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     lines.append("</table>")
     return "\n".join(lines)
+
+
+SCORE_MEANINGS = {  # what the ranking attack's score is, for the reader of the examples table
+    "lira_online": "log N(φ; μ_in, σ_in²) − log N(φ; μ_out, σ_out²), the mean over views of the log-likelihood "
+    "ratio of the target's φ under the IN and the OUT Gaussians; above 0 it is likelier a member",
+    "lira_offline": "log Φ((φ − μ_out) / σ_out), the mean over views of the log of how far up the OUT "
+    "distribution the target's φ lies; near 0 above it, very negative below it",
+    "rmia_online": "the fraction of the population the example's likelihood ratio beats (0 to 1)",
+    "global_threshold": "φ, the logit-scaled confidence, mean over views",
+}
+
+
+def _meaning(attack: str) -> str:
+    """SCORE_MEANINGS for an attack or its fixed-variance variant; else "higher is likelier a member"."""
+    return SCORE_MEANINGS.get(attack.removesuffix("_fixed_var"), "higher is likelier a member")
 
 
 def _picture(images: np.ndarray, example: int) -> np.ndarray | None:
@@ -203,6 +228,20 @@ def _thumbnail(picture: np.ndarray, example: int) -> str:
     buffer = io.BytesIO()
     matplotlib.image.imsave(buffer, picture, cmap="gray_r" if picture.ndim == 2 else None, format="png")
     return _image_tag(buffer.getvalue(), f"example {example}", "thumbnail")
+
+
+def _score(value: float) -> str:
+    """An attack score to 3 significant digits, with a true minus sign and thousands separators (LiRA's
+    log-likelihood ratios run from about −1e4 to 1e4): 6.30, −40.6, 0.499, −12,345, 1.23e+06."""
+    if value is None or math.isnan(value):
+        return ""
+    magnitude = abs(value)
+    if magnitude >= 1e6 or 0 < magnitude < 1e-3:
+        text = f"{value:.2e}"
+    else:
+        decimals = 2 if magnitude == 0 else max(0, 2 - math.floor(math.log10(magnitude)))
+        text = f"{value:,.{decimals}f}"
+    return text.replace("-", "\u2212")
 
 
 def _number(value: float, digits: int = 4) -> str:

@@ -141,3 +141,23 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert pixels.shape[:2] == (2600, 1200)
     drawn = (pixels[:, :, :3] < 0.9).any(axis=2)  # anything not white
     assert drawn[:300].mean() > 0.005 and drawn[300:1500].mean() > 0.02  # title and table, then the ROC figures
+
+
+def test_delta_is_stated_and_scores_are_readable():
+    from lira_jax.audit.html_report import _score
+
+    metrics, curves, examples, _ = _audit()
+    for values in metrics["attacks"].values():
+        values["epsilon_lower_bound"]["delta"] = 1e-6
+    page = build_report(metrics, curves, title="t", examples=examples)
+    assert "ε lower bound (δ = 1e-06)" in page and "at δ = 1e-06" in page
+    assert "log-likelihood" in page  # what lira_online's scores in the examples table are
+    assert [_score(value) for value in (6.304, -40.57, 0.4991, -12345.6, 1.5e7, 0.0, float("nan"))] == [
+        "6.30",
+        "\u221240.6",
+        "0.499",
+        "\u221212,346",
+        "1.50e+07",
+        "0.00",
+        "",
+    ]
