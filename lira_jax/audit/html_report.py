@@ -1,7 +1,7 @@
 """report.html: one self-contained page to hand to a colleague (images inline as base64 PNG, no script,
 no network resource): the attack table with confidence intervals, a legible ROC of the headline attacks
-and the full ROC after it, per-model accuracy, the most exposed examples (thumbnails when the inputs are
-images at hand), and the config.
+and the full ROC after it (the full one alone when it has few curves), per-model accuracy, the most
+exposed examples (thumbnails when the inputs are images at hand), and the config.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.per_example import FLAG_FPR, HEADLINE_ATTACKS, most_exposed, ranking_attack
+from lira_jax.audit.per_example import BAND_CURVES, FLAG_FPR, HEADLINE_ATTACKS, most_exposed, ranking_attack
 
 TABLE_LEVELS = ("0.01", "0.001")  # TPR (with its interval) at these FPRs in the attack table
 
@@ -64,7 +64,7 @@ def build_report(
         "<h2>Attacks</h2>",
         _attack_table(metrics),
     ]
-    if any(name in curves for name in HEADLINE_ATTACKS):
+    if shows_headline(curves):
         parts += ["<h2>ROC of the headline attacks</h2>", _figure(figures, "headline", curves, title)]
     parts += ["<h2>ROC of every attack</h2>", _figure(figures, "every", curves, title)]
     if accuracy is not None:
@@ -75,6 +75,12 @@ def build_report(
         parts += ["<h2>Configuration</h2>", f"<pre>{_text(config_text)}</pre>"]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def shows_headline(curves: Mapping[str, Any]) -> bool:
+    """Whether the report draws the headline attacks' ROC first: when the ROC of every attack is crowded
+    (more curves than get their interval band) and some headline attack ran; else that one figure is legible."""
+    return len(curves) > BAND_CURVES and any(name in curves for name in HEADLINE_ATTACKS)
 
 
 def _summary(metrics: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ from lira_jax.audit.metrics import Roc, roc_curve
 FLAG_FPR = 1e-3
 # the attacks a report leads with (its legible ROC), and the first of them that ran ranks the examples
 HEADLINE_ATTACKS = ("lira_online", "lira_online_fixed_var", "lira_offline", "rmia_online", "global_threshold")
+BAND_CURVES = 6  # a ROC of at most this many curves shades their intervals, and is legible without a headline one
 COLUMNS = ("example", "label", "members")
 PER_ATTACK = ("in", "out", "flagged")  # column suffixes: <attack>_in, <attack>_out, <attack>_flagged
 CSV_ROWS = 4096  # rows of examples.csv formatted at a time

@@ -14,7 +14,7 @@ import matplotlib
 import numpy as np
 
 from lira_jax.audit.metrics import PLOT_FPR_RANGE
-from lira_jax.audit.per_example import HEADLINE_ATTACKS
+from lira_jax.audit.per_example import BAND_CURVES, HEADLINE_ATTACKS
 from lira_jax.audit.streaming import ExampleArray, read_examples
 from lira_jax.errors import UserError
 from lira_jax.writing import atomic_path, disk_errors
@@ -24,7 +24,6 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import LogLocator  # noqa: E402
 
-BAND_CURVES = 6
 # Every curve its own colour (tab10, then seven more that stay apart from it on white), and each attack
 # family its own line style, so that 17 curves stay legible.
 COLOURS = (

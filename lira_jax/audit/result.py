@@ -77,11 +77,10 @@ class Audit:
         """report.html, self-contained. images: the inputs [N, H, W(, C)] or [N, H*W], drawn as thumbnails of
         the most exposed examples; accuracy: {"train": [M], "test": [M]} per model (default: the targets'
         accuracy from their logits); config_text: shown verbatim."""
-        from lira_jax.audit.html_report import build_report
-        from lira_jax.audit.per_example import HEADLINE_ATTACKS
+        from lira_jax.audit.html_report import build_report, shows_headline
 
         figures = {"every": self.roc_png()}
-        if any(name in self.curves for name in HEADLINE_ATTACKS):
+        if shows_headline(self.curves):
             figures["headline"] = self.roc_png(headline=True)
         page = build_report(
             self.metrics,

@@ -17,7 +17,15 @@ from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.registry import score_attacks
 from lira_jax.audit.report import metrics_csv
 
-ATTACKS = ("lira_online", "lira_online_fixed_var", "lira_offline", "rmia_online", "global_threshold", "loss")
+ATTACKS = (
+    "lira_online",
+    "lira_online_fixed_var",
+    "lira_offline",
+    "rmia_online",
+    "global_threshold",
+    "loss",
+    "calibrated_loss",
+)
 
 
 def _audit(num_models=8, num_examples=300, seed=0):
@@ -87,7 +95,7 @@ class _Page(HTMLParser):
 def test_report_is_self_contained_and_complete():
     page = _Page()
     page.feed(_report(top=5))
-    assert not {"script", "link", "iframe", "object"} & set(page.tags)
+    assert not {"script", "link", "iframe", "object"} & set(page.tags)  # 7 attacks: the headline ROC first
     assert page.sources and all(source.startswith("data:image/png;base64,") for source in page.sources)
     assert page.headings == [
         "Membership-inference audit: digits <test>",
@@ -109,6 +117,8 @@ def test_not_applicable_attack_and_no_images():
     metrics["attacks"]["lira_online"] = {"auc": None, "reason": "fewer than 2 IN shadows for some examples"}
     page = build_report(metrics, {k: v for k, v in curves.items() if k != "lira_online"}, title="t", examples=examples)
     assert "fewer than 2 IN shadows" in page and 'class="thumbnail"' not in page and "Configuration" not in page
+    # six curves are legible in one figure: no separate headline ROC
+    assert "ROC of the headline attacks" not in page and page.count('class="figure"') == 1
 
 
 def test_metrics_csv_one_row_per_attack():
