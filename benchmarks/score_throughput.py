@@ -16,10 +16,11 @@ commands in fresh processes, each with its imports, reading and every default ou
 
 Each case runs --repeats times, the cases alternated within a repeat, so that a shared machine's load
 falls on all of them alike; every run records its wall and CPU seconds, peak RSS (os.wait4) and the 1-minute
-load average before it. Prints one JSON object: the runs, then per case the median wall and CPU seconds, the
-largest peak RSS, and the median over repeats of the per-repeat speed-up of one_target over reference.
-With --in-process, the LiRA scoring alone is timed first in this process, as before (lira_scores, one
-target then all targets).
+load average before it. (A child's peak RSS starts at its parent's, on Linux: so the run folder is written
+by a child process, and this one stays small until the commands are timed.) Prints one JSON object: the
+runs, then per case the median wall and CPU seconds, the largest peak RSS, and the median over repeats of
+the per-repeat speed-up of one_target over reference. With --in-process, the LiRA scoring alone is then
+timed in this process, as before (lira_scores, one target then all targets).
 """
 
 from __future__ import annotations
@@ -160,14 +161,20 @@ def main() -> int:
     parser.add_argument("--in-process", action="store_true", help="also time lira_scores alone, in this process")
     parser.add_argument("--dir", type=Path, default=None, help="where to write the synthetic run (a temp dir)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write-run", type=Path, help=argparse.SUPPRESS)  # the child that writes the run folder
     args = parser.parse_args()
+    if args.write_run:
+        write_synthetic_run(args.write_run, args.models, args.examples, args.views, args.seed)
+        return 0
 
     codes = {"this": REPOSITORY, **({"compare": args.compare.resolve()} if args.compare else {})}
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         run = Path(folder) / "run"
         run.mkdir()
         started = time.perf_counter()
-        write_synthetic_run(run, args.models, args.examples, args.views, args.seed)
+        sizes = ["--models", str(args.models), "--examples", str(args.examples), "--views", str(args.views)]
+        writer = [sys.executable, __file__, *sizes, "--seed", str(args.seed), "--write-run", str(run)]
+        subprocess.run(writer, check=True)
         report = {
             "benchmark": "score_throughput",
             "num_models": args.models,
@@ -177,8 +184,6 @@ def main() -> int:
             "attacks": list(VARIANTS),
             "generate_s": round(time.perf_counter() - started, 3),
         }
-        if args.in_process:
-            report["in_process_scoring"] = in_process(run, args.models, args.repeats, args.skip_all)
         runs = []
         for repeat in range(args.repeats):
             cases = [("one_target", "last"), *([] if args.skip_all else [("all_targets", "all")])]
@@ -191,6 +196,8 @@ def main() -> int:
                     runs.append({"case": "reference", "code": "plain", "repeat": repeat, **timed(command, REPOSITORY)})
         report["runs"] = runs
         report["summary"] = summary(runs)
+        if args.in_process:  # last: it grows this process, whose peak RSS its later children would start at
+            report["in_process_scoring"] = in_process(run, args.models, args.repeats, args.skip_all)
 
     report["device"] = {
         "kind": "cpu",

@@ -348,8 +348,8 @@ def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], counts, ch
     partial_sums = map_example_chunks(work, [scores], num_examples, **chunk_options)
     if kept:
         sums = np.sum(partial_sums, axis=0)
-        for name, part in kept.items():
-            options = variants[name]
+        for name in list(kept):
+            part, options = kept.pop(name), variants[name]  # each [T, N(, V)] freed once scored
             sigma = _fixed_sigma(sums, options.online, rule, num_examples * num_views)
             if options.online:
                 results[name][:] = part / (sigma * sigma)[:, None]
