@@ -321,6 +321,7 @@ def _attack_records(
             }
         curves[name] = {**roc_plot_data(roc), **per_attack[name]}
         thresholds[name] = flag_threshold(roc)
+        del roc  # before the next attack's ROC is built: two of them at once would double the peak memory
     return per_attack, curves, thresholds
 
 

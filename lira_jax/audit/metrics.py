@@ -18,7 +18,8 @@ from scipy.special import betaincinv
 from lira_jax.errors import UserError
 
 FPR_LEVELS = (1e-2, 1e-3, 1e-4, 1e-5)
-PLOT_FPR_RANGE = (1e-5, 1.0)  # the FPRs a sampled ROC (`roc_plot_data`) spans at most
+PLOT_FPR_RANGE = (1e-5, 1.0)
+AUC_BLOCK = 1 << 20  # ROC points summed at a time by `auc`  # the FPRs a sampled ROC (`roc_plot_data`) spans at most
 
 
 @dataclass(frozen=True)
@@ -123,13 +124,23 @@ def _sorted_float32(scores: np.ndarray, membership: np.ndarray) -> tuple[np.ndar
 
 
 def auc(roc: Roc) -> float:
-    """Area under the ROC (trapezoids: a tie counts one half, as in the Mann-Whitney U statistic)."""
-    return float(np.trapezoid(roc.tpr, roc.fpr))
+    """Area under the ROC (trapezoids: a tie counts one half, as in the Mann-Whitney U statistic), exactly:
+    Σ (fp[i+1] − fp[i]) · (tp[i] + tp[i+1]) / (2 · members · non-members) in integers (each block's sum is
+    below 2 · members · non-members, so int64 holds it), a block of points at a time (P reaches T·N)."""
+    true_positives, false_positives = roc.true_positives, roc.false_positives
+    twice_area = 0
+    for start in range(0, len(true_positives) - 1, AUC_BLOCK):
+        stop = min(start + AUC_BLOCK, len(true_positives) - 1)
+        heights = true_positives[start:stop] + true_positives[start + 1 : stop + 1]
+        twice_area += int(np.dot(np.diff(false_positives[start : stop + 1]), heights))
+    return twice_area / (2 * roc.num_members * roc.num_nonmembers)
 
 
 def balanced_accuracy(roc: Roc) -> float:
-    """max over thresholds of 1 − (FPR + FNR) / 2."""
-    return float(np.max(1.0 - (roc.fpr + 1.0 - roc.tpr) / 2))
+    """max over thresholds of 1 − (FPR + FNR) / 2: at the point of the largest TPR − FPR (one temporary
+    array, not four; the same value, as each step of the formula is monotone)."""
+    best = int(np.argmax(roc.tpr - roc.fpr))
+    return float(1.0 - (roc.fpr[best] + 1.0 - roc.tpr[best]) / 2)
 
 
 def points_at_fpr(roc: Roc, alphas: Any) -> np.ndarray:
@@ -219,8 +230,7 @@ def attack_metrics(
         if epsilon > best_epsilon["epsilon"]:
             best_epsilon.update(epsilon=epsilon, at_fpr=str(alpha))
     total = roc.num_members + roc.num_nonmembers
-    accuracy = (roc.true_positives + roc.num_nonmembers - roc.false_positives) / total
-    best = int(np.argmax(accuracy))
+    best = int(np.argmax(roc.true_positives - roc.false_positives))  # the best accuracy, (TP + N − FP) / total
     predicted = int(roc.true_positives[best] + roc.false_positives[best])
     return {
         "auc": auc(roc),
@@ -229,7 +239,7 @@ def attack_metrics(
         "at_fpr": at_fpr,
         "epsilon_lower_bound": best_epsilon,
         "best_accuracy": {
-            "accuracy": float(accuracy[best]),
+            "accuracy": float((roc.true_positives[best] + roc.num_nonmembers - roc.false_positives[best]) / total),
             "threshold": None if np.isinf(roc.thresholds[best]) else float(roc.thresholds[best]),
             "precision": None if predicted == 0 else float(roc.true_positives[best] / predicted),
             "recall": float(roc.tpr[best]),
