@@ -11,6 +11,7 @@ commands in fresh processes, each with its imports, reading and every default ou
   metrics.json, roc.png, examples.csv, metrics.csv and report.html;
 - `reference`: the same scores in plain NumPy/SciPy as the LiRA reference code's plot.py computes them
   (tests/audit/plot_reference.py run as a script: load, score the last model, scikit-learn's ROC, one figure);
+- `reference_vectorised`: the same, the sets gathered with whole-array NumPy instead of a list per example;
 - `all_targets`: the attack command with `--targets all` (skipped with --skip-all);
 - with --compare DIR, each of the attack commands also from the checkout DIR (its lira_jax), alternated.
 
@@ -19,7 +20,7 @@ falls on all of them alike; every run records its wall and CPU seconds, peak RSS
 load average before it. (A child's peak RSS starts at its parent's, on Linux: so the run folder is written
 by a child process, and this one stays small until the commands are timed.) Prints one JSON object: the
 runs, then per case the median wall and CPU seconds, the largest peak RSS, and the median over repeats of
-the per-repeat speed-up of one_target over reference. With --in-process, the LiRA scoring alone is then
+the per-repeat speed-up of one_target over each reference. With --in-process, the LiRA scoring alone is then
 timed in this process, as before (lira_scores, one target then all targets).
 """
 
@@ -125,7 +126,7 @@ def in_process(run: Path, num_models: int, repeats: int, skip_all: bool) -> dict
 
 def summary(runs: list[dict]) -> dict:
     """Per case and code: median wall and CPU seconds and the largest peak RSS; the median of the per-repeat
-    speed-ups of one_target (this code) over reference."""
+    speed-ups of one_target (this code) over each reference."""
     cases: dict[str, list[dict]] = {}
     for run in runs:
         cases.setdefault(f"{run['case']} ({run['code']})", []).append(run)
@@ -139,13 +140,14 @@ def summary(runs: list[dict]) -> dict:
         for name, group in cases.items()
     }
     ours = {run["repeat"]: run["wall_s"] for run in runs if run["case"] == "one_target" and run["code"] == "this"}
-    reference = {run["repeat"]: run["wall_s"] for run in runs if run["case"] == "reference"}
-    ratios = [reference[repeat] / ours[repeat] for repeat in ours if repeat in reference]
-    if ratios:
-        result["speedup_over_reference"] = {
-            "per_repeat": [round(ratio, 2) for ratio in ratios],
-            "median": round(statistics.median(ratios), 2),
-        }
+    for reference in ("reference", "reference_vectorised"):
+        times = {run["repeat"]: run["wall_s"] for run in runs if run["case"] == reference}
+        ratios = [times[repeat] / ours[repeat] for repeat in ours if repeat in times]
+        if ratios:
+            result[f"speedup_over_{reference}"] = {
+                "per_repeat": [round(ratio, 2) for ratio in ratios],
+                "median": round(statistics.median(ratios), 2),
+            }
     return result
 
 
@@ -192,8 +194,10 @@ def main() -> int:
                     command = attack_command(run, Path(folder) / f"out-{code}", targets)
                     runs.append({"case": case, "code": code, "repeat": repeat, **timed(command, path)})
                 if case == "one_target" and not args.skip_reference:
-                    command = [sys.executable, str(PLOT_REFERENCE), str(run)]
-                    runs.append({"case": "reference", "code": "plain", "repeat": repeat, **timed(command, REPOSITORY)})
+                    for reference, flags in (("reference", []), ("reference_vectorised", ["--vectorised"])):
+                        command = [sys.executable, str(PLOT_REFERENCE), str(run), *flags]
+                        timing = timed(command, REPOSITORY)
+                        runs.append({"case": reference, "code": "plain", "repeat": repeat, **timing})
         report["runs"] = runs
         report["summary"] = summary(runs)
         if args.in_process:  # last: it grows this process, whose peak RSS its later children would start at

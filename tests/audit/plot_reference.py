@@ -12,9 +12,14 @@ lists (online, for both sides) or of the OUT lists (offline). Scores, higher = m
     offline: mean over views of −log N(φ_t; μ_out, σ_out²)   (two-sided)
     global:  mean over views of φ_t
 
+`plot_semantics` follows plot.py's steps (a list per example); `plot_semantics_vectorised` computes the
+same with whole-array NumPy (one gather of the first K shadows of each side, then reductions over the
+model axis), as a plain implementation written for speed would.
+
 Run as a script it is the benchmark's whole command in plain NumPy/SciPy: load a folder's scores.npy
-float32 [M, N, V] and keep.npy bool [M, N] into memory, score the last model as plot.py does, sweep
-each attack's ROC with scikit-learn, draw one figure, and print the AUCs and TPR at FPR < 0.1% as JSON.
+float32 [M, N, V] and keep.npy bool [M, N] into memory, score the last model as plot.py does (with
+--vectorised, the vectorised way), sweep each attack's ROC with scikit-learn, draw one figure, and print
+the AUCs and TPR at FPR < 0.1% as JSON.
 """
 
 from __future__ import annotations
@@ -50,9 +55,32 @@ def plot_semantics(
     """plot.py's scores of one target: {lira_online, lira_online_fixed_var, lira_offline_two_sided,
     lira_offline_two_sided_fixed_var, global_threshold: [N]}, computed in `dtype` (plot.py: the file's)."""
     sets_in, sets_out = truncated_sets(scores, keep, target, dtype)
-    observed = np.asarray(scores[target], dtype=dtype)  # [N, V]
-    median_in, median_out = np.median(sets_in, axis=1), np.median(sets_out, axis=1)
-    std_in, std_out = np.std(sets_in, axis=1) + 1e-30, np.std(sets_out, axis=1) + 1e-30
+    return _scored(np.asarray(scores[target], dtype=dtype), sets_in, sets_out, axis=1)
+
+
+def plot_semantics_vectorised(
+    scores: np.ndarray, keep: np.ndarray, target: int, dtype: type = np.float64
+) -> dict[str, np.ndarray]:
+    """`plot_semantics` with whole-array NumPy: each example's shadows ordered IN then OUT in model order
+    (a stable argsort of keep), the first K of each side gathered at once."""
+    shadows = np.arange(len(keep)) != target
+    shadow_scores, shadow_keep = scores[shadows], keep[shadows]
+    order = np.argsort(~shadow_keep, axis=0, kind="stable")  # [M - 1, N]: IN models, then OUT ones
+    count_in = shadow_keep.sum(axis=0)
+    size_in, size_out = count_in.min(), (len(shadow_keep) - count_in).min()
+    examples = np.arange(keep.shape[1])
+    rows_out = np.take_along_axis(order, count_in[None, :] + np.arange(size_out)[:, None], axis=0)
+    sets_in = shadow_scores[order[:size_in], examples].astype(dtype)  # [K_in, N, V]
+    sets_out = shadow_scores[rows_out, examples].astype(dtype)
+    observed = np.asarray(scores[target], dtype=dtype)
+    return _scored(observed, sets_in, sets_out, axis=0)
+
+
+def _scored(observed: np.ndarray, sets_in: np.ndarray, sets_out: np.ndarray, axis: int) -> dict[str, np.ndarray]:
+    """plot.py's five scores [N] of the target's φ [N, V] against its sets, their shadows along `axis`
+    ([N, K, V] with axis 1, [K, N, V] with axis 0)."""
+    median_in, median_out = np.median(sets_in, axis=axis), np.median(sets_out, axis=axis)
+    std_in, std_out = np.std(sets_in, axis=axis) + 1e-30, np.std(sets_out, axis=axis) + 1e-30
     fixed_in, fixed_out = np.std(sets_in) + 1e-30, np.std(sets_out) + 1e-30
     logpdf = scipy.stats.norm.logpdf
     return {
@@ -66,7 +94,7 @@ def plot_semantics(
     }
 
 
-def main(folder: Path) -> None:
+def main(folder: Path, vectorised: bool = False) -> None:
     """The plain whole command: load, score the last model, sweep each ROC, draw one figure, print JSON."""
     import matplotlib
 
@@ -80,7 +108,8 @@ def main(folder: Path) -> None:
     target = len(keep) - 1
     results = {}
     plt.figure(figsize=(4, 3))
-    for name, values in plot_semantics(scores, keep, target, scores.dtype.type).items():
+    semantics = plot_semantics_vectorised if vectorised else plot_semantics
+    for name, values in semantics(scores, keep, target, scores.dtype.type).items():
         fpr, tpr, _ = roc_curve(keep[target], values)
         results[name] = {"auc": auc(fpr, tpr), "tpr_at_fpr_below_0.001": float(tpr[np.where(fpr < 0.001)[0][-1]])}
         plt.plot(fpr, tpr, label=name)
@@ -93,4 +122,4 @@ def main(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), vectorised="--vectorised" in sys.argv[2:])

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from plot_reference import plot_semantics, truncated_sets
+from plot_reference import plot_semantics, plot_semantics_vectorised, truncated_sets
 from run_folders import write_run
 from scipy.special import log_ndtr
 from sklearn.metrics import auc, roc_curve
@@ -73,6 +73,16 @@ def test_the_roc_is_plot_py_s():
         np.testing.assert_array_equal(ours_fpr, fpr)
         np.testing.assert_array_equal(ours_tpr, tpr)
         assert attack_metrics(keep[[target]], ours[name])["auc"] == pytest.approx(auc(fpr, tpr), abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["balanced", "uneven"])
+def test_the_vectorised_baseline_is_plot_py_too(kind):
+    """benchmarks/score_throughput.py's faster baseline computes what the per-example one does."""
+    scores, keep = _arrays(kind, 11 if kind == "uneven" else 10, seed=4)
+    for target in (0, 5, len(keep) - 1):
+        expected, vectorised = plot_semantics(scores, keep, target), plot_semantics_vectorised(scores, keep, target)
+        for name in expected:
+            np.testing.assert_allclose(vectorised[name], expected[name], rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 def test_sizes_are_the_smallest_counts_without_the_target():

@@ -19,7 +19,9 @@ def test_whole_commands_and_their_summary():
     assert [(run["case"], run["code"]) for run in report["runs"]] == [
         ("one_target", "this"),
         ("reference", "plain"),
+        ("reference_vectorised", "plain"),
         ("all_targets", "this"),
     ]
     assert all(run["wall_s"] > 0 and run["peak_rss_mb"] > 0 for run in report["runs"])
     assert report["summary"]["speedup_over_reference"]["median"] > 0
+    assert report["summary"]["speedup_over_reference_vectorised"]["median"] > 0
