@@ -17,19 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from scipy.special import log_ndtr
 
-from lira_jax.audit.equalise import (
-    Removals,
-    SetStats,
-    TargetSets,
-    equalised_removals,
-    raw_removals,
-    target_sets,
-)
+from lira_jax.audit.equalise import TargetSets
 from lira_jax.audit.inputs import (
     COUNTS,
     EQUALISED,
@@ -39,13 +32,13 @@ from lira_jax.audit.inputs import (
     check_scores_keep,
     check_shadows,
 )
-from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks
-from lira_jax.audit.truncation import Truncation, reference_removals, truncation
+from lira_jax.audit.shadow_sets import CountRule, chunk_sets, count_rule
+from lira_jax.audit.streaming import ExampleArray, map_example_chunks
+from lira_jax.audit.truncation import truncation
 from lira_jax.errors import UserError
 
 MIN_STD = 1e-6
 HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
-SET_CHUNK_BYTES = 4 << 20  # working memory of sorting and summing each example's sets
 DEFERRED_BYTES = 256 << 20  # fixed-variance LiRA keeps [T, N, V] float64 up to this size
 
 
@@ -77,117 +70,6 @@ LIRA_VARIANTS: dict[str, LiraOptions] = {
 DEFAULT_VARIANTS = ("lira_online", "lira_online_fixed_var", "lira_offline", "lira_offline_fixed_var")
 
 
-_STAT_FIELDS = ("shift", "sum", "sum_squares", "low", "middle", "high", "high2")
-
-
-def _set_fields(sets: np.ndarray, sort: bool) -> tuple[np.ndarray, ...]:
-    """_STAT_FIELDS of S sets of k values each: sets float32[g, V, S, k] (sorted in place) -> [g, V, S] each."""
-    size = sets.shape[-1]
-    if sort:
-        sets.sort(axis=-1)
-    middle = (size - 1) // 2
-    deviation = sets.astype(np.float64)
-    shift = deviation[..., middle].copy()
-    deviation -= shift[..., None]
-    low = sets[..., max(middle - 1, 0)].astype(np.float64)
-    high = sets[..., min(middle + 1, size - 1)].astype(np.float64)
-    high2 = sets[..., min(middle + 2, size - 1)].astype(np.float64)
-    sums = np.add.reduce(deviation, axis=-1), np.einsum("...k,...k->...", deviation, deviation)
-    return shift, *sums, low, shift, high, high2
-
-
-def _example_set_stats(
-    values: np.ndarray,
-    keep: np.ndarray,
-    start: int,
-    sort: bool,
-    source: Any = None,
-    limits: tuple[int, int] | None = None,
-) -> tuple[SetStats, ...]:
-    """(IN, OUT) statistics of each example; values: float32[M, n, V] from example `start` of the array
-    `source` (for error messages), keep: bool[M, n]; limits: (L_in, L_out) to summarise only each side's
-    first models in model order (the reference's truncation), or None for every model.
-
-    Examples of equal IN-set size go together, a few at a time (about SET_CHUNK_BYTES of working memory:
-    the sorts and sums run best in cache). Their models are gathered IN first into [g, V, M] (a row take
-    moves V values at a time, far faster than element-wise fancy indexing, and transposes on the way)
-    and each set's part is sorted if `sort`; with M/2 models in each set, as one [g, V, 2, M/2] array.
-    """
-    num_models, num_examples, num_views = values.shape
-    keep_by_example = np.ascontiguousarray(keep.T)
-    sizes_in = keep_by_example.sum(axis=1)
-    limit_in, limit_out = limits or (num_models, num_models)
-    fields = [{name: np.full((num_examples, num_views), np.nan) for name in _STAT_FIELDS} for _ in range(2)]
-    step = max(1, SET_CHUNK_BYTES // (16 * num_models * num_views))
-    for size_in in np.unique(sizes_in):
-        same_size = np.flatnonzero(sizes_in == size_in)
-        for at in range(0, len(same_size), step):
-            columns = same_size[at : at + step]
-            count = len(columns)
-            # A compact copy first: gathering rows from the whole chunk misses the TLB far more often.
-            if columns[-1] - columns[0] == count - 1:
-                columns = slice(columns[0], columns[-1] + 1)
-                compact = np.ascontiguousarray(values[:, columns])
-            else:
-                compact = values.take(columns, axis=1)
-            order = np.argsort(~keep_by_example[columns], axis=1, kind="stable")  # [g, M]: IN models, then OUT
-            rows = (order * count + np.arange(count)[:, None]).reshape(-1)
-            gathered = compact.reshape(num_models * count, num_views).take(rows, axis=0)
-            group = np.ascontiguousarray(gathered.reshape(count, num_models, num_views).transpose(0, 2, 1))
-            kept_in, kept_out = min(size_in, limit_in), min(num_models - size_in, limit_out)
-            if 2 * size_in == num_models and kept_in == kept_out == size_in:
-                computed = _set_fields(group.reshape(*group.shape[:2], 2, size_in), sort)
-                per_set = [[field[..., which] for field in computed] for which in (0, 1)]
-            else:
-                parts = (group[..., None, :kept_in], group[..., None, size_in : size_in + kept_out])
-                per_set = [
-                    [field[..., 0] for field in _set_fields(part, sort)] if part.shape[-1] else [] for part in parts
-                ]
-            for set_fields, computed in zip(fields, per_set, strict=True):
-                for name, field in zip(_STAT_FIELDS, computed, strict=False):
-                    set_fields[name][columns] = field
-    sizes = (np.minimum(sizes_in, limit_in), np.minimum(num_models - sizes_in, limit_out))
-    for set_fields, set_sizes in zip(fields, sizes, strict=True):
-        if not np.isfinite(set_fields["sum_squares"][set_sizes > 0]).all():  # NaN/inf spreads to the sums
-            check_finite(values, "scores", start, source)
-    return tuple(SetStats(size=set_sizes, **set_fields) for set_fields, set_sizes in zip(fields, sizes, strict=True))
-
-
-@dataclass(frozen=True)
-class _Counts:
-    """How each target's shadow sets are formed from every model's (DESIGN.md, "Scoring semantics"):
-    equalised, raw, or the reference's truncation (sizes computed once, over every example)."""
-
-    kind: str
-    truncation: Truncation | None = None
-
-    @property
-    def limits(self) -> tuple[int, int] | None:
-        return None if self.truncation is None else self.truncation.limits
-
-    def removals(self, keep_chunk: np.ndarray, targets: np.ndarray, start: int) -> Removals:
-        if self.kind == EQUALISED:
-            return equalised_removals(keep_chunk, targets, start)
-        if self.kind == REFERENCE:
-            return reference_removals(keep_chunk, targets, self.truncation)
-        return raw_removals(keep_chunk, targets)
-
-
-def _counts(keep: np.ndarray, targets: np.ndarray, kind: str) -> _Counts:
-    return _Counts(kind, truncation(keep, targets) if kind == REFERENCE else None)
-
-
-def _chunk_sets(values, keep_chunk, targets, start, source, centres, online, counts: _Counts, means=False) -> dict:
-    """{centre: each target's sets (`counts`)} for a chunk of examples from `start`; the centre None gives
-    the variances only; means: each set's mean too (the reference's fixed σ)."""
-    stats_in, stats_out = _example_set_stats(values, keep_chunk, start, "median" in centres, source, counts.limits)
-    removals = counts.removals(keep_chunk, targets, start)
-    return {
-        centre: target_sets(stats_in, stats_out, values, targets, removals, centre, online, means)
-        for centre in centres
-    }
-
-
 def _variance_sums(sets: TargetSets, online: bool) -> np.ndarray:
     """float64[6, T]: sums over a chunk's examples and views of each target's OUT set variance, mean and
     squared mean, then the same of its IN set (zeros where not computed)."""
@@ -199,7 +81,7 @@ def _variance_sums(sets: TargetSets, online: bool) -> np.ndarray:
     return np.stack(rows)
 
 
-def _fixed_sigma(sums: np.ndarray, online: bool, counts: _Counts, count: int) -> np.ndarray:
+def _fixed_sigma(sums: np.ndarray, online: bool, counts: CountRule, count: int) -> np.ndarray:
     """Each target's fixed σ, float64[T], from `_variance_sums` added over all examples (count = N·V values
     per target): the root of the mean per-example variance of OUT (offline) or of (var_IN + var_OUT) / 2
     (online); with the reference's counts the spread of every value of the IN sets (online, used for both
@@ -213,12 +95,12 @@ def _fixed_sigma(sums: np.ndarray, online: bool, counts: _Counts, count: int) ->
     return np.maximum(np.sqrt(np.maximum(variance, 0.0)), MIN_STD)
 
 
-def _first_pass_sigma(scores, keep, targets, counts: _Counts, chunk_options) -> np.ndarray:
+def _first_pass_sigma(scores, keep, targets, counts: CountRule, chunk_options) -> np.ndarray:
     """Pass 1 for offline LiRA with a fixed σ on large problems: σ[T] from the OUT sets alone."""
     means = counts.kind == REFERENCE
 
     def work(start: int, stop: int, values: np.ndarray) -> np.ndarray:
-        sets = _chunk_sets(values, keep[:, start:stop], targets, start, scores, {None}, False, counts, means)[None]
+        sets = chunk_sets(values, keep[:, start:stop], targets, start, scores, {None}, False, counts, means)[None]
         return _variance_sums(sets, online=False)
 
     num_models, num_examples, num_views = scores.shape
@@ -313,7 +195,7 @@ def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], counts, ch
     online = any(options.online for options in variants.values())
     num_models, num_examples, num_views = scores.shape
     num_targets = len(targets)
-    rule = _counts(keep, targets, counts)
+    rule = count_rule(keep, targets, counts)
     # Chunks are sized for the per-target work, float64 [T, V] temporaries per example (about 30 live
     # at once, but sizing for 8 amortises NumPy's per-call overhead); the sets are done in sub-chunks.
     chunk_options = dict(
@@ -341,7 +223,7 @@ def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], counts, ch
     means = bool(kept) and rule.kind == REFERENCE
 
     def work(start: int, stop: int, values: np.ndarray) -> np.ndarray | None:
-        by_centre = _chunk_sets(values, keep[:, start:stop], targets, start, scores, centres, online, rule, means)
+        by_centre = chunk_sets(values, keep[:, start:stop], targets, start, scores, centres, online, rule, means)
         _score_variants(variants, by_centre, sigmas, kept, results, slice(start, stop))
         return _variance_sums(next(iter(by_centre.values())), online) if kept else None
 
