@@ -1,7 +1,12 @@
 """Audit models trained in another framework: 16 small PyTorch CNNs on scikit-learn's digits, on the CPU.
 
-    pip install -e '.[torch]'    # lira-jax with its optional extra, torch
+    pip install torch --index-url https://download.pytorch.org/whl/cpu   # CPU-only PyTorch, no CUDA wheels
+    pip install -e .
     python examples/audit_pytorch.py [--models 16] [--epochs 30] [--out runs/audit_pytorch]
+
+(A plain `pip install torch` on Linux downloads several GB of CUDA libraries whether or not there is a
+GPU; the CPU index's wheel has no CUDA dependencies and is all this example needs, as it trains on the
+CPU. Where PyTorch is already installed, with or without CUDA, skip the first line.)
 
 lira_jax chooses who trains on what (`make_keep`: every example in exactly half of the models), PyTorch
 trains, and `lira_jax.audit_logits` scores every attack with each model as the target and the others as

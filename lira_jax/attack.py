@@ -45,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=COUNTS,
         default=EQUALISED,
         help="LiRA's shadow sets per (target, example): equalised in size (default: one shadow of the larger set"
-        " dropped, which removes the balanced-keep bias) or raw",
+        " dropped, which removes the balanced-keep bias), raw (every shadow), or reference (the LiRA reference"
+        " code's plot.py: each set truncated to the smallest count over examples, in model order, and its"
+        " fixed variance; docs/auditing.md)",
     )
     parser.add_argument("--rmia-a", type=float, default=0.3, help="offline RMIA's a (default 0.3)")
     parser.add_argument("--delta", type=float, default=1e-5, help="δ of the ε lower bound (default 1e-5)")

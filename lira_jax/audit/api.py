@@ -51,7 +51,8 @@ def audit_logits(
     labels: any integer dtype [N]; attacks: names as a list or the command line's comma-separated string;
     targets: "all", "last", "I,J,...", "A:B", one model index or a list of them; views: the query views to
     use (default all); lira_centre: "median" or "mean"; lira_counts: "equalised" IN and OUT shadow counts
-    (default) or "raw"; rmia_a in [0, 1]; delta in (0, 1); classifier_rows >= 2.
+    (default), "raw" or "reference" (the reference code's plot.py: sets truncated in model order, its fixed
+    variance); rmia_a in [0, 1]; delta in (0, 1); classifier_rows >= 2.
     Returns an `Audit` (.metrics, .examples, .table(), .plot_roc(path), .to_html(path)). Every argument is
     checked as the command line checks its options: bad input raises `lira_jax.errors.UserError` with one
     line naming the argument and the problem.

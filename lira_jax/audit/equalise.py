@@ -53,10 +53,24 @@ class Drops:
 
 
 @dataclass
+class Removals:
+    """The models each (target, example) takes out of the example's summarised IN and OUT sets (`SetStats`):
+    per side the first and the second model removed, int64[T, n], −1 where none (a second only where there
+    is a first). Equalised counts remove the target and the dropped shadow (`equalised_removals`), raw
+    counts the target alone (`raw_removals`), the reference's counts the target and the shadows beyond its
+    truncation (`lira_jax.audit.truncation`)."""
+
+    first_in: np.ndarray
+    second_in: np.ndarray
+    first_out: np.ndarray
+    second_out: np.ndarray
+
+
+@dataclass
 class TargetSets:
-    """Each target against its (equalised) shadow sets: residual φ_t − μ and variance (ddof 0),
-    float64[T, n, V] (the IN ones None offline, the residuals None without a centre), and the sets'
-    sizes int[T, n]."""
+    """Each target against its shadow sets: residual φ_t − μ, variance (ddof 0) and mean, float64[T, n, V]
+    (the IN ones None offline, the residuals None without a centre, the means None unless asked for), and
+    the sets' sizes int[T, n]."""
 
     residual_in: np.ndarray | None
     variance_in: np.ndarray | None
@@ -64,6 +78,8 @@ class TargetSets:
     variance_out: np.ndarray
     size_in: np.ndarray
     size_out: np.ndarray
+    mean_in: np.ndarray | None = None
+    mean_out: np.ndarray | None = None
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -78,6 +94,16 @@ def drop_hash(seed: int, targets: np.ndarray, examples: np.ndarray) -> np.ndarra
     seeded = np.array([seed % 2**64], np.uint64) * _GOLDEN  # arrays wrap silently; NumPy scalars warn
     base = _mix(seeded + np.asarray(targets, np.uint64)[:, None] + np.uint64(1))
     return _mix(base ^ (np.asarray(examples, np.uint64)[None, :] * _GOLDEN))
+
+
+def side_order(keep: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each example's models, IN ones then OUT ones, each in model order: int64[n * M], example after
+    example, so that a side's j-th model is one look-up; each target's rank on its own side: int64[T, n])
+    for keep bool[M, n] and targets int[T]."""
+    is_in = keep[targets]
+    models_by_side = np.argsort(~keep.T, axis=1, kind="stable").reshape(-1)
+    in_before_target = np.cumsum(keep, axis=0, dtype=np.int64)[targets] - is_in  # IN models before the target
+    return models_by_side, np.where(is_in, in_before_target, targets[:, None] - in_before_target)
 
 
 def choose_drops(keep: np.ndarray, targets: np.ndarray, start: int = 0, seed: int = DEFAULT_SEED) -> Drops:
@@ -99,19 +125,31 @@ def choose_drops(keep: np.ndarray, targets: np.ndarray, start: int = 0, seed: in
     hashes = drop_hash(seed, targets, np.arange(start, start + num_examples))
     rank = (hashes % np.maximum(side_size, 1).astype(np.uint64)).astype(np.int64)
     # The j-th shadow of the side is the j-th model of the whole side, or the next one past the target.
-    before_target = np.cumsum(keep, axis=0, dtype=np.int64)[targets] - is_in  # IN models before the target
-    target_rank = np.where(is_in, before_target, targets[:, None] - before_target)
+    models_by_side, target_rank = side_order(keep, targets)
     rank += (is_in == from_in) & (rank >= target_rank)
-    # Each example's models, IN ones then OUT ones, each in index order: the side's j-th is a look-up.
-    models_by_side = np.argsort(~keep.T, axis=1, kind="stable").reshape(-1)  # [n * M]
     position = rank + np.where(from_in, 0, count_in) + np.arange(num_examples) * num_models
     model = np.where(dropping, models_by_side.take(position, mode="clip"), -1)  # clip: where nothing drops
     return Drops(model=model, from_in=from_in & dropping)
 
 
-def no_drops(num_targets: int, num_examples: int) -> Drops:
-    """Raw counts: nothing dropped."""
-    return Drops(np.full((num_targets, num_examples), -1), np.zeros((num_targets, num_examples), bool))
+def equalised_removals(keep: np.ndarray, targets: np.ndarray, start: int = 0, seed: int = DEFAULT_SEED) -> Removals:
+    """Equalised counts: each target leaves the set that holds it and drops `choose_drops`' shadow from the
+    larger set (keep: bool[M, n] for examples start..start+n; targets: int[T])."""
+    drops = choose_drops(keep, targets, start, seed)
+    is_in = keep[targets]
+    removals = []
+    for holds_target, drop_here in ((is_in, drops.from_in), (~is_in, (drops.model >= 0) & ~drops.from_in)):
+        first = np.where(holds_target, targets[:, None], np.where(drop_here, drops.model, -1))
+        removals += [first, np.where(holds_target & drop_here, drops.model, -1)]
+    return Removals(*removals)
+
+
+def raw_removals(keep: np.ndarray, targets: np.ndarray) -> Removals:
+    """Raw counts: each target leaves the set that holds it, nothing else (keep: bool[M, n]; targets: int[T])."""
+    is_in = keep[targets]
+    none = np.full(is_in.shape, -1)
+    column = np.broadcast_to(targets[:, None], is_in.shape)
+    return Removals(np.where(is_in, column, -1), none, np.where(is_in, -1, column), none)
 
 
 def target_sets(
@@ -119,44 +157,45 @@ def target_sets(
     stats_out: SetStats,
     values: np.ndarray,
     targets: np.ndarray,
-    is_in: np.ndarray,
-    drops: Drops,
+    removals: Removals,
     centre: str | None,
     online: bool,
+    means: bool = False,
 ) -> TargetSets:
-    """Each target's IN and OUT sets: the full sets without the target and without its dropped shadow.
+    """Each target's IN and OUT sets: the summarised sets without the models `removals` names.
 
-    values: float32[M, n, V] every model's scores on the chunk; targets: int[T]; is_in: bool[T, n];
-    centre: "median", "mean" or None (variances only). The IN statistics are computed only `online`.
+    values: float32[M, n, V] every model's scores on the chunk; targets: int[T]; centre: "median", "mean"
+    or None (variances only); means: also each set's mean. The IN statistics are computed only `online`.
     """
     examples = np.arange(values.shape[1])
     target_values = None if centre is None else values[targets].astype(np.float64)
-    dropping = drops.model >= 0
-    dropped_model = np.maximum(drops.model, 0)
     fields: list = []
     sizes = []
-    for stats, holds_target, drop_here, wanted in (
-        (stats_in, is_in, drops.from_in, online),
-        (stats_out, ~is_in, dropping & ~drops.from_in, True),
+    set_means = []
+    for stats, first_model, second_model, wanted in (
+        (stats_in, removals.first_in, removals.second_in, online),
+        (stats_out, removals.first_out, removals.second_out, True),
     ):
-        removed = holds_target.astype(np.int64) + drop_here
+        removed = (first_model >= 0).astype(np.int64) + (second_model >= 0)
         sizes.append(stats.size[None, :] - removed)
         if not wanted:
             fields += [None, None]
+            set_means.append(None)
             continue
         # Gathering the values to remove from the float32 scores is cheaper than selecting among float64 copies.
-        first = values[np.where(holds_target, targets[:, None], dropped_model), examples].astype(np.float64)
-        two = np.nonzero(removed == 2)  # the target and the dropped shadow
-        second = values[dropped_model[two], two[1]].astype(np.float64)
-        centre_of, variance = _without(stats, first, second, two, removed, centre)
+        first = values[np.maximum(first_model, 0), examples].astype(np.float64)
+        two = np.nonzero(removed == 2)
+        second = values[second_model[two], two[1]].astype(np.float64)
+        centre_of, variance, mean = _without(stats, first, second, two, removed, centre, means)
         fields += [None if centre is None else target_values - centre_of, variance]
-    return TargetSets(*fields, size_in=sizes[0], size_out=sizes[1])
+        set_means.append(mean)
+    return TargetSets(*fields, size_in=sizes[0], size_out=sizes[1], mean_in=set_means[0], mean_out=set_means[1])
 
 
-def _without(stats, first, second, two, removed, centre):
-    """(centre, variance) float64[T, n, V] of one set without `first` float64[T, n, V] where `removed`
+def _without(stats, first, second, two, removed, centre, means=False):
+    """(centre, variance, mean) float64[T, n, V] of one set without `first` float64[T, n, V] where `removed`
     (int[T, n]: 0, 1 or 2) is at least 1, and also without `second` float64[K, V] at the K (target, example)
-    pairs `two` (index arrays) where it is 2; the centre None if `centre` is."""
+    pairs `two` (index arrays) where it is 2; the centre None if `centre` is, the mean None unless `means`."""
     size = np.maximum(stats.size[None, :] - removed, 1)
     # With a balanced keep matrix all sizes are equal: dividing by a scalar runs as one contiguous loop.
     size = float(size.flat[0]) if (size == size.flat[0]).all() else size[..., None].astype(np.float64)
@@ -178,17 +217,19 @@ def _without(stats, first, second, two, removed, centre):
     variance = np.divide(squares, size, out=squares)
     variance -= np.square(mean_offset)
     np.maximum(variance, 0.0, out=variance)
+    mean = stats.shift + mean_offset if means or centre == "mean" else None
+    reported = mean if means else None
     if centre is None:
-        return None, variance
+        return None, variance, reported
     if centre == "mean":
-        return stats.shift + mean_offset, variance
+        return mean, variance, reported
     median = _median_without_one(stats, first)
     if not every_one:
         median = np.where(one, median, _whole_median(stats))
     if len(second):
         pair = np.sort(np.stack([first[two], second]), axis=0)
         median[two] = _median_without_two(stats, two[1], pair[0], pair[1])
-    return median, variance
+    return median, variance, reported
 
 
 def _whole_median(stats: SetStats) -> np.ndarray:

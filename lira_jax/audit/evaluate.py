@@ -33,8 +33,8 @@ from lira_jax.audit.classifiers import (
 )
 from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackInputs, AttackOptions, NotApplicable, check_logits
 from lira_jax.audit.masking import Mask, check_mask, masked_logits, masked_run, parse_mask
-from lira_jax.audit.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve
-from lira_jax.audit.per_example import example_table, most_exposed
+from lira_jax.audit.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve, roc_plot_data
+from lira_jax.audit.per_example import example_table, flag_threshold, most_exposed
 from lira_jax.audit.phi import streamed_phi
 from lira_jax.audit.registry import LABEL_BLIND, check_inputs, choose_attacks, score_checked
 from lira_jax.audit.result import Audit
@@ -113,7 +113,15 @@ def run_attack(
     title = f"{run_dir.name}: {len(target_ids)} target(s), {len(run['models'])} models"
     title += "".join([f", epoch {epoch}" if epoch is not None else "", f", mask {mask}" if mask else ""])
     audit = evaluate_inputs(
-        inputs, attacks, target_ids, delta=delta, epoch=epoch, mask=parsed_mask, shadow_run=shadow_run, title=title
+        inputs,
+        attacks,
+        target_ids,
+        delta=delta,
+        epoch=epoch,
+        mask=parsed_mask,
+        shadow_run=shadow_run,
+        title=title,
+        quiet=not print_table,
     )
     metrics = audit.metrics
     metrics["inputs"] = inputs_record(run, shadow_run)
@@ -123,12 +131,13 @@ def run_attack(
     distributions = None
     if distributions_path:
         distributions = examples if examples is not None else most_exposed(audit.examples, audit.ranking_attack(), 4)
-    _write_outputs(audit, json_path, plot_path, inputs, distributions, distributions_path, run)
+    written = _write_outputs(audit, json_path, plot_path, inputs, distributions, distributions_path, run)
     if print_table:
         print(audit.table())
         print("\n".join(read_lines(metrics["inputs"], metrics["invocation"])))
         if top:
             print("\n" + "\n".join(audit.top_lines(top)))
+        print("\nwritten:\n" + "\n".join(f"  {what:<24}{path}" for what, path in written.items()))
     return metrics
 
 
@@ -142,13 +151,15 @@ def evaluate_inputs(
     mask: Mask | None = None,
     shadow_run: str | Path | None = None,
     title: str = "audit",
+    quiet: bool = False,
 ) -> Audit:
     """Every attack scored on checked inputs (`registry.check_inputs`), pooled over the targets: the
     metrics.json dict (target_ids: what it calls the targets), each ROC sampled for plotting, and the
-    per-example table. The one evaluation behind `python -m lira_jax.attack` and `lira_jax.audit_logits`."""
-    attack_scores = score_checked(inputs, attacks)
+    per-example table. The one evaluation behind `python -m lira_jax.attack` and `lira_jax.audit_logits`.
+    Progress goes to stderr unless quiet (`progress.attack_progress`)."""
+    attack_scores = score_checked(inputs, attacks, quiet=quiet)
     membership = inputs.keep[inputs.targets]
-    per_attack, curves = _attack_records(membership, attack_scores, delta)
+    per_attack, curves, thresholds = _attack_records(membership, attack_scores, delta)
     num_models, num_examples, num_views = inputs.scores.shape
     metrics = {
         "num_models": num_models,
@@ -171,7 +182,7 @@ def evaluate_inputs(
         classifier_rows = inputs.options.classifier_rows or MAX_ROWS
         metrics["classifiers"] = _classifiers_record(attacks, len(target_ids), classifier_rows, shadow_run)
     labels = inputs.labels if inputs.labels is not None else np.full(num_examples, -1)
-    table = example_table(attack_scores, membership, labels)
+    table = example_table(attack_scores, membership, labels, thresholds=thresholds)
     return Audit(metrics, table, curves, title=title, accuracy=accuracy)
 
 
@@ -207,22 +218,26 @@ def _write_outputs(
     distributions: Sequence[int] | None,
     distributions_path: str | Path | None,
     run: dict[str, Any],
-) -> None:
+) -> dict[str, Path]:
     """roc.png (and the score distributions of the first target), examples.csv, metrics.csv and report.html
-    beside metrics.json, then metrics.json, each written whole, metrics.json last."""
-    from lira_jax.audit import plots
-
+    beside metrics.json, then metrics.json, each written whole, metrics.json last; returns {what: path}."""
     audit.plot_roc(plot_path)
+    written = {"ROC (every attack)": plot_path}
     if distributions is not None:
+        from lira_jax.audit import plots
+
         target = int(inputs.targets[0])
         plots.plot_score_distributions(
             inputs.scores, inputs.keep, distributions, distributions_path, target=target, note=audit.invocation_note()
         )
+        written["score distributions"] = Path(distributions_path)
     examples_csv, metrics_csv, report_html = (json_path.parent / name for name in BESIDE_JSON)
     audit.write_examples_csv(examples_csv)
     audit.write_metrics_csv(metrics_csv)
     audit.to_html(report_html, images=run.get("inputs"), config_text=run.get("config_text"))
     audit.write_metrics_json(json_path)
+    written.update({"per example": examples_csv, "per attack (CSV)": metrics_csv, "report": report_html})
+    return {"metrics (JSON)": json_path, **written}
 
 
 def done_model_arrays(run: dict[str, Any]) -> tuple[ExampleArray, ExampleArray | None, np.ndarray]:
@@ -270,12 +285,11 @@ def masked_inputs(inputs: AttackInputs, mask: Mask) -> AttackInputs:
 
 def _attack_records(
     membership: np.ndarray, attack_scores: dict[str, np.ndarray], delta: float
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """metrics.json's "attacks" for membership bool[T, N] and scores {name: float32[T, N]}, and each attack's
-    ROC sampled for the plot (`plots.roc_plot_data`, with its metrics)."""
-    from lira_jax.audit import plots  # matplotlib only once the scores are in
-
-    per_attack, curves = {}, {}
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, float | None]]:
+    """metrics.json's "attacks" for membership bool[T, N] and scores {name: float32[T, N]}, each attack's
+    ROC sampled for the plot (`metrics.roc_plot_data`, with its metrics), and its threshold flagging
+    examples (`per_example.flag_threshold`): all three from one exact ROC per attack."""
+    per_attack, curves, thresholds = {}, {}, {}
     for name, values in attack_scores.items():
         if isinstance(values, NotApplicable):  # null metrics with the reason; not on the plot
             per_attack[name] = {
@@ -292,8 +306,10 @@ def _attack_records(
                 "member_probability_above": 0.5,
                 **decision_metrics(membership, values > 0),
             }
-        curves[name] = {**plots.roc_plot_data(roc), **per_attack[name]}
-    return per_attack, curves
+        curves[name] = {**roc_plot_data(roc), **per_attack[name]}
+        thresholds[name] = flag_threshold(roc)
+        del roc  # before the next attack's ROC is built: two of them at once would double the peak memory
+    return per_attack, curves, thresholds
 
 
 def _settings(

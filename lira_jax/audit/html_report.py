@@ -1,7 +1,7 @@
 """report.html: one self-contained page to hand to a colleague (images inline as base64 PNG, no script,
 no network resource): the attack table with confidence intervals, a legible ROC of the headline attacks
-and the full ROC after it, per-model accuracy, the most exposed examples (thumbnails when the inputs are
-images at hand), and the config.
+and the full ROC after it (the full one alone when it has few curves), per-model accuracy, the most
+exposed examples (thumbnails when the inputs are images at hand), and the config.
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ import base64
 import html
 import io
 import math
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.per_example import FLAG_FPR, HEADLINE_ATTACKS, most_exposed, ranking_attack
+from lira_jax.audit.per_example import BAND_CURVES, FLAG_FPR, HEADLINE_ATTACKS, most_exposed, ranking_attack
 
 TABLE_LEVELS = ("0.01", "0.001")  # TPR (with its interval) at these FPRs in the attack table
 
@@ -48,12 +46,14 @@ def build_report(
     accuracy: Mapping[str, Sequence[float]] | None = None,
     images: np.ndarray | None = None,
     config_text: str | None = None,
+    figures: Mapping[str, bytes] | None = None,
 ) -> str:
-    """The page as HTML text. metrics: the metrics.json dict; curves: {attack: `plots.roc_plot_data` plus its
-    metrics}, as `plots.plot_roc` takes them; examples: the per-example table (`per_example.example_table`);
+    """The page as HTML text. metrics: the metrics.json dict; curves: {attack: `metrics.roc_plot_data` plus
+    its metrics}, as `plots.roc_image` takes them; examples: the per-example table (`per_example.example_table`);
     accuracy: {"train": [M], "test": [M]} per model; images: the inputs [N, H, W], [N, H, W, 3] or [N, H*W]
-    for thumbnails; config_text: the config (TOML) shown verbatim."""
-    from lira_jax.audit import plots  # matplotlib only when drawing
+    for thumbnails; config_text: the config (TOML) shown verbatim; figures: the ROCs already drawn as PNG
+    bytes, {"headline": ..., "every": ...} (`Audit.roc_png`), those missing drawn here."""
+    figures = dict(figures or {})
 
     parts = [
         "<!DOCTYPE html>",
@@ -64,10 +64,9 @@ def build_report(
         "<h2>Attacks</h2>",
         _attack_table(metrics),
     ]
-    headline = plots.headline_curves(curves)
-    if headline:
-        parts += ["<h2>ROC of the headline attacks</h2>", _figure(plots.plot_roc, headline, "headline attacks")]
-    parts += ["<h2>ROC of every attack</h2>", _figure(plots.plot_roc, curves, "every attack")]
+    if shows_headline(curves):
+        parts += ["<h2>ROC of the headline attacks</h2>", _figure(figures, "headline", curves, title)]
+    parts += ["<h2>ROC of every attack</h2>", _figure(figures, "every", curves, title)]
     if accuracy is not None:
         parts += ["<h2>Models</h2>", _accuracy_section(accuracy)]
     if examples is not None:
@@ -80,15 +79,31 @@ def build_report(
     return "\n".join(parts) + "\n"
 
 
+def shows_headline(curves: Mapping[str, Any]) -> bool:
+    """Whether the report draws the headline attacks' ROC first: when the ROC of every attack is crowded
+    (more curves than get their interval band) and some headline attack ran; else that one figure is legible."""
+    return len(curves) > BAND_CURVES and any(name in curves for name in HEADLINE_ATTACKS)
+
+
 def _summary(metrics: Mapping[str, Any]) -> str:
     targets = len(metrics["targets"])
     text = (
         f"{metrics['num_models']} models, {metrics['num_examples']:,} examples, {metrics['num_views']} view(s), "
         f"{targets} target model(s): each target is scored against the other models as its shadows, and the ROC "
         f"pools every (target, example) pair. Intervals are {_confidence(metrics)} Clopper-Pearson; "
-        "n/m: not measurable with this many non-members."
+        "n/m: not measurable with this many non-members. The ε lower bound is what the attack proves of any "
+        f"(ε, δ)-DP guarantee the training could claim, at δ = {_delta(metrics):g}: ε ≥ log((TPR_low − δ) / FPR_high) "
+        "at the best of the FPR levels."
     )
     return _text(text)
+
+
+def _delta(metrics: Mapping[str, Any]) -> float:
+    """δ of the ε lower bounds: the run's option, else what the attacks' bounds record (1e-5 by default)."""
+    delta = metrics.get("options", {}).get("delta")
+    for values in metrics["attacks"].values():
+        delta = delta if delta is not None else (values.get("epsilon_lower_bound") or {}).get("delta")
+    return 1e-5 if delta is None else float(delta)
 
 
 def _confidence(metrics: Mapping[str, Any]) -> str:
@@ -100,7 +115,7 @@ def _confidence(metrics: Mapping[str, Any]) -> str:
 
 def _attack_table(metrics: Mapping[str, Any]) -> str:
     header = ["attack", "AUC", "bal. acc."] + [f"TPR at {float(level) * 100:g}% FPR" for level in TABLE_LEVELS]
-    header += ["ε lower bound"]
+    header += [f"ε lower bound (δ = {_delta(metrics):g})"]
     rows = ["<table><tr>" + "".join(f"<th>{_text(cell)}</th>" for cell in header) + "</tr>"]
     for name, values in metrics["attacks"].items():
         css = ' class="headline"' if name in HEADLINE_ATTACKS else ""
@@ -126,11 +141,14 @@ def _tpr_cell(values: Mapping[str, Any], level: str) -> str:
     return f'{point["tpr"]:.2%} <span class="interval">[{low:.2%}, {high:.2%}]</span>'
 
 
-def _figure(draw: Any, curves: Mapping[str, Any], alt: str) -> str:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "figure.png"
-        draw(curves, path, title=alt)
-        return _image_tag(path.read_bytes(), alt, "figure")
+def _figure(figures: dict[str, bytes], which: str, curves: Mapping[str, Any], title: str) -> str:
+    """The <img> of the ROC `which` ("headline" or "every" attack), drawn here unless `figures` has it."""
+    if which not in figures:
+        from lira_jax.audit import plots  # matplotlib only when drawing
+
+        chosen = plots.headline_curves(curves) if which == "headline" else curves
+        figures[which] = plots.roc_image(chosen, title=title)
+    return _image_tag(figures[which], f"ROC of {which} attack{'s' if which == 'headline' else ''}", "figure")
 
 
 def _image_tag(png: bytes, alt: str, css: str) -> str:
@@ -161,7 +179,7 @@ def _examples_section(examples: Mapping[str, np.ndarray], top: int, images: np.n
     lines = [
         f'<p class="note">ranked by {_text(attack)}: the share of the targets trained on the example that flag it '
         f"at the threshold giving {FLAG_FPR:.1%} FPR, then its mean score when in minus when out "
-        "(the full table is examples.csv).</p>",
+        f"(the full table is examples.csv). Scores are {_text(attack)}'s: {_text(_meaning(attack))}.</p>",
         "<table><tr>" + "".join(f"<th>{cell}</th>" for cell in header) + "</tr>",
     ]
     for example in chosen:
@@ -173,12 +191,27 @@ def _examples_section(examples: Mapping[str, np.ndarray], top: int, images: np.n
             str(examples["label"][example]),
             str(examples["members"][example]),
             "n/m" if math.isnan(flagged) else f"{flagged:.0%}",
-            _number(examples[f"{attack}_in"][example], 3),
-            _number(examples[f"{attack}_out"][example], 3),
+            _score(examples[f"{attack}_in"][example]),
+            _score(examples[f"{attack}_out"][example]),
         ]
         lines.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     lines.append("</table>")
     return "\n".join(lines)
+
+
+SCORE_MEANINGS = {  # what the ranking attack's score is, for the reader of the examples table
+    "lira_online": "log N(φ; μ_in, σ_in²) − log N(φ; μ_out, σ_out²), the mean over views of the log-likelihood "
+    "ratio of the target's φ under the IN and the OUT Gaussians; above 0 it is likelier a member",
+    "lira_offline": "log Φ((φ − μ_out) / σ_out), the mean over views of the log of how far up the OUT "
+    "distribution the target's φ lies; near 0 above it, very negative below it",
+    "rmia_online": "the fraction of the population the example's likelihood ratio beats (0 to 1)",
+    "global_threshold": "φ, the logit-scaled confidence, mean over views",
+}
+
+
+def _meaning(attack: str) -> str:
+    """SCORE_MEANINGS for an attack or its fixed-variance variant; else "higher is likelier a member"."""
+    return SCORE_MEANINGS.get(attack.removesuffix("_fixed_var"), "higher is likelier a member")
 
 
 def _picture(images: np.ndarray, example: int) -> np.ndarray | None:
@@ -207,6 +240,20 @@ def _thumbnail(picture: np.ndarray, example: int) -> str:
     buffer = io.BytesIO()
     matplotlib.image.imsave(buffer, picture, cmap="gray_r" if picture.ndim == 2 else None, format="png")
     return _image_tag(buffer.getvalue(), f"example {example}", "thumbnail")
+
+
+def _score(value: float) -> str:
+    """An attack score to 3 significant digits, with a true minus sign and thousands separators (LiRA's
+    log-likelihood ratios run from about −1e4 to 1e4): 6.30, −40.6, 0.499, −12,345, 1.23e+06."""
+    if value is None or math.isnan(value):
+        return ""
+    magnitude = abs(value)
+    if magnitude >= 1e6 or 0 < magnitude < 1e-3:
+        text = f"{value:.2e}"
+    else:
+        decimals = 2 if magnitude == 0 else max(0, 2 - math.floor(math.log10(magnitude)))
+        text = f"{value:,.{decimals}f}"
+    return text.replace("-", "\u2212")
 
 
 def _number(value: float, digits: int = 4) -> str:

@@ -17,7 +17,9 @@ from lira_jax.errors import UserError
 
 PROBABILITY_EXAMPLES = 64  # examples at which logits are checked not to be probabilities
 EQUALISED = "equalised"
-COUNTS = (EQUALISED, "raw")  # LiRA's shadow sets: equalised in size (the default) or as they are
+REFERENCE = "reference"
+# LiRA's shadow sets: equalised in size (the default), as they are, or truncated as the reference's plot.py does
+COUNTS = (EQUALISED, "raw", REFERENCE)
 
 
 @dataclass(frozen=True)

@@ -3,32 +3,42 @@
 Conventions (docs/auditing.md): scores φ: float32[M, N, V] for M models, N examples, V query views;
 keep: bool[M, N]; every attack returns float32[T, N] for T targets, higher = more likely a member.
 For target t and example n, IN = {m != t : keep[m, n]} and OUT = {m != t : not keep[m, n]}, then by
-default one shadow of the larger set dropped (equalised counts, DESIGN.md "Scoring semantics").
+default one shadow of the larger set dropped (equalised counts, DESIGN.md "Scoring semantics"); raw
+counts keep them all; the reference's counts truncate them as plot.py does (`lira_jax.audit.truncation`).
 Arrays may be memmaps of any size: they are read in chunks of examples (`lira_jax.audit.streaming`).
 
 All targets at once: the IN and OUT sets of target t differ from the full sets of all models only by t
-itself (and, with equalised counts, by the one shadow dropped from the larger set), so each example's sets
-are sorted and summed once, and every target's statistics follow in O(1) by taking those scores back out
-(`lira_jax.audit.equalise`).
+itself (and, with equalised counts, by the one shadow dropped from the larger set; with the reference's,
+by at most two shadows past its truncation), so each example's sets are sorted and summed once, and every
+target's statistics follow in O(1) by taking those scores back out (`lira_jax.audit.equalise`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from scipy.special import log_ndtr
 
-from lira_jax.audit.equalise import SetStats, TargetSets, choose_drops, no_drops, target_sets
-from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackInputs, NotApplicable, check_scores_keep, check_shadows
-from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks, within_float32
+from lira_jax.audit.equalise import TargetSets
+from lira_jax.audit.inputs import (
+    COUNTS,
+    EQUALISED,
+    REFERENCE,
+    AttackInputs,
+    NotApplicable,
+    check_scores_keep,
+    check_shadows,
+)
+from lira_jax.audit.shadow_sets import CountRule, chunk_sets, count_rule
+from lira_jax.audit.streaming import ExampleArray, map_example_chunks, within_float32
+from lira_jax.audit.truncation import truncation
 from lira_jax.errors import UserError
 
 MIN_STD = 1e-6
 HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
-SET_CHUNK_BYTES = 4 << 20  # working memory of sorting and summing each example's sets
 DEFERRED_BYTES = 256 << 20  # fixed-variance LiRA keeps [T, N, V] float64 up to this size
 
 
@@ -60,99 +70,42 @@ LIRA_VARIANTS: dict[str, LiraOptions] = {
 DEFAULT_VARIANTS = ("lira_online", "lira_online_fixed_var", "lira_offline", "lira_offline_fixed_var")
 
 
-_STAT_FIELDS = ("shift", "sum", "sum_squares", "low", "middle", "high", "high2")
+def _variance_sums(sets: TargetSets, online: bool) -> np.ndarray:
+    """float64[6, T]: sums over a chunk's examples and views of each target's OUT set variance, mean and
+    squared mean, then the same of its IN set (zeros where not computed)."""
+    rows = []
+    sides = [(sets.variance_out, sets.mean_out)] + [(sets.variance_in, sets.mean_in) if online else (None, None)]
+    for variance, mean in sides:
+        for field in (variance, mean, None if mean is None else mean * mean):
+            rows.append(np.zeros(len(sets.size_out)) if field is None else field.sum(axis=(1, 2)))
+    return np.stack(rows)
 
 
-def _set_fields(sets: np.ndarray, sort: bool) -> tuple[np.ndarray, ...]:
-    """_STAT_FIELDS of S sets of k values each: sets float32[g, V, S, k] (sorted in place) -> [g, V, S] each."""
-    size = sets.shape[-1]
-    if sort:
-        sets.sort(axis=-1)
-    middle = (size - 1) // 2
-    deviation = sets.astype(np.float64)
-    shift = deviation[..., middle].copy()
-    deviation -= shift[..., None]
-    low = sets[..., max(middle - 1, 0)].astype(np.float64)
-    high = sets[..., min(middle + 1, size - 1)].astype(np.float64)
-    high2 = sets[..., min(middle + 2, size - 1)].astype(np.float64)
-    sums = np.add.reduce(deviation, axis=-1), np.einsum("...k,...k->...", deviation, deviation)
-    return shift, *sums, low, shift, high, high2
+def _fixed_sigma(sums: np.ndarray, online: bool, counts: CountRule, count: int) -> np.ndarray:
+    """Each target's fixed σ, float64[T], from `_variance_sums` added over all examples (count = N·V values
+    per target): the root of the mean per-example variance of OUT (offline) or of (var_IN + var_OUT) / 2
+    (online); with the reference's counts the spread of every value of the IN sets (online, used for both
+    sides) or of the OUT sets (offline), as plot.py's np.std, at least MIN_STD."""
+    variance_out, mean_out, square_out, variance_in, mean_in, square_in = sums / count
+    if counts.kind == REFERENCE:
+        variance, mean, square = (variance_in, mean_in, square_in) if online else (variance_out, mean_out, square_out)
+        variance = variance + square - mean * mean
+    else:
+        variance = (variance_in + variance_out) / 2 if online else variance_out
+    return np.maximum(np.sqrt(np.maximum(variance, 0.0)), MIN_STD)
 
 
-def _example_set_stats(
-    values: np.ndarray, keep: np.ndarray, start: int, sort: bool, source: Any = None
-) -> tuple[SetStats, ...]:
-    """(IN, OUT) statistics of each example; values: float32[M, n, V] from example `start` of the array
-    `source` (for error messages), keep: bool[M, n].
-
-    Examples of equal IN-set size go together, a few at a time (about SET_CHUNK_BYTES of working memory:
-    the sorts and sums run best in cache). Their models are gathered IN first into [g, V, M] (a row take
-    moves V values at a time, far faster than element-wise fancy indexing, and transposes on the way)
-    and each set's part is sorted if `sort`; with M/2 models in each set, as one [g, V, 2, M/2] array.
-    """
-    num_models, num_examples, num_views = values.shape
-    keep_by_example = np.ascontiguousarray(keep.T)
-    sizes_in = keep_by_example.sum(axis=1)
-    fields = [{name: np.full((num_examples, num_views), np.nan) for name in _STAT_FIELDS} for _ in range(2)]
-    step = max(1, SET_CHUNK_BYTES // (16 * num_models * num_views))
-    for size_in in np.unique(sizes_in):
-        same_size = np.flatnonzero(sizes_in == size_in)
-        for at in range(0, len(same_size), step):
-            columns = same_size[at : at + step]
-            count = len(columns)
-            # A compact copy first: gathering rows from the whole chunk misses the TLB far more often.
-            if columns[-1] - columns[0] == count - 1:
-                columns = slice(columns[0], columns[-1] + 1)
-                compact = np.ascontiguousarray(values[:, columns])
-            else:
-                compact = values.take(columns, axis=1)
-            order = np.argsort(~keep_by_example[columns], axis=1, kind="stable")  # [g, M]: IN models, then OUT
-            rows = (order * count + np.arange(count)[:, None]).reshape(-1)
-            gathered = compact.reshape(num_models * count, num_views).take(rows, axis=0)
-            group = np.ascontiguousarray(gathered.reshape(count, num_models, num_views).transpose(0, 2, 1))
-            if 2 * size_in == num_models:
-                computed = _set_fields(group.reshape(*group.shape[:2], 2, size_in), sort)
-                per_set = [[field[..., which] for field in computed] for which in (0, 1)]
-            else:
-                parts = (group[..., None, :size_in], group[..., None, size_in:])
-                per_set = [
-                    [field[..., 0] for field in _set_fields(part, sort)] if part.shape[-1] else [] for part in parts
-                ]
-            for set_fields, computed in zip(fields, per_set, strict=True):
-                for name, field in zip(_STAT_FIELDS, computed, strict=False):
-                    set_fields[name][columns] = field
-    sizes = (sizes_in, num_models - sizes_in)
-    for set_fields, set_sizes in zip(fields, sizes, strict=True):
-        if not np.isfinite(set_fields["sum_squares"][set_sizes > 0]).all():  # NaN/inf spreads to the sums
-            check_finite(values, "scores", start, source)
-    return tuple(SetStats(size=set_sizes, **set_fields) for set_fields, set_sizes in zip(fields, sizes, strict=True))
-
-
-def _chunk_sets(values, keep_chunk, targets, start, source, centres, online, counts) -> dict:
-    """{centre: each target's (equalised, unless counts = "raw") sets} for a chunk of examples from `start`;
-    the centre None gives the variances only."""
-    stats_in, stats_out = _example_set_stats(values, keep_chunk, start, "median" in centres, source)
-    is_in = keep_chunk[targets]
-    drops = choose_drops(keep_chunk, targets, start) if counts == EQUALISED else no_drops(*is_in.shape)
-    return {
-        centre: target_sets(stats_in, stats_out, values, targets, is_in, drops, centre, online) for centre in centres
-    }
-
-
-def _fixed_sigmas(scores, keep, targets, online: bool, counts: str, chunk_options) -> dict[bool, np.ndarray]:
-    """Pass 1 for fixed variance: {online?: σ[T]} from the mean over (n, v) of var_OUT (and var_IN)."""
+def _first_pass_sigma(scores, keep, targets, counts: CountRule, chunk_options) -> np.ndarray:
+    """Pass 1 for offline LiRA with a fixed σ on large problems: σ[T] from the OUT sets alone."""
+    means = counts.kind == REFERENCE
 
     def work(start: int, stop: int, values: np.ndarray) -> np.ndarray:
-        sets = _chunk_sets(values, keep[:, start:stop], targets, start, scores, {None}, online, counts)[None]
-        return np.stack([sets.variance_out.sum(axis=(1, 2))] + ([sets.variance_in.sum(axis=(1, 2))] if online else []))
+        sets = chunk_sets(values, keep[:, start:stop], targets, start, scores, {None}, False, counts, means)[None]
+        return _variance_sums(sets, online=False)
 
     num_models, num_examples, num_views = scores.shape
-    variance = np.sum(map_example_chunks(work, [scores], num_examples, **chunk_options), axis=0)
-    variance /= num_examples * num_views
-    sigmas = {False: np.maximum(np.sqrt(variance[0]), MIN_STD)}
-    if online:
-        sigmas[True] = np.maximum(np.sqrt(variance.mean(axis=0)), MIN_STD)
-    return sigmas
+    sums = np.sum(map_example_chunks(work, [scores], num_examples, **chunk_options), axis=0)
+    return _fixed_sigma(sums, False, counts, num_examples * num_views)
 
 
 def lira_scores(
@@ -174,8 +127,11 @@ def lira_scores(
       offline: log Φ((φ_t − μ_out) / σ_out), or −log N(φ_t; μ_out, σ_out²) if two_sided,
     with μ the per-view median (or mean) of each set, σ its std (ddof 0, at least 1e-6), or with fixed
     variance one σ per target: sqrt of the mean over (n, v) of var_OUT (offline) or (var_IN + var_OUT) / 2.
-    counts: "equalised" (each target's two shadow sets made the same size, `lira_jax.audit.equalise`) or
-    "raw". Where a set has fewer than 2 shadows its σ is 0, floored at 1e-6: see `not_applicable`.
+    counts: "equalised" (each target's two shadow sets made the same size, `lira_jax.audit.equalise`),
+    "raw", or "reference": plot.py's sets (each truncated to the smallest count over examples, in model
+    order, `lira_jax.audit.truncation`) and its fixed σ, the std of every value of the IN sets (online,
+    both sides) or of the OUT sets (offline). Where a set has fewer than 2 shadows its σ is 0, floored at
+    1e-6: see `not_applicable`.
     """
     if counts not in COUNTS:
         raise UserError(f"LiRA counts must be one of {', '.join(COUNTS)}, got {counts!r}")
@@ -214,12 +170,16 @@ def lira_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndar
 def not_applicable(keep: np.ndarray, targets: np.ndarray, variants: Mapping[str, LiraOptions], counts: str) -> dict:
     """{name: NotApplicable} for the variants some (target, example) cannot be scored with: a per-example σ
     needs at least 2 shadows in each set it describes, a fixed σ at least 1 (keep bool[M, N], targets int[T])."""
-    count_in = keep.sum(axis=0)
-    is_in = keep[targets]
-    sizes_in = count_in - is_in
-    sizes_out = keep.shape[0] - count_in - ~is_in
-    if counts == EQUALISED:  # one shadow leaves the larger set
-        sizes_in, sizes_out = sizes_in - (sizes_in > sizes_out), sizes_out - (sizes_out > sizes_in)
+    if counts == REFERENCE:  # one size per target and side
+        sizes = truncation(keep, targets)
+        sizes_in, sizes_out = sizes.size_in, sizes.size_out
+    else:
+        count_in = keep.sum(axis=0)
+        is_in = keep[targets]
+        sizes_in = count_in - is_in
+        sizes_out = keep.shape[0] - count_in - ~is_in
+        if counts == EQUALISED:  # one shadow leaves the larger set
+            sizes_in, sizes_out = sizes_in - (sizes_in > sizes_out), sizes_out - (sizes_out > sizes_in)
     smallest = {True: min(sizes_in.min(), sizes_out.min()), False: sizes_out.min()}
     skipped = {}
     for name, options in variants.items():
@@ -235,6 +195,7 @@ def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], counts, ch
     online = any(options.online for options in variants.values())
     num_models, num_examples, num_views = scores.shape
     num_targets = len(targets)
+    rule = count_rule(keep, targets, counts)
     # Chunks are sized for the per-target work, float64 [T, V] temporaries per example (about 30 live
     # at once, but sizing for 8 amortises NumPy's per-call overhead); the sets are done in sub-chunks.
     chunk_options = dict(
@@ -242,36 +203,40 @@ def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], counts, ch
         chunk_examples=chunk_examples,
         workers=workers,
     )
-    fixed = [name for name, options in variants.items() if options.fixed_variance]
-    fixed_online = any(variants[name].online for name in fixed)
-    # A fixed σ needs every example first. Small problems keep what σ applies to and finish at the
-    # end; larger ones (T·N·V floats beyond DEFERRED_BYTES) make a first pass, without sorting, for σ.
-    deferred = bool(fixed) and num_targets * num_examples * num_views * 8 <= DEFERRED_BYTES
-    sigmas = _fixed_sigmas(scores, keep, targets, fixed_online, counts, chunk_options) if fixed and not deferred else {}
+    # A fixed σ needs every example first. Online it only divides: each (target, example)'s mean over views
+    # of what it divides is kept, [T, N], and divided at the end. Offline it enters log Φ: small problems
+    # keep what it applies to, [T, N, V] (T·N·V floats within DEFERRED_BYTES), and finish at the end;
+    # larger ones make a first pass over the OUT sets, without sorting, for σ.
+    fixed = {name: options for name, options in variants.items() if options.fixed_variance}
+    offline_fixed = [name for name, options in fixed.items() if not options.online]
+    deferred = bool(offline_fixed) and num_targets * num_examples * num_views * 8 <= DEFERRED_BYTES
+    sigmas = {}
+    if offline_fixed and not deferred:
+        sigmas[False] = _first_pass_sigma(scores, keep, targets, rule, chunk_options)
+    kept = {
+        name: np.empty((num_targets, num_examples) if options.online else (num_targets, num_examples, num_views))
+        for name, options in fixed.items()
+        if options.online or deferred
+    }
     results = {name: np.empty((num_targets, num_examples), dtype=np.float32) for name in variants}
-    kept = {name: np.empty((num_targets, num_examples, num_views)) for name in fixed if deferred}
     centres = {options.centre for options in variants.values()}
+    means = bool(kept) and rule.kind == REFERENCE
 
     def work(start: int, stop: int, values: np.ndarray) -> np.ndarray | None:
-        by_centre = _chunk_sets(values, keep[:, start:stop], targets, start, scores, centres, online, counts)
+        by_centre = chunk_sets(values, keep[:, start:stop], targets, start, scores, centres, online, rule, means)
         _score_variants(variants, by_centre, sigmas, kept, results, slice(start, stop))
-        if deferred:
-            stats = next(iter(by_centre.values()))
-            return np.stack(
-                [
-                    stats.variance_out.sum(axis=(1, 2)),
-                    stats.variance_in.sum(axis=(1, 2)) if online else np.zeros(num_targets),
-                ]
-            )
-        return None
+        return _variance_sums(next(iter(by_centre.values())), online) if kept else None
 
     partial_sums = map_example_chunks(work, [scores], num_examples, **chunk_options)
-    if deferred:
-        variance_sums = np.sum(partial_sums, axis=0) / (num_examples * num_views)  # [OUT, IN] per target
-        for name in fixed:
-            variance = variance_sums[:2].mean(axis=0) if variants[name].online else variance_sums[0]
-            sigma = np.maximum(np.sqrt(variance), MIN_STD)[:, None, None]
-            results[name][:] = _mean_over_views(_with_fixed_sigma(variants[name], kept.pop(name), sigma))
+    if kept:
+        sums = np.sum(partial_sums, axis=0)
+        for name in list(kept):
+            part, options = kept.pop(name), variants[name]  # each [T, N(, V)] freed once scored
+            sigma = _fixed_sigma(sums, options.online, rule, num_examples * num_views)
+            if options.online:
+                results[name][:] = part / (sigma * sigma)[:, None]
+            else:
+                results[name][:] = _mean_over_views(_with_fixed_sigma(options, part, sigma[:, None, None]))
     return results
 
 
@@ -284,14 +249,16 @@ def _score_variants(
     examples: slice,
 ) -> None:
     """Each variant's float32[T, n] scores of a chunk of examples into results[name][:, examples]; for a
-    fixed σ known only at the end, what σ applies to into kept[name][:, examples] instead."""
+    fixed σ known only at the end, what σ applies to into kept[name][:, examples] instead (online: its
+    mean over views, as σ only divides it)."""
     for name, options in variants.items():
         stats = by_centre[options.centre]
         if name in kept:
-            kept[name][:, examples] = _fixed_variance_part(options, stats)
+            part = _fixed_variance_part(options, stats)
+            kept[name][:, examples] = _mean_over_views(part) if options.online else part
             continue
-        if options.fixed_variance:
-            sigma = sigmas[options.online][:, None, None]
+        if options.fixed_variance:  # offline, σ from the first pass
+            sigma = sigmas[False][:, None, None]
             per_view = _with_fixed_sigma(options, _fixed_variance_part(options, stats), sigma)
         else:
             per_view = _per_example_variance_score(options, stats)
@@ -327,9 +294,8 @@ def _fixed_variance_part(options: LiraOptions, stats: TargetSets) -> np.ndarray:
 
 
 def _with_fixed_sigma(options: LiraOptions, part: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """Per-view score from `_fixed_variance_part` and each target's σ [T, 1, 1]."""
-    if options.online:
-        return part / (sigma * sigma)
+    """Offline per-view score from `_fixed_variance_part` and each target's σ [T, 1, 1] (online, σ only
+    divides the part's mean over views: `_lira` does it)."""
     z_out = part / sigma
     if options.two_sided:
         return np.log(sigma) + HALF_LOG_2PI + 0.5 * z_out * z_out

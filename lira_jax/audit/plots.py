@@ -5,6 +5,7 @@ Matplotlib runs on the Agg backend (files only, no display needed).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,44 +13,57 @@ from typing import Any
 import matplotlib
 import numpy as np
 
-from lira_jax.audit.metrics import Roc, clopper_pearson, points_at_fpr
-from lira_jax.audit.per_example import HEADLINE_ATTACKS
+from lira_jax.audit.metrics import PLOT_FPR_RANGE
+from lira_jax.audit.per_example import BAND_CURVES, HEADLINE_ATTACKS
 from lira_jax.audit.streaming import ExampleArray, read_examples
 from lira_jax.errors import UserError
 from lira_jax.writing import atomic_path, disk_errors
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import LogLocator  # noqa: E402
 
-FPR_RANGE = (1e-5, 1.0)
-BAND_CURVES = 6
-LINE_STYLES = ("-", "--", ":", "-.")
-
-
-def roc_plot_data(roc: Roc, confidence: float = 0.95, num_points: int = 400) -> dict[str, np.ndarray]:
-    """The ROC sampled on a log grid of FPR: {fpr, tpr, tpr_low, tpr_high}, each float64[num_points].
-
-    tpr is the largest TPR with FPR <= the grid value (the curve behind `tpr_at_fpr`); the band is
-    the Clopper-Pearson interval of that point's TPR. The grid starts at 1 / non-members (or 1e-5),
-    below which no FPR is measurable. Small enough to keep for many attacks.
-    """
-    lowest = max(FPR_RANGE[0], 1.0 / roc.num_nonmembers)
-    grid = np.logspace(np.log10(lowest), np.log10(FPR_RANGE[1]), num_points)
-    points = points_at_fpr(roc, grid)
-    low, high = clopper_pearson(roc.true_positives[points], roc.num_members, confidence)
-    return {"fpr": grid, "tpr": roc.tpr[points], "tpr_low": low, "tpr_high": high}
+# Every curve its own colour (tab10, then seven more that stay apart from it on white), and each attack
+# family its own line style, so that 17 curves stay legible.
+COLOURS = (
+    *(f"C{index}" for index in range(10)),
+    "#000080",
+    "#800000",
+    "#008080",
+    "#b8860b",
+    "#ff00ff",
+    "#556b2f",
+    "#4b0082",
+)
+FAMILY_STYLES = (  # (attack names, or prefixes ending in "_"; line style); any other attack: solid
+    (("lira_",), "-"),
+    (("rmia_",), (0, (6, 2))),
+    (("loss", "calibrated_loss", "global_threshold"), (0, (6, 2, 1, 2))),
+    (("confidence", "entropy", "modified_entropy", "correctness"), (0, (1, 1.5))),
+    (("shokri", "ml_leaks_"), (0, (4, 1.5, 1, 1.5, 1, 1.5))),
+)
+ROC_SIDE = 4.6  # inches: the square axes of the ROC; the legend takes LEGEND_WIDTH beside them
+LEGEND_WIDTH = 3.0
+MARGINS = (0.75, 0.55, 0.45)  # left, bottom, top (inches)
 
 
 def save_figure(figure: Any, path: str | Path, dpi: int = 150, note: str | None = None) -> None:
     """Writes the figure whole or not at all (temporary file, then rename); an OSError is one line. note: a
     line stored in the file's metadata (PNG and SVG "Description", PDF "Subject"), e.g. the invocation id."""
     path = Path(path)
-    key = "Subject" if path.suffix.lower() == ".pdf" else "Description"
+    metadata = figure_metadata(path.suffix.lower().lstrip("."), note)
     try:
         with disk_errors(path), atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=dpi, bbox_inches="tight", metadata=None if note is None else {key: note})
+            figure.savefig(temporary, dpi=dpi, bbox_inches="tight", metadata=metadata)
     finally:
         plt.close(figure)
+
+
+def figure_metadata(image_format: str, note: str | None) -> dict[str, str] | None:
+    """Matplotlib's metadata for a figure file carrying `note`: PDF's "Subject", every other format's
+    "Description"; None without a note."""
+    return None if note is None else {"Subject" if image_format == "pdf" else "Description": note}
 
 
 def headline_curves(curves: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,30 +71,47 @@ def headline_curves(curves: Mapping[str, Any]) -> dict[str, Any]:
     return {name: curves[name] for name in HEADLINE_ATTACKS if name in curves}
 
 
+def line_style(name: str) -> Any:
+    """The line style of an attack's family (FAMILY_STYLES); solid for any other name."""
+    for names, style in FAMILY_STYLES:
+        if any(name == known or (known.endswith("_") and name.startswith(known)) for known in names):
+            return style
+    return "-"
+
+
 def _lowest_decade(curves: Mapping[str, Mapping[str, Any]]) -> float:
-    """The decade below the lowest measurable FPR of the curves (1 / non-members), at least FPR_RANGE[0]:
+    """The decade below the lowest measurable FPR of the curves (1 / non-members), at least PLOT_FPR_RANGE[0]:
     the axes start there rather than at 1e-5 with empty decades."""
-    lowest = min((float(curve["fpr"][0]) for curve in curves.values()), default=FPR_RANGE[0])
-    return max(FPR_RANGE[0], 10.0 ** np.floor(np.log10(lowest) + 1e-9))
+    lowest = min((float(curve["fpr"][0]) for curve in curves.values()), default=PLOT_FPR_RANGE[0])
+    return max(PLOT_FPR_RANGE[0], 10.0 ** np.floor(np.log10(lowest) + 1e-9))
 
 
-def plot_roc(
-    curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title: str | None = None, note: str | None = None
-) -> None:
-    """Log-log ROC, both axes from the decade of the lowest measurable FPR (at least 1e-5) to 1, the diagonal
-    dashed, one curve per attack; the legend (each attack's AUC and TPR at 0.1% FPR) sits right of the axes
-    so that it hides no curve.
+def roc_image(
+    curves: Mapping[str, Mapping[str, Any]],
+    *,
+    title: str | None = None,
+    image_format: str = "png",
+    note: str | None = None,
+    dpi: int = 150,
+) -> bytes:
+    """The log-log ROC as the bytes of an image file (`image_format`: png, pdf, svg, ...): both axes from the
+    decade of the lowest measurable FPR (at least 1e-5) to 1, the diagonal dashed, one curve per attack (its
+    own colour, its family's line style); the legend (each attack's AUC and TPR at 0.1% FPR) sits right of
+    the axes so that it hides no curve. note: stored in the file's metadata (e.g. the invocation id).
 
-    curves: {attack: {fpr, tpr, tpr_low, tpr_high} from `roc_plot_data`, plus "auc" and "tpr_at_fpr"
-    as in metrics.json}. Up to BAND_CURVES curves get their Clopper-Pearson band shaded; more would be a blur.
-    Beyond 10 curves, line styles repeat the 10 colours distinguishably. note: stored in the file's metadata.
-    """
-    figure, axes = plt.subplots(figsize=(8.5, 5.6))
-    colours = plt.get_cmap("tab10")
-    floor = _lowest_decade(curves)
+    curves: {attack: {fpr, tpr, tpr_low, tpr_high} from `metrics.roc_plot_data`, plus "auc" and
+    "tpr_at_fpr" as in metrics.json}. Up to BAND_CURVES curves get their Clopper-Pearson band shaded; more
+    would be a blur. Drawn once, in a layout fixed in inches (a tight bounding box would draw everything
+    twice); the figure grows taller with the legend."""
     few = len(curves) <= 8  # the legend fits beside the axes in a larger font
+    left, bottom, top = MARGINS
+    height = max(bottom + ROC_SIDE + top, 0.32 * (len(curves) + 1) + 0.5)
+    width = left + ROC_SIDE + 0.2 + LEGEND_WIDTH
+    figure = Figure(figsize=(width, height))
+    axes = figure.add_axes((left / width, (height - top - ROC_SIDE) / height, ROC_SIDE / width, ROC_SIDE / height))
+    floor = _lowest_decade(curves)
     for index, (name, curve) in enumerate(curves.items()):
-        colour = colours(index % 10)
+        colour = COLOURS[index % len(COLOURS)]
         tpr_at = curve.get("tpr_at_fpr", {}).get("0.001")
         at = "n/m" if tpr_at is None else f"{tpr_at:.2%}"
         axes.plot(
@@ -88,7 +119,7 @@ def plot_roc(
             np.maximum(curve["tpr"], floor),
             color=colour,
             lw=1.4,
-            ls=LINE_STYLES[index // 10 % len(LINE_STYLES)],
+            ls=line_style(name),
             label=f"{name}\nAUC {curve['auc']:.3f}, TPR@0.1% {at}",
             drawstyle="steps-post",
         )
@@ -102,7 +133,7 @@ def plot_roc(
                 lw=0,
                 step="post",
             )
-    axes.plot((floor, 1.0), (floor, 1.0), "k--", lw=0.8, label="chance")
+    axes.plot((floor, 1.0), (floor, 1.0), color="0.3", ls="--", lw=0.8, label="chance")
     axes.set(
         xscale="log",
         yscale="log",
@@ -110,18 +141,23 @@ def plot_roc(
         ylim=(floor, 1.0),
         xlabel="false positive rate",
         ylabel="true positive rate",
-        title=title or "membership inference ROC",
     )
-    axes.set_aspect("equal")
+    axes.set_title(title or "membership inference ROC", fontsize=11, y=1.01)  # placed, not measured: faster
+    for axis in (axes.xaxis, axes.yaxis):  # minor ticks at 2 and 5 of each decade: a third of matplotlib's ticks
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend(
+    figure.legend(
+        *axes.get_legend_handles_labels(),
         loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
+        bbox_to_anchor=((left + ROC_SIDE + 0.2) / width, 1 - 0.1 / height),
         fontsize=9 if few else 7.5,
         frameon=False,
         labelspacing=0.8 if few else 0.45,
+        handlelength=3.2,
     )
-    save_figure(figure, path, note=note)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=image_format, dpi=dpi, metadata=figure_metadata(image_format, note))
+    return buffer.getvalue()
 
 
 def plot_score_distributions(

@@ -40,7 +40,7 @@ from lira_jax.audit.classifiers import (
 from lira_jax.audit.inputs import EQUALISED, AttackInputs, AttackOptions, check_logits, check_scores_keep, check_shadows
 from lira_jax.audit.lira import lira_family
 from lira_jax.audit.masking import Mask
-from lira_jax.audit.progress import progress_bar
+from lira_jax.audit.progress import attack_progress
 from lira_jax.audit.rmia import population_mask, rmia_family
 from lira_jax.audit.streaming import ExampleArray
 from lira_jax.errors import UserError
@@ -138,19 +138,19 @@ def check_inputs(
     return AttackInputs(scores, keep, targets, logits, labels, transfer, options)
 
 
-def score_checked(inputs: AttackInputs, attacks: Sequence[str]) -> dict[str, np.ndarray]:
+def score_checked(inputs: AttackInputs, attacks: Sequence[str], *, quiet: bool = False) -> dict[str, np.ndarray]:
     """{attack: float32[T, N]} in the order asked, each family called once (inputs from `check_inputs`).
 
-    On a terminal, a progress bar (attacks scored, the family at work) appears once scoring has taken a
-    few seconds (`progress.progress_bar`), and is gone when it ends."""
+    Progress on stderr unless quiet (`progress.attack_progress`): on a terminal a bar (attacks scored, the
+    family at work) once scoring has taken a few seconds, gone when it ends; elsewhere one line per family."""
     results = {}
     families = dict.fromkeys(REGISTRY[name].family for name in ATTACKS if name in attacks)
-    with progress_bar(len(attacks), "attacks", "attack") as progress:
+    with attack_progress(len(attacks), quiet=quiet) as progress:
         for family in families:
             names = [name for name in ATTACKS if name in attacks and REGISTRY[name].family is family]
-            progress.set_postfix_str(", ".join(names), refresh=False)
+            progress.start(names)
             results.update(family(inputs, names))
-            progress.update(len(names))
+            progress.finish(names)
     return {name: results[name] for name in attacks}
 
 
@@ -173,8 +173,9 @@ def score_attacks(
 ) -> dict[str, np.ndarray]:
     """{attack: float32[T, N]} for the named attacks (see ATTACKS); scores float32[M, N, V], keep bool[M, N].
 
-    LiRA variants share one pass over the scores (lira_counts: "equalised" or "raw" shadow sets); the others
-    make one per family. An attack these inputs cannot score is a NotApplicable with the reason. The attack classifiers
+    LiRA variants share one pass over the scores (lira_counts: "equalised", "raw" or "reference" shadow
+    sets, `lira.lira_scores`); the others make one per family. An attack these inputs cannot score is a
+    NotApplicable with the reason. The attack classifiers
     (`lira_jax.audit.classifiers`, scores: member log-odds) need logits, ml_leaks_adv2 also `transfer`;
     classifier_rows bounds each attack model's training rows (None: classifiers.MAX_ROWS).
     """

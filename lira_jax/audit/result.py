@@ -40,6 +40,7 @@ class Audit:
     title: str = "audit"
     accuracy: dict[str, list[float]] | None = None
     reads: tuple[Path, ...] = ()
+    _figures: dict[bool, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def table(self) -> str:
         """The attack table as `python -m lira_jax.attack` prints it."""
@@ -63,15 +64,28 @@ class Audit:
             raise UserError("no attack was scored, so no example can be ranked")
         return attack
 
-    def plot_roc(self, path: str | Path, *, headline: bool = False) -> None:
+    def roc_png(self, *, headline: bool = False) -> bytes:
         """The log-log ROC of every attack (headline: only lira_online, lira_online_fixed_var, lira_offline,
-        rmia_online and global_threshold) as a PNG."""
+        rmia_online and global_threshold) as PNG bytes carrying the invocation id, drawn once: roc.png and
+        report.html share it."""
+        headline = arguments.flag(headline, "headline")
+        if headline not in self._figures:
+            self._figures[headline] = self._roc_image(headline, "png")
+        return self._figures[headline]
+
+    def plot_roc(self, path: str | Path, *, headline: bool = False) -> None:
+        """The ROC of `roc_png` written to `path`, in the format its suffix names (.png, .pdf or .svg)."""
         path = self._output(path, "path", figure=True)
         headline = arguments.flag(headline, "headline")
+        image_format = path.suffix.lower().lstrip(".")
+        content = self.roc_png(headline=headline) if image_format == "png" else self._roc_image(headline, image_format)
+        write_atomically(path, content)
+
+    def _roc_image(self, headline: bool, image_format: str) -> bytes:
         from lira_jax.audit import plots
 
         curves = plots.headline_curves(self.curves) if headline else self.curves
-        plots.plot_roc(curves, path, title=self.title, note=self.invocation_note())
+        return plots.roc_image(curves, title=self.title, image_format=image_format, note=self.invocation_note())
 
     def to_html(
         self,
@@ -93,8 +107,11 @@ class Audit:
         config_text = arguments.text(config_text, "config_text", optional=True)
         title = arguments.text(title, "title", optional=True)
         top = arguments.integer(top, "top", 0)
-        from lira_jax.audit.html_report import build_report
+        from lira_jax.audit.html_report import build_report, shows_headline
 
+        figures = {"every": self.roc_png()}
+        if shows_headline(self.curves):
+            figures["headline"] = self.roc_png(headline=True)
         page = build_report(
             self.metrics,
             self.curves,
@@ -104,6 +121,7 @@ class Audit:
             accuracy=accuracy,
             images=images,
             config_text=config_text,
+            figures=figures,
         )
         write_atomically(path, page)
 

@@ -18,7 +18,7 @@ from lira_jax.audit.registry import score_attacks
 from lira_jax.config import Config
 from lira_jax.errors import UserError
 from lira_jax.studies.common import Run, StudyResult, markdown_table, number, tpr_cell
-from lira_jax.studies.plots import TPR_FLOOR, pyplot, save
+from lira_jax.studies.plots import draw_zeros, mark_floor, pyplot, save, zero_floor
 
 MAIN_ATTACKS = ("lira_online", "lira_offline", "rmia_offline", "calibrated_loss", "global_threshold")  # drawn
 
@@ -125,23 +125,30 @@ def plot_defences(drawing: dict[str, Any], path: Path) -> None:
     attacks = [name for name in MAIN_ATTACKS if any(name in row["attacks"] for row in rows)]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     positions = np.arange(len(rows))
+    points = [row["attacks"][name]["at_fpr"]["0.001"] for row in rows for name in attacks if name in row["attacks"]]
+    lows = [point["tpr_interval"][0] for point in points if point is not None]
+    floor = zero_floor(1e-3, lows)
+    if 0 in lows:
+        mark_floor(left, floor)
     for offset, name in enumerate(attacks):
         shift = (offset - (len(attacks) - 1) / 2) * 0.1
         present = [index for index, row in enumerate(rows) if name in row["attacks"]]
         points = [rows[index]["attacks"][name]["at_fpr"]["0.001"] for index in present]
         kept = [(index, point) for index, point in zip(present, points, strict=True) if point is not None]
-        if kept:
-            tpr = np.array([max(point["tpr"], TPR_FLOOR) for _, point in kept])
-            low = np.array([max(point["tpr_interval"][0], TPR_FLOOR) for _, point in kept])
-            high = np.array([max(point["tpr_interval"][1], TPR_FLOOR) for _, point in kept])
+        if kept:  # a TPR (or interval end) of 0 is drawn at the floor, the TPR itself as a hollow marker
+            measured = np.array([point["tpr"] for _, point in kept])
+            tpr = np.maximum(measured, floor)
+            low = np.array([max(point["tpr_interval"][0], floor) for _, point in kept])
+            high = np.array([max(point["tpr_interval"][1], floor) for _, point in kept])
             x = np.array([index for index, _ in kept]) + shift
-            left.errorbar(x, tpr, yerr=[tpr - low, high - tpr], fmt="o", ms=4, capsize=2, label=name)
+            bars = left.errorbar(x, tpr, yerr=[tpr - low, high - tpr], fmt="o", ms=4, capsize=2, label=name)
+            draw_zeros(left, x, measured, floor, bars[0].get_color())
         right.plot(
             np.array(present) + shift, [rows[index]["attacks"][name]["auc"] for index in present], "o", ms=4, label=name
         )
     left.axhline(1e-3, color="k", ls="--", lw=0.8, label="chance (TPR = FPR)")
     right.axhline(0.5, color="k", ls="--", lw=0.8)
-    left.set(yscale="log", ylabel="TPR at 0.1% FPR (95% interval; 0 at 1e-4)", title="leakage at low FPR")
+    left.set(yscale="log", ylabel="TPR at 0.1% FPR (95% interval)", title="leakage at low FPR")
     right.set(ylabel="AUC", title="AUC")
     labels = [  # wrapped between config keys only; the no-break space keeps "(i)" with its first key
         textwrap.fill(f"{name}\u00a0{row['label']}", 30, break_long_words=False)

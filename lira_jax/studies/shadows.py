@@ -14,7 +14,7 @@ from lira_jax.audit.metrics import attack_metrics
 from lira_jax.audit.streaming import read_examples, subset_models
 from lira_jax.errors import UserError
 from lira_jax.studies.common import LOWEST_FPR, Run, StudyResult, markdown_table, number, tpr_cell
-from lira_jax.studies.plots import TPR_FLOOR, pyplot, save
+from lira_jax.studies.plots import draw_zeros, mark_floor, pyplot, save, zero_floor
 
 ONLINE_VARIANTS = ("lira_online", "lira_online_fixed_var")
 OFFLINE_VARIANTS = ("lira_offline", "lira_offline_fixed_var")
@@ -111,19 +111,31 @@ def study_shadows(run: Run, options: dict[str, Any]) -> StudyResult:
 
 def plot_shadows(drawing: dict[str, Any], path: Path) -> None:
     """AUC and TPR at 0.1% and 0.001% FPR against the number of shadow models (log axis), one line per variant;
-    a measure that no count could measure (too few non-members) gets no panel, only a note under the figure."""
+    a TPR of 0 is a hollow marker on the panel's "TPR 0" line, below chance (`plots.zero_floor`); a measure
+    that no count could measure (too few non-members) gets no panel, only a note under the figure."""
     plt = pyplot()
     results, variants = drawing["results"], drawing["variants"]
-    counts = [row["count"] for row in results]
-    measures = (("AUC", None), ("TPR at 0.1% FPR (0 at 1e-4)", "0.001"), ("TPR at 0.001% FPR (0 at 1e-4)", "1e-05"))
+    counts = np.array([row["count"] for row in results])
+    measures = (("AUC", None), ("TPR at 0.1% FPR", "0.001"), ("TPR at 0.001% FPR", "1e-05"))
     lines = {measure: {name: _measure(results, name, measure[1]) for name in variants} for measure in measures}
     drawn = [measure for measure in measures if any(np.isfinite(v).any() for v in lines[measure].values())]
     figure, panels = plt.subplots(1, len(drawn), figsize=(4.3 * len(drawn) + 1.8, 3.8), squeeze=False)
     panels = panels[0]
     for axes, measure in zip(panels, drawn, strict=True):
         label, level = measure
+        floor = None
+        if level is not None:
+            values = np.concatenate(list(lines[measure].values()))
+            floor = zero_floor(float(level), values)
+            if (values == 0).any():
+                mark_floor(axes, floor)
         for name, values in lines[measure].items():
-            axes.plot(counts, values, "o-", ms=4, label=name)
+            shown = values if floor is None else np.where(values == 0, floor, values)
+            (line,) = axes.plot(counts, shown, "-", label=name)
+            measured = values != 0
+            axes.plot(counts[measured], shown[measured], "o", ms=4, color=line.get_color())
+            if floor is not None:
+                draw_zeros(axes, counts, values, floor, line.get_color())
         if level is not None:
             axes.axhline(float(level), color="k", ls="--", lw=0.8, label="chance")
             axes.set_yscale("log")
@@ -132,7 +144,7 @@ def plot_shadows(drawing: dict[str, Any], path: Path) -> None:
         axes.tick_params(axis="x", which="minor", labelbottom=False)
         axes.grid(True, alpha=0.3)
     panels[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
-    missing = [measure[0].split(" (")[0] for measure in measures if measure not in drawn]
+    missing = [measure[0] for measure in measures if measure not in drawn]
     figure.tight_layout()
     if missing:
         figure.text(0.01, -0.02, f"not measurable (too few non-members): {', '.join(missing)}", fontsize=8)
@@ -140,10 +152,10 @@ def plot_shadows(drawing: dict[str, Any], path: Path) -> None:
 
 
 def _measure(results: Sequence[dict[str, Any]], name: str, level: str | None) -> np.ndarray:
-    """The variant's AUC (level None) or TPR at FPR `level` (floored at TPR_FLOOR) per count; NaN: not measured."""
+    """The variant's AUC (level None) or TPR at FPR `level` per count; NaN: not measured."""
     values = []
     for row in results:
         metrics = row["attacks"][name]["metrics"]
         value = None if metrics is None else metrics["auc"] if level is None else metrics["tpr_at_fpr"][level]
-        values.append(np.nan if value is None else value if level is None else max(value, TPR_FLOOR))
+        values.append(np.nan if value is None else value)
     return np.array(values, dtype=np.float64)

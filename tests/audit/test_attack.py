@@ -224,6 +224,18 @@ def test_command_line_in_a_subprocess(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "m.json").read_text())["targets"] == [3]
+    # stderr is a pipe: one plain line per attack family, no redraws; stdout says where every output went
+    assert "\r" not in done.stderr
+    assert [line.split(" scored in ")[0] for line in done.stderr.splitlines()] == [
+        "attacks: lira_online, lira_offline",
+        "attacks: global_threshold",
+    ]
+    written = done.stdout.split("\nwritten:\n")[1].splitlines()
+    assert [line.split()[-1] for line in written] == [
+        str(tmp_path / "m.json"),
+        str(run / "roc.png"),
+        *(str(tmp_path / name) for name in ("examples.csv", "metrics.csv", "report.html")),  # beside --json
+    ]
     (run / "labels.npy").unlink()
     failed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lira_jax.audit.equalise import choose_drops, drop_hash, no_drops, target_sets
+from lira_jax.audit.equalise import choose_drops, drop_hash, equalised_removals, raw_removals, target_sets
 from lira_jax.shadow.data import make_keep
 
 
@@ -81,10 +81,8 @@ def test_target_sets_equal_a_naive_loop(kind, num_models, centre, equalised):
     values[:, ::3] = rng.normal(size=(num_models, len(range(0, num_examples, 3)), num_views))
     targets = np.array([0, num_models // 2, num_models - 1])
     start = 1000
-    drops = choose_drops(keep, targets, start, seed=7) if equalised else no_drops(len(targets), num_examples)
-    sets = target_sets(
-        summary(values, keep), summary(values, ~keep), values, targets, keep[targets], drops, centre, online=True
-    )
+    removals = equalised_removals(keep, targets, start, seed=7) if equalised else raw_removals(keep, targets)
+    sets = target_sets(summary(values, keep), summary(values, ~keep), values, targets, removals, centre, online=True)
     for row, t in enumerate(targets):
         for n in range(num_examples):
             dropped = naive_dropped(keep, t, n, start, 7) if equalised else None
@@ -114,8 +112,7 @@ def test_balanced_sets_come_out_equal(num_models):
         summary(values, ~keep),
         values,
         targets,
-        keep,
-        choose_drops(keep, targets),
+        equalised_removals(keep, targets),
         "median",
         True,
     )
@@ -137,7 +134,7 @@ def test_sets_without_a_centre_have_the_same_variances(kind):
     keep = keeps(kind, 12, 30, seed=2)
     values = rng.normal(size=(12, 30, 3)).astype(np.float32)
     targets = np.array([0, 4, 11])
-    args = summary(values, keep), summary(values, ~keep), values, targets, keep[targets], choose_drops(keep, targets)
+    args = summary(values, keep), summary(values, ~keep), values, targets, equalised_removals(keep, targets)
     with_mean, variances_only = (target_sets(*args, centre, online=True) for centre in ("mean", None))
     assert variances_only.residual_in is None and variances_only.residual_out is None
     for side in ("in", "out"):

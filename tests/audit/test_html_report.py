@@ -11,14 +11,21 @@ import numpy as np
 import pytest
 
 from lira_jax.audit.html_report import build_report
-from lira_jax.audit.metrics import attack_metrics, roc_curve
+from lira_jax.audit.metrics import attack_metrics, roc_curve, roc_plot_data
 from lira_jax.audit.per_example import example_table
 from lira_jax.audit.phi import logit_scale
-from lira_jax.audit.plots import roc_plot_data
 from lira_jax.audit.registry import score_attacks
 from lira_jax.audit.report import metrics_csv
 
-ATTACKS = ("lira_online", "lira_online_fixed_var", "lira_offline", "rmia_online", "global_threshold", "loss")
+ATTACKS = (
+    "lira_online",
+    "lira_online_fixed_var",
+    "lira_offline",
+    "rmia_online",
+    "global_threshold",
+    "loss",
+    "calibrated_loss",
+)
 
 
 def _audit(num_models=8, num_examples=300, seed=0):
@@ -88,7 +95,7 @@ class _Page(HTMLParser):
 def test_report_is_self_contained_and_complete():
     page = _Page()
     page.feed(_report(top=5))
-    assert not {"script", "link", "iframe", "object"} & set(page.tags)
+    assert not {"script", "link", "iframe", "object"} & set(page.tags)  # 7 attacks: the headline ROC first
     assert page.sources and all(source.startswith("data:image/png;base64,") for source in page.sources)
     assert page.headings == [
         "Membership-inference audit: digits <test>",
@@ -110,6 +117,8 @@ def test_not_applicable_attack_and_no_images():
     metrics["attacks"]["lira_online"] = {"auc": None, "reason": "fewer than 2 IN shadows for some examples"}
     page = build_report(metrics, {k: v for k, v in curves.items() if k != "lira_online"}, title="t", examples=examples)
     assert "fewer than 2 IN shadows" in page and 'class="thumbnail"' not in page and "Configuration" not in page
+    # six curves are legible in one figure: no separate headline ROC
+    assert "ROC of the headline attacks" not in page and page.count('class="figure"') == 1
 
 
 def test_metrics_csv_one_row_per_attack():
@@ -142,3 +151,23 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert pixels.shape[:2] == (2600, 1200)
     drawn = (pixels[:, :, :3] < 0.9).any(axis=2)  # anything not white
     assert drawn[:300].mean() > 0.005 and drawn[300:1500].mean() > 0.02  # title and table, then the ROC figures
+
+
+def test_delta_is_stated_and_scores_are_readable():
+    from lira_jax.audit.html_report import _score
+
+    metrics, curves, examples, _ = _audit()
+    for values in metrics["attacks"].values():
+        values["epsilon_lower_bound"]["delta"] = 1e-6
+    page = build_report(metrics, curves, title="t", examples=examples)
+    assert "ε lower bound (δ = 1e-06)" in page and "at δ = 1e-06" in page
+    assert "log-likelihood" in page  # what lira_online's scores in the examples table are
+    assert [_score(value) for value in (6.304, -40.57, 0.4991, -12345.6, 1.5e7, 0.0, float("nan"))] == [
+        "6.30",
+        "\u221240.6",
+        "0.499",
+        "\u221212,346",
+        "1.50e+07",
+        "0.00",
+        "",
+    ]

@@ -45,6 +45,21 @@ def test_roc_and_auc_match_sklearn(seed, size, decimals):
     assert auc(roc) == pytest.approx(sklearn_auc(fpr, tpr), abs=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64])
+def test_roc_counts_by_brute_force_in_every_dtype(dtype):
+    """float16/32 go through the packed one-sort path, the others through the merge: the same ROC."""
+    membership, scores = random_attack(5, 700, decimals=0 if dtype == np.int64 else 1, dtype=np.float64)
+    scores = (scores * (3 if dtype == np.int64 else 1)).astype(dtype)
+    if dtype != np.int64:
+        scores[:40] = np.where(np.arange(40) % 2, 0.0, -0.0)  # signed zeros tie
+        scores[40:60] = -np.abs(scores[40:60]) - 7  # negative scores too
+    roc = roc_curve(membership, scores)
+    distinct = np.unique(scores)[::-1]  # -0.0 and 0.0 are one score
+    np.testing.assert_array_equal(roc.thresholds[1:], distinct.astype(np.float64))
+    np.testing.assert_array_equal(roc.true_positives[1:], [(scores[membership] >= t).sum() for t in distinct])
+    np.testing.assert_array_equal(roc.false_positives[1:], [(scores[~membership] >= t).sum() for t in distinct])
+
+
 def test_metrics_by_brute_force():
     membership, scores = random_attack(4, 300, decimals=1)
     roc = roc_curve(membership, scores)

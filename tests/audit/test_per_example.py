@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from lira_jax.audit.metrics import attack_metrics
+from lira_jax.audit.metrics import attack_metrics, roc_curve
 from lira_jax.audit.per_example import (
     example_table,
     flag_threshold,
@@ -34,7 +34,7 @@ def test_columns_by_hand():
     np.testing.assert_allclose(table["a_in"], [2.0, 7.0])
     np.testing.assert_allclose(table["a_out"], [2.0, 2.5])
     # non-member scores 5, 2, 0: at FPR 0.5 one may be flagged, so the threshold is 2 (score > 2)
-    assert flag_threshold(scores, membership, 0.5) == 2.0
+    assert flag_threshold(roc_curve(membership, scores), 0.5) == 2.0
     np.testing.assert_allclose(table["a_flagged"], [0.5, 1.0])
 
 
@@ -69,3 +69,18 @@ def test_most_exposed_ranks_the_leakiest_first():
     assert min(top) >= 45  # the examples with the largest leak
     lines = top_lines(table, "lira", 3)
     assert len(lines) == 5 and lines[2].split()[0] == str(top[0])
+
+
+def test_csv_equals_a_cell_by_cell_writer():
+    scores, membership, labels = _scores(targets=6, examples=30)
+    table = example_table({"a": scores, "b": -scores * 1e7}, membership, labels)
+    table["a_in"][:3] = [np.nan, np.inf, -1.23456789e-12]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table)
+    for row in range(30):
+        cells = [column[row] for column in table.values()]
+        writer.writerow(["" if np.isnan(c) else f"{c:.6g}" if c.dtype.kind == "f" else int(c) for c in cells])
+    assert table_csv(table) == out.getvalue()
+    assert table_csv({"example": np.arange(0), "a_in": np.zeros(0)}) == "example,a_in\n"
+    assert table_csv({"a": np.array([np.nan, 1.0]), "b": np.array([np.nan, np.nan])}) == "a,b\n,\n1,\n"

@@ -1,15 +1,26 @@
-"""The attacks' progress bar: silent off a terminal, and live (redrawn while a long step runs) on one."""
+"""The attacks' progress: plain lines off a terminal, a bar on one (redrawn while a long step runs), or nothing."""
 
 import io
-import time
 
-from lira_jax.audit import progress
-from lira_jax.audit.progress import progress_bar
+from lira_jax.audit.progress import attack_progress
 
 
-def test_silent_off_a_terminal(capsys):
-    with progress_bar(3, "attacks", "attack", after=0.0) as bar:
-        bar.update(3)
+def test_one_plain_line_per_family_off_a_terminal():
+    log = io.StringIO()
+    with attack_progress(3, stream=log) as progress:
+        for names in (["lira_online", "lira_offline"], ["loss"]):
+            progress.start(names)
+            progress.finish(names)
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 2
+    assert lines[0].startswith("attacks: lira_online, lira_offline scored in ") and lines[0].endswith(" s (2 of 3)")
+    assert lines[1].startswith("attacks: loss scored in ") and lines[1].endswith(" s (3 of 3)")
+
+
+def test_quiet_says_nothing(capsys):
+    with attack_progress(1, quiet=True) as progress:
+        progress.start(["loss"])
+        progress.finish(["loss"])
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
@@ -19,15 +30,11 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_redrawn_while_a_long_step_runs(monkeypatch):
-    import tqdm.auto
-
+def test_a_bar_on_a_terminal_shows_the_family_at_work():
     terminal = _Terminal()
-    original = tqdm.auto.tqdm
-    monkeypatch.setattr(tqdm.auto, "tqdm", lambda *args, **kwargs: original(*args, file=terminal, **kwargs))
-    monkeypatch.setattr(progress, "TICK", 0.05)
-    with progress_bar(2, "attacks", "attack", after=0.1) as bar:
-        bar.set_postfix_str("lira_online", refresh=False)
-        time.sleep(0.4)  # one long step: no update, yet the bar shows what is at work
+    with attack_progress(2, stream=terminal, after=0.0) as progress:
+        progress.start(["lira_online"])
+        progress.bar.refresh()  # what the ticker does every second while the family runs
         assert "attacks" in terminal.getvalue() and "lira_online" in terminal.getvalue()
-        bar.update(2)
+        progress.finish(["lira_online"])
+    assert "\r" in terminal.getvalue()  # redrawn in place

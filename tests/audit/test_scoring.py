@@ -7,7 +7,7 @@ from scipy.stats import norm
 
 from lira_jax.audit import lira as lira_module
 from lira_jax.audit import phi as numpy_phi
-from lira_jax.audit import streaming
+from lira_jax.audit import shadow_sets, streaming
 from lira_jax.audit.equalise import drop_hash
 from lira_jax.audit.lira import LIRA_VARIANTS, LiraOptions, lira, lira_scores
 from lira_jax.audit.phi import logit_scale
@@ -233,7 +233,7 @@ def test_blocks_threads_and_chunks_do_not_change_results(tmp_path, monkeypatch):
     mapped = np.load(tmp_path / "scores.npy", mmap_mode="r")
     reference = lira_scores(scores, keep, variants=LIRA_VARIANTS, workers=1)
     monkeypatch.setattr(streaming, "BLOCK_BYTES", 8 * 3 * 4 * 5)  # blocks of 5 examples, on 3 threads
-    monkeypatch.setattr(lira_module, "SET_CHUNK_BYTES", 1)  # and sets of one example at a time
+    monkeypatch.setattr(shadow_sets, "SET_CHUNK_BYTES", 1)  # and sets of one example at a time
     for chunk in (1, 2, 7):
         threaded = lira_scores(mapped, keep, variants=LIRA_VARIANTS, chunk_examples=chunk, workers=3)
         for name in LIRA_VARIANTS:

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_audit_pytorch_smoke(tmp_path):
-    pytest.importorskip("torch", reason="torch is an optional extra (pip install torch): the example needs it")
+    pytest.importorskip(
+        "torch", reason="the example needs torch (pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+    )
     command = [sys.executable, str(EXAMPLES / "audit_pytorch.py"), "--models", "4", "--epochs", "2"]
     done = subprocess.run([*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
