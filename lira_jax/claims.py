@@ -5,7 +5,7 @@ Model i is claimed by locking byte i of RUN/.claims. These are POSIX record lock
 drops them when their holder ends, SIGKILL included, so a killed run never blocks the next one, and they
 work on NFS. A process claims the models it is about to train; a model another live process holds is
 left to it, and the holder's pid is named. Job-array slices (--models) claim disjoint models and never
-meet. The locks live as long as the `Claims` object (its open file): closing the file drops them all.
+meet. The locks live as long as the `Claims` object's open file: leaving its `with` block closes the file and drops them all.
 """
 
 import errno
@@ -30,6 +30,12 @@ class Claims:
         self.path = Path(run_dir) / CLAIMS_FILE
         with disk_errors(self.path):
             self._file = open(self.path, "a+b")  # noqa: SIM115 (held open: closing it drops the locks)
+
+    def __enter__(self) -> "Claims":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._file.close()
 
     def claim(self, model_indices: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, str | None]:
         """Locks the models this process will train and returns (the claimed models that `done` (bool[M],

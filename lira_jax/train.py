@@ -162,13 +162,13 @@ def main(argv: list[str] | None = None) -> int:
 
     todo = todo[~run.done()[todo]]
     hosts.barrier("unfinished models read")  # before anyone marks a model done
-    claims = Claims(out)  # held until main returns
-    mine, busy = claims.claim(hosts.share(todo, jax.process_index(), jax.process_count()), run.done())
-    if busy:
-        print(f"note: {busy}", file=sys.stderr)
-    if len(mine):
-        train_run(run, plan, dataset, mine, device_count=args.devices, quiet=args.quiet)
-    hosts.barrier("all shares trained")
+    with Claims(out) as claims:  # held until this process's share is trained
+        mine, busy = claims.claim(hosts.share(todo, jax.process_index(), jax.process_count()), run.done())
+        if busy:
+            print(f"note: {busy}", file=sys.stderr)
+        if len(mine):
+            train_run(run, plan, dataset, mine, device_count=args.devices, quiet=args.quiet)
+        hosts.barrier("all shares trained")
     if first:
         print(status(run))
     refuse_diverged(run)

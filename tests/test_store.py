@@ -161,7 +161,8 @@ def test_claims_keep_two_processes_off_each_others_models_and_die_with_their_hol
     )
     try:
         assert holder.stdout.readline().strip() == "[1, 2] None"
-        claimed, note = Claims(run.path).claim(np.arange(4), run.done())
+        with Claims(run.path) as claims:
+            claimed, note = claims.claim(np.arange(4), run.done())
         assert claimed.tolist() == [0, 3]
         assert note == (
             f"models 1:3 are being trained by another process (pid {holder.pid}): this process leaves them to it"
@@ -169,7 +170,8 @@ def test_claims_keep_two_processes_off_each_others_models_and_die_with_their_hol
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    claimed, note = Claims(tmp_path / "run").claim(np.arange(4), run.done())
+    with Claims(tmp_path / "run") as claims:
+        claimed, note = claims.claim(np.arange(4), run.done())
     assert claimed.tolist() == [0, 1, 2, 3] and note is None  # SIGKILL released them
 
 
@@ -177,7 +179,8 @@ def test_claims_skip_models_finished_meanwhile(tmp_path):
     run = new_run(tmp_path / "run")
     run.write_rows(np.array([0]), 0, *rows())
     run.mark_done([0], [{}])
-    assert Claims(run.path).claim(np.arange(4), run.done())[0].tolist() == [1, 2, 3]
+    with Claims(run.path) as claims:
+        assert claims.claim(np.arange(4), run.done())[0].tolist() == [1, 2, 3]
 
 
 def test_an_unwritable_folder_is_one_error(tmp_path):
