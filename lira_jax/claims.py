@@ -5,7 +5,8 @@ Model i is claimed by locking byte i of RUN/.claims. These are POSIX record lock
 drops them when their holder ends, SIGKILL included, so a killed run never blocks the next one, and they
 work on NFS. A process claims the models it is about to train; a model another live process holds is
 left to it, and the holder's pid is named. Job-array slices (--models) claim disjoint models and never
-meet. The locks live as long as the `Claims` object's open file: leaving its `with` block closes the file and drops them all.
+meet. The locks live as long as the `Claims` object's open file: leaving its `with` block closes the
+file and drops them all.
 """
 
 import errno
