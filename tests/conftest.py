@@ -31,6 +31,10 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")  # and 
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"  # the repository's recipes
 
+# Seconds after which a subprocess or a wait is taken for hung: only a guard against a hang, never a budget
+# (each takes seconds; on a loaded machine the suite must still pass).
+HANG_GUARD_S = 900
+
 # The tiny training config: small enough to train in seconds, large enough for every model to learn a little.
 # One data size and width everywhere, so that runs of equal chunk shapes share their compiled programs.
 TINY = {"data.limit": "200", "train.num_models": "4", "train.epochs": "2", "model.width": "4"}

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_S
 from run_folders import write_port, write_reference
 
 import lira_jax
@@ -126,6 +127,6 @@ def test_import_lira_jax_imports_no_jax():
         "[getattr(lira_jax, name) for name in lira_jax.__all__]\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax', 'optax', 'torch')))"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

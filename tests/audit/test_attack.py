@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_S
 from run_folders import write_run
 
 from lira_jax.attack import main
@@ -221,7 +222,7 @@ def test_command_line_in_a_subprocess(tmp_path):
         "--json",
         str(tmp_path / "m.json"),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "m.json").read_text())["targets"] == [3]
     # stderr is a pipe: one plain line per attack family, no redraws; stdout says where every output went
@@ -237,7 +238,7 @@ def test_command_line_in_a_subprocess(tmp_path):
         *(str(tmp_path / name) for name in ("examples.csv", "metrics.csv", "report.html")),  # beside --json
     ]
     (run / "labels.npy").unlink()
-    failed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert failed.returncode == 2
     assert failed.stderr.strip().count("\n") == 0 and "Traceback" not in failed.stderr
     assert "labels.npy is missing" in failed.stderr

@@ -4,6 +4,8 @@ import pkgutil
 import subprocess
 import sys
 
+from conftest import HANG_GUARD_S
+
 import lira_jax.audit
 
 AUDIT_MODULES = sorted(f"lira_jax.audit.{info.name}" for info in pkgutil.iter_modules(lira_jax.audit.__path__))
@@ -20,6 +22,6 @@ print(",".join(loaded))
 def test_audit_half_imports_no_jax():
     assert "lira_jax.audit.registry" in AUDIT_MODULES and "lira_jax.audit.evaluate" in AUDIT_MODULES
     modules = ["lira_jax.audit", *AUDIT_MODULES, "lira_jax.store", "lira_jax.attack"]
-    done = subprocess.run([sys.executable, "-c", PROBE, *modules], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", PROBE, *modules], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"JAX-side modules imported: {done.stdout.strip()}"

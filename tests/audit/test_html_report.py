@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_S
 
 from lira_jax.audit.html_report import build_report
 from lira_jax.audit.metrics import attack_metrics, roc_curve, roc_plot_data
@@ -144,7 +145,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     shot = tmp_path / "report.png"
     command = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
     command += ["--window-size=1200,2600", f"--screenshot={shot}", page.as_uri()]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    subprocess.run(command, check=True, capture_output=True, timeout=HANG_GUARD_S)
     from matplotlib.image import imread
 
     pixels = imread(shot)

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import tiny_settings
+from conftest import HANG_GUARD_S, tiny_settings
 
 SETTINGS = [
     "--no-attack",
@@ -46,7 +46,7 @@ def test_snapshots_are_stored_per_epoch_with_their_accuracies(reference):
 def test_a_chunk_killed_after_a_checkpoint_resumes_from_it(reference, tmp_path):
     killed = tmp_path / "killed"
     process = subprocess.Popen(command(killed, "--quiet"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + HANG_GUARD_S
     while process.poll() is None and time.monotonic() < deadline:
         if list((killed / "checkpoints").glob("chunk-*/2")):
             break

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_S
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.slow
@@ -15,7 +16,7 @@ def test_audit_pytorch_smoke(tmp_path):
         "torch", reason="the example needs torch (pip install torch --index-url https://download.pytorch.org/whl/cpu)"
     )
     command = [sys.executable, str(EXAMPLES / "audit_pytorch.py"), "--models", "4", "--epochs", "2"]
-    done = subprocess.run([*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run([*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "lira_online" in done.stdout and "most exposed examples" in done.stdout
     written = {path.name for path in tmp_path.iterdir()}

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import tiny_settings
+from conftest import HANG_GUARD_S, tiny_settings
 
 TINY = ["--quiet", *tiny_settings("train.models_per_step=1")]
 
@@ -63,7 +63,7 @@ def kill(process):
     process.wait()
 
 
-def wait_for(condition, process, seconds=120):
+def wait_for(condition, process, seconds=HANG_GUARD_S):
     deadline = time.monotonic() + seconds
     while not condition() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

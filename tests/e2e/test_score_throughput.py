@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_S
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "score_throughput.py"
 pytestmark = pytest.mark.slow
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def test_whole_commands_and_their_summary():
     command = [sys.executable, str(SCRIPT), "--models", "6", "--examples", "200", "--views", "2", "--repeats", "1"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert [(run["case"], run["code"]) for run in report["runs"]] == [

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import tiny_settings
+from conftest import HANG_GUARD_S, tiny_settings
 
 from lira_jax.shadow.hosts import share
 from lira_jax.train import main
@@ -45,7 +45,7 @@ def test_two_processes_write_the_run_of_one(tmp_path):
         )
         for index in range(2)
     ]
-    outputs = [process.communicate(timeout=240)[0] for process in processes]
+    outputs = [process.communicate(timeout=HANG_GUARD_S)[0] for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert "4 of 4 models done" in outputs[0] and "models done" not in outputs[1]  # process 0 reports
 

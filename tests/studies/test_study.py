@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_S
 from run_folders import write_run
 from scipy import stats
 
@@ -199,7 +200,7 @@ def test_command_line_default_folder_in_a_subprocess(runs, tmp_path):
         [sys.executable, "-m", "lira_jax.study", "violins", str(run), "--targets", "last"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD_S,
     )
     assert done.returncode == 0, done.stderr
     assert "TPR@0.1% correct" in done.stdout
