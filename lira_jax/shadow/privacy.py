@@ -18,8 +18,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from lira_jax.config import Config
 from lira_jax.errors import UserError
+from lira_jax.shadow.hyperparameters import draw
 
 
 class Privacy(NamedTuple):
@@ -82,3 +85,24 @@ def epsilon(noise_multiplier: float, sampling_probability: float, steps: int, de
     accountant = dp_accounting.pld.PLDAccountant()
     accountant.compose(dp_accounting.SelfComposedDpEvent(step, steps))
     return float(accountant.get_epsilon(delta))
+
+
+def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray, steps: int) -> list[dict]:
+    """Per-model {"dp_epsilon"} at train.dp_delta for a DP-SGD run (`epsilon`), else empty records."""
+    train = config.train
+    if not train.dp_sgd:
+        return [{} for _ in model_indices]
+    epochs = draw(config, model_indices).epochs
+    members = keep[model_indices].sum(axis=1)
+    return [
+        {
+            "dp_epsilon": epsilon(
+                train.dp_noise_multiplier,
+                sampling_probability(train.batch_size, int(count)),
+                int(model_epochs) * steps,
+                train.dp_delta,
+            ),
+            "dp_delta": train.dp_delta,
+        }
+        for count, model_epochs in zip(members, epochs, strict=True)
+    ]

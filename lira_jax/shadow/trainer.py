@@ -30,7 +30,7 @@ from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import build_model
-from lira_jax.shadow.privacy import Privacy, accountant_module, epsilon, sampling_probability
+from lira_jax.shadow.privacy import Privacy, accountant_module, privacy_records
 from lira_jax.shadow.progress import TrainingProgress
 from lira_jax.store import RunFolder
 
@@ -303,27 +303,6 @@ class ChunkTrainer:
             }
             for row in range(count)
         ]
-
-
-def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray, steps: int) -> list[dict]:
-    """Per-model {"dp_epsilon"} at train.dp_delta for a DP-SGD run (see privacy.py), else empty records."""
-    train = config.train
-    if not train.dp_sgd:
-        return [{} for _ in model_indices]
-    epochs = draw(config, model_indices).epochs
-    members = keep[model_indices].sum(axis=1)
-    return [
-        {
-            "dp_epsilon": epsilon(
-                train.dp_noise_multiplier,
-                sampling_probability(train.batch_size, int(count)),
-                int(model_epochs) * steps,
-                train.dp_delta,
-            ),
-            "dp_delta": train.dp_delta,
-        }
-        for count, model_epochs in zip(members, epochs, strict=True)
-    ]
 
 
 def set_up(
