@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 from scipy.special import log_ndtr
 
-from lira_jax.audit.equalise import TargetSets
+from lira_jax.audit.equalise import TargetSets, equalised_sizes
 from lira_jax.audit.inputs import (
     COUNTS,
     EQUALISED,
@@ -173,13 +173,12 @@ def not_applicable(keep: np.ndarray, targets: np.ndarray, variants: Mapping[str,
     if counts == REFERENCE:  # one size per target and side
         sizes = truncation(keep, targets)
         sizes_in, sizes_out = sizes.size_in, sizes.size_out
+    elif counts == EQUALISED:
+        sizes_in, sizes_out = equalised_sizes(keep, targets)
     else:
         count_in = keep.sum(axis=0)
-        is_in = keep[targets]
-        sizes_in = count_in - is_in
-        sizes_out = keep.shape[0] - count_in - ~is_in
-        if counts == EQUALISED:  # one shadow leaves the larger set
-            sizes_in, sizes_out = sizes_in - (sizes_in > sizes_out), sizes_out - (sizes_out > sizes_in)
+        sizes_in = count_in - keep[targets]
+        sizes_out = keep.shape[0] - count_in - ~keep[targets]
     smallest = {True: min(sizes_in.min(), sizes_out.min()), False: sizes_out.min()}
     skipped = {}
     for name, options in variants.items():
