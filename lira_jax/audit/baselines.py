@@ -124,7 +124,8 @@ def _calibrated_loss(
     values: np.ndarray, keep: np.ndarray, targets: np.ndarray, start: int, own_log_p: np.ndarray
 ) -> np.ndarray:
     """float64[T, n]: the mean over views of log p_y of the target (own_log_p [T, n, V]) minus its mean over
-    the target's OUT shadows, on a chunk (values float32[M, n, V], keep bool[M, n] from example start).
+    the target's OUT shadows, on a chunk (values float32[M, n, V], keep bool[M, n] from example start); as
+    both means are linear, the mean over views is taken first.
 
     The OUT set is LiRA's equalised one, as offline RMIA's (`equalise.out_removals`: one OUT shadow dropped
     where the OUT side is the larger, so that a member's mean is not over one shadow more than a
@@ -132,15 +133,12 @@ def _calibrated_loss(
     `leave_out.RESOLUTION`: otherwise the rounding of that subtraction alone, which only non-members
     undergo, ranked members above or below non-members wherever outputs are equal (AUC 0.44 on identical
     models under --mask round:1)."""
-    num_models, num_examples, num_views = values.shape
-    log_p = -np.logaddexp(0.0, -values.astype(np.float64))  # [M, n, V]
+    log_p = -np.logaddexp(0.0, -values.astype(np.float64)).mean(axis=-1)  # [M, n]
     is_out = ~keep
-    first, second = out_removals(keep, targets, start)  # [T, n], one pair for every view
+    first, second = out_removals(keep, targets, start)
     count = is_out.sum(axis=0) - (first >= 0) - (second >= 0)
-    masked = (log_p * is_out[:, :, None]).reshape(num_models, num_examples * num_views)
-    by_view = [np.repeat(models, num_views, axis=1) for models in (first, second)]
-    out_sum = combine_without(masked, *by_view, np.add, 0.0).reshape(len(targets), num_examples, num_views)
-    return snap((own_log_p - out_sum / count[:, :, None]).mean(axis=-1))
+    out_mean = combine_without(log_p * is_out, first, second, np.add, 0.0) / count
+    return snap(own_log_p.mean(axis=-1) - out_mean)
 
 
 def _class_log_probabilities(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -161,8 +161,11 @@ def out_removals(keep: np.ndarray, targets: np.ndarray, start: int) -> tuple[np.
     side is the larger (keep: bool[M, n] for examples start..start+n). Why: with a balanced keep matrix a
     member of t has M/2 OUT shadows and a non-member M/2 − 1, so a mean over them would be less noisy for
     members; the drop looks only at the shadows' counts, so members and non-members stay exchangeable."""
-    removals = equalised_removals(keep, targets, start)
-    return removals.first_out, removals.second_out
+    drops = choose_drops(keep, targets, start)
+    is_out = ~keep[targets]
+    drop_out = (drops.model >= 0) & ~drops.from_in
+    first = np.where(is_out, targets[:, None], np.where(drop_out, drops.model, -1))
+    return first, np.where(is_out & drop_out, drops.model, -1)
 
 
 def raw_removals(keep: np.ndarray, targets: np.ndarray) -> Removals:

@@ -42,7 +42,10 @@ def combine_without(
     low = np.where(second < 0, first, np.minimum(first, second))
     high = np.where(second < 0, first, np.maximum(first, second))
     columns = np.arange(num_examples)
-    result = combine(before[low, columns], after[high, columns])
+    # A flat take is several times faster than indexing [rows, columns]
+    result = combine(
+        before.reshape(-1).take(low * num_examples + columns), after.reshape(-1).take(high * num_examples + columns)
+    )
     two = np.nonzero(high - low > 1)
     if len(two[0]):
         result[two] = combine(result[two], range_combine(values, low[two] + 1, high[two], two[1], combine, empty))
