@@ -180,6 +180,10 @@ class _Cell:
     label: int | None
     pairs: tuple[np.ndarray, np.ndarray]
 
+    def scored(self, half: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """bool[n]: which of the examples with these halves int8[n] and labels int[n] the cell scores."""
+        return (self.half is None or half == self.half) & (self.label is None or labels == self.label)
+
 
 def _seeds(seed: int, name: str, *more: int) -> np.random.SeedSequence:
     """The randomness of one attack (and cell): independent of which other attacks run alongside."""
@@ -379,12 +383,7 @@ def _classifiers(
             values = np.empty(features.shape[:2], dtype=np.float32)
             for index, cell in enumerate(cells[name]):
                 rows = np.flatnonzero(split.fold == cell.fold) if cell.fold is not None else np.arange(len(targets))
-                columns = np.ones(stop - start, dtype=bool)
-                if cell.half is not None:
-                    columns &= half == cell.half
-                if cell.label is not None:
-                    columns &= chunk_labels == cell.label
-                columns = np.flatnonzero(columns)
+                columns = np.flatnonzero(np.broadcast_to(cell.scored(half, chunk_labels), half.shape))
                 cell_width = _width(name, num_classes)
                 picked = features[rows[:, None], columns[None, :], :cell_width].reshape(-1, cell_width)
                 values[rows[:, None], columns[None, :]] = (
@@ -404,17 +403,9 @@ def _one_sided(cells: list[_Cell], keep: np.ndarray, split: CrossFit, labels: np
     """Why an attack cannot be trained, or None: one of its attack models that scores some example would
     be fitted on rows of one membership only, or on none (keep: bool of the run its rows come from)."""
     for cell in cells:
-        scores_some = np.ones(len(labels), dtype=bool)
-        if cell.half is not None:
-            scores_some &= split.half == cell.half
-        if cell.label is not None:
-            scores_some &= labels == cell.label
         membership = keep[cell.pairs]
-        if scores_some.any() and (membership.all() or not membership.any()):
-            where = ", ".join(
-                f"{what} {value}"
-                for what, value in (("fold", cell.fold), ("half", cell.half), ("class", cell.label))
-                if value is not None
-            )
-            return f"an attack model ({where or 'the one'}) would be trained on rows of one membership only"
+        if np.any(cell.scored(split.half, labels)) and (membership.all() or not membership.any()):
+            named = (("fold", cell.fold), ("half", cell.half), ("class", cell.label))
+            where = ", ".join(f"{what} {value}" for what, value in named if value is not None) or "the one"
+            return f"an attack model ({where}) would be trained on rows of one membership only"
     return None

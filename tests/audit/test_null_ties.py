@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile import make_input, metrics_of, resave, skip_drawing
 
+from lira_jax import attack
 from lira_jax.audit.inputs import AttackOptions, NotApplicable
 from lira_jax.audit.masking import mask_logits, parse_mask
 from lira_jax.audit.metrics import auc, roc_curve
@@ -70,8 +72,8 @@ def case_aucs(name: str) -> tuple[dict, int]:
     inputs = check_inputs(phi, keep, None, attacks, logits=logits, labels=labels, options=options)
     scores = score_checked(inputs, attacks, quiet=True)
     return {
-        attack: values if isinstance(values, NotApplicable) else auc(roc_curve(keep, values))
-        for attack, values in scores.items()
+        scored: values if isinstance(values, NotApplicable) else auc(roc_curve(keep, values))
+        for scored, values in scores.items()
     }, num_models * num_examples
 
 
@@ -99,8 +101,22 @@ def test_rmia_and_calibrated_loss_at_chance_with_few_models(num_models, noise):
     attacks = ["rmia_online", "rmia_offline", "calibrated_loss", "lira_offline_fixed_var"]
     results = score_attacks(scores, keep, None, attacks)
     assert 3 * standard_error(num_models * num_examples) <= BOUND
-    for attack, values in results.items():
-        if attack.startswith("lira") and num_models == 4:
+    for name, values in results.items():
+        if name.startswith("lira") and num_models == 4:
             assert isinstance(values, NotApplicable) and "no spread" in values.reason
             continue
-        assert abs(auc(roc_curve(keep, values)) - 0.5) <= BOUND, attack
+        assert abs(auc(roc_curve(keep, values)) - 0.5) <= BOUND, name
+
+
+def test_the_issue_example_a_plain_folder_of_identical_models(tmp_path, monkeypatch, capsys):
+    """Issue 25's worked example on the command line: logits identical in every model. Every LiRA and
+    threshold attack reads 0.5000, and now RMIA online too (every ratio ties: every score 0.5) and
+    calibrated_loss; on the code before, rmia_online read 0.5624 and calibrated_loss 0.5209 on these arrays."""
+    skip_drawing(monkeypatch)
+    folder, arguments = make_input(tmp_path, "plain")
+    resave(folder / "logits.npy", lambda logits: np.repeat(logits[:1], len(logits), axis=0))
+    exact = ["lira_online_fixed_var", "lira_offline", "global_threshold", "loss", "rmia_online", "calibrated_loss"]
+    json_path = tmp_path / "m.json"
+    assert attack.main([str(folder), *arguments[1:], "--attacks", ",".join(exact), "--json", str(json_path)]) == 0
+    capsys.readouterr()
+    assert {name: entry["auc"] for name, entry in metrics_of(json_path)["attacks"].items()} == dict.fromkeys(exact, 0.5)
