@@ -3,13 +3,15 @@
 Every attack is one `Attack` line of REGISTRY: its name, its family function and what it reads. A family
 function has one signature,
 
-    def family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]
+    def family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray | NotApplicable]
 
 and returns {name: float32[T, N]} for the named attacks of its family, one score per target t (the
-positions inputs.targets) and example n, higher = more likely a member. The names of one family are scored
-in one call, which is where the speed is: the LiRA variants share each example's set statistics, the
-baselines share their chunks. `check_inputs` checks everything the chosen attacks read (shapes, dtypes,
-labels, shadow sets, options), once, before anything is scored; the family functions trust it.
+positions inputs.targets) and example n, higher = more likely a member, or a NotApplicable with the reason
+where a set it needs is too small (a spread from fewer than 2 values, an empty set: never a number). The
+names of one family are scored in one call, which is where the speed is: the LiRA variants share each
+example's set statistics, the baselines share their chunks. `check_inputs` checks everything the chosen
+attacks read (shapes, dtypes, labels, each target's keep row, options), once, before anything is scored;
+the family functions trust it.
 
 A new attack is one function and one line:
 1. write `def my_attack(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]` (in a module
@@ -54,7 +56,7 @@ from lira_jax.audit.rmia import population_mask, rmia_family
 from lira_jax.audit.streaming import ExampleArray
 from lira_jax.errors import UserError
 
-Family = Callable[[AttackInputs, Sequence[str]], dict[str, np.ndarray]]
+Family = Callable[[AttackInputs, Sequence[str]], dict[str, np.ndarray | NotApplicable]]
 
 SCORES = "scores"  # φ float32[M, N, V]: every attack gets them
 LOGITS = "logits"  # logits float[M, N, V, C] and labels int[N]
