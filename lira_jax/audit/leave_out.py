@@ -9,8 +9,10 @@ depends on which models are left out: with a balanced keep matrix, the target it
 dropped shadow for a member. Where outputs are equal (identical models, `--mask label`, rounding, saturated
 float16), two examples whose sets hold the same values would then differ in the last bits, by membership,
 and a ranking breaks every such tie the same way. So these results are compared at a resolution of
-RESOLUTION (2^-30, about 1e-9, far below any difference float32 scores carry meaningfully and far above
-float64 rounding of sums over thousands of models): `snap` rounds them to that grid.
+RESOLUTION (2^-30 in log space, a likelihood ratio to within a factor 1 ± 1e-9; float64 rounding of sums
+over thousands of models stays below 1e-12): `snap` rounds them to that grid. What it gives up: two
+ratios closer than 1e-9, which happens where a probability lies within about 1e-9 of 1 in every model
+(φ above 21), and such a ratio says next to nothing about membership.
 """
 
 from __future__ import annotations
