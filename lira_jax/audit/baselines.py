@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.inputs import AttackInputs, AttackOptions, check_logits, check_scores_keep, check_shadows
+from lira_jax.audit.equalise import out_removals
+from lira_jax.audit.inputs import AttackInputs, AttackOptions, check_logits, check_scores_keep, out_shortfall
+from lira_jax.audit.leave_out import combine_without, snap
 from lira_jax.audit.metrics import decision_metrics
 from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks, subset_models, within_float32
 from lira_jax.errors import UserError
@@ -46,8 +48,9 @@ def baseline_scores(
     if unknown:
         raise UserError(f"unknown baseline(s) {unknown}; known: {list(FROM_SCORES + FROM_LOGITS)}")
     keep, targets = check_scores_keep(scores, keep, targets)
-    if "calibrated_loss" in names:
-        check_shadows(keep, targets, need_in=False, need_out=True, attack="calibrated_loss")
+    reason = out_shortfall(keep, targets) if "calibrated_loss" in names else None
+    if reason is not None:
+        raise UserError(f"calibrated_loss {reason}")
     from_scores = [name for name in names if name in FROM_SCORES]
     from_logits = [name for name in names if name in FROM_LOGITS]
     if from_logits:
@@ -104,12 +107,7 @@ def _from_scores(scores, keep, targets, names, chunk_examples, workers) -> dict[
             own_log_p = -np.logaddexp(0.0, -own)
             chunk["loss"] = own_log_p.mean(axis=-1)
         if "calibrated_loss" in names:
-            log_p = -np.logaddexp(0.0, -values.astype(np.float64))  # [M, n, V]
-            is_out = ~keep[:, start:stop]
-            target_out = is_out[targets][:, :, None]
-            out_sum = np.einsum("mn,mnv->nv", is_out.astype(np.float64), log_p) - own_log_p * target_out
-            out_mean = out_sum / (is_out.sum(axis=0)[:, None] - target_out)
-            chunk["calibrated_loss"] = (own_log_p - out_mean).mean(axis=-1)
+            chunk["calibrated_loss"] = _calibrated_loss(values, keep[:, start:stop], targets, start, own_log_p)
         return chunk
 
     num_models, num_examples, num_views = scores.shape
@@ -120,6 +118,27 @@ def _from_scores(scores, keep, targets, names, chunk_examples, workers) -> dict[
         name: within_float32(np.concatenate([part[name] for part in parts], axis=1)).astype(np.float32)
         for name in names
     }
+
+
+def _calibrated_loss(
+    values: np.ndarray, keep: np.ndarray, targets: np.ndarray, start: int, own_log_p: np.ndarray
+) -> np.ndarray:
+    """float64[T, n]: the mean over views of log p_y of the target (own_log_p [T, n, V]) minus its mean over
+    the target's OUT shadows, on a chunk (values float32[M, n, V], keep bool[M, n] from example start); as
+    both means are linear, the mean over views is taken first.
+
+    The OUT set is LiRA's equalised one, as offline RMIA's (`equalise.out_removals`: one OUT shadow dropped
+    where the OUT side is the larger, so that a member's mean is not over one shadow more than a
+    non-member's), summed without subtracting the target's term, and the result is compared at
+    `leave_out.RESOLUTION`: otherwise the rounding of that subtraction alone, which only non-members
+    undergo, ranked members above or below non-members wherever outputs are equal (AUC 0.44 on identical
+    models under --mask round:1)."""
+    log_p = -np.logaddexp(0.0, -values.astype(np.float64)).mean(axis=-1)  # [M, n]
+    is_out = ~keep
+    first, second = out_removals(keep, targets, start)
+    count = is_out.sum(axis=0) - (first >= 0) - (second >= 0)
+    out_mean = combine_without(log_p * is_out, first, second, np.add, 0.0) / count
+    return snap(own_log_p.mean(axis=-1) - out_mean)
 
 
 def _class_log_probabilities(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

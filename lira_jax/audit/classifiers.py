@@ -41,7 +41,7 @@ import numpy as np
 from scipy.special import log_softmax
 from threadpoolctl import threadpool_limits
 
-from lira_jax.audit.inputs import AttackInputs, check_logits, check_scores_keep
+from lira_jax.audit.inputs import AttackInputs, NotApplicable, check_logits, check_scores_keep
 from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks, subset_models
 from lira_jax.errors import UserError
 
@@ -180,6 +180,10 @@ class _Cell:
     label: int | None
     pairs: tuple[np.ndarray, np.ndarray]
 
+    def scored(self, half: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """bool[n]: which of the examples with these halves int8[n] and labels int[n] the cell scores."""
+        return (self.half is None or half == self.half) & (self.label is None or labels == self.label)
+
 
 def _seeds(seed: int, name: str, *more: int) -> np.random.SeedSequence:
     """The randomness of one attack (and cell): independent of which other attacks run alongside."""
@@ -293,12 +297,17 @@ def classifier_scores(
     check_settings(max_rows, model_folds, view, logits.shape[2])
     if "ml_leaks_adv2" in names:
         check_transfer(transfer)
-    return _classifiers(logits, keep, labels, targets, names, transfer, model_folds, max_rows, seed, view, workers)
+    results = _classifiers(logits, keep, labels, targets, names, transfer, model_folds, max_rows, seed, view, workers)
+    for name, values in results.items():
+        if isinstance(values, NotApplicable):
+            raise UserError(f"{name}: {values.reason}")
+    return results
 
 
-def classifier_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]:
+def classifier_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray | NotApplicable]:
     """The registry's attack classifiers: {name: float32[T, N]} for names of CLASSIFIERS, with the options'
-    training rows (default MAX_ROWS), MODEL_FOLDS folds, seed 0, on the first view."""
+    training rows (default MAX_ROWS), MODEL_FOLDS folds, seed 0, on the first view; NotApplicable where an
+    attack model would see one membership only (`_one_sided`)."""
     max_rows = inputs.options.classifier_rows or MAX_ROWS
     return _classifiers(
         inputs.logits,
@@ -347,14 +356,17 @@ def _classifiers(
     seed: int,
     view: int,
     workers: int | None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | NotApplicable]:
     """`classifier_scores` on checked inputs: labels int64[N], targets int64[T]."""
     split = cross_fit(targets, labels, model_folds, np.random.default_rng(seed))
-    cells, models = {}, {}
+    cells, models, skipped = {}, {}, {}
     with threadpool_limits(1):  # BLAS threads only contend on these small matrices (9x slower on 2 cores)
         for name in names:
             cells[name] = _plan_cells(name, labels, keep.shape[0], targets, split, max_rows, seed, transfer)
-            if name == "ml_leaks_adv2":
+            reason = _one_sided(cells[name], transfer.keep if name == "ml_leaks_adv2" else keep, split, labels)
+            if reason is not None:
+                skipped[name] = NotApplicable(reason)
+            elif name == "ml_leaks_adv2":
                 models[name] = _fit_cells(name, cells[name], transfer.logits, transfer.keep, 0, seed, workers)
             else:
                 models[name] = _fit_cells(name, cells[name], logits, keep, view, seed, workers)
@@ -367,16 +379,11 @@ def _classifiers(
         features = sorted_probabilities(chunk[:, :, view], width)  # [T, n, W]
         half, chunk_labels = split.half[start:stop], labels[start:stop]
         result = {}
-        for name in names:
+        for name in models:
             values = np.empty(features.shape[:2], dtype=np.float32)
             for index, cell in enumerate(cells[name]):
                 rows = np.flatnonzero(split.fold == cell.fold) if cell.fold is not None else np.arange(len(targets))
-                columns = np.ones(stop - start, dtype=bool)
-                if cell.half is not None:
-                    columns &= half == cell.half
-                if cell.label is not None:
-                    columns &= chunk_labels == cell.label
-                columns = np.flatnonzero(columns)
+                columns = np.flatnonzero(np.broadcast_to(cell.scored(half, chunk_labels), half.shape))
                 cell_width = _width(name, num_classes)
                 picked = features[rows[:, None], columns[None, :], :cell_width].reshape(-1, cell_width)
                 values[rows[:, None], columns[None, :]] = (
@@ -388,4 +395,17 @@ def _classifiers(
     bytes_per_example = FEATURE_BYTES * len(targets) * (logits.shape[2] * logits.shape[3] + 2 * width)
     with threadpool_limits(1):
         parts = map_example_chunks(work, [target_logits], logits.shape[1], bytes_per_example, None, workers)
-    return {name: np.concatenate([part[name] for part in parts], axis=1) for name in names}
+    scored = {name: np.concatenate([part[name] for part in parts], axis=1) for name in models}
+    return {name: skipped[name] if name in skipped else scored[name] for name in names}
+
+
+def _one_sided(cells: list[_Cell], keep: np.ndarray, split: CrossFit, labels: np.ndarray) -> str | None:
+    """Why an attack cannot be trained, or None: one of its attack models that scores some example would
+    be fitted on rows of one membership only, or on none (keep: bool of the run its rows come from)."""
+    for cell in cells:
+        membership = keep[cell.pairs]
+        if np.any(cell.scored(split.half, labels)) and (membership.all() or not membership.any()):
+            named = (("fold", cell.fold), ("half", cell.half), ("class", cell.label))
+            where = ", ".join(f"{what} {value}" for what, value in named if value is not None) or "the one"
+            return f"an attack model ({where}) would be trained on rows of one membership only"
+    return None

@@ -144,6 +144,30 @@ def equalised_removals(keep: np.ndarray, targets: np.ndarray, start: int = 0, se
     return Removals(*removals)
 
 
+def equalised_sizes(keep: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(IN, OUT) set sizes int[T, N] of each (target, example) under equalised counts: the shadows besides
+    the target, one fewer on the larger side (keep: bool[M, N]; targets: int[T])."""
+    count_in = keep.sum(axis=0)
+    is_in = keep[targets]
+    sizes_in = count_in - is_in
+    sizes_out = keep.shape[0] - count_in - ~is_in
+    return sizes_in - (sizes_in > sizes_out), sizes_out - (sizes_out > sizes_in)
+
+
+def out_removals(keep: np.ndarray, targets: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """The equalised OUT sets of the attacks that read only OUT shadows (offline RMIA, calibrated_loss): the
+    models each (target, example) of a chunk takes out of the example's OUT models, first and second,
+    int64[T, n] (−1: none): the target where it is OUT, and the shadow `choose_drops` drops where the OUT
+    side is the larger (keep: bool[M, n] for examples start..start+n). Why: with a balanced keep matrix a
+    member of t has M/2 OUT shadows and a non-member M/2 − 1, so a mean over them would be less noisy for
+    members; the drop looks only at the shadows' counts, so members and non-members stay exchangeable."""
+    drops = choose_drops(keep, targets, start)
+    is_out = ~keep[targets]
+    drop_out = (drops.model >= 0) & ~drops.from_in
+    first = np.where(is_out, targets[:, None], np.where(drop_out, drops.model, -1))
+    return first, np.where(is_out & drop_out, drops.model, -1)
+
+
 def raw_removals(keep: np.ndarray, targets: np.ndarray) -> Removals:
     """Raw counts: each target leaves the set that holds it, nothing else (keep: bool[M, n]; targets: int[T])."""
     is_in = keep[targets]

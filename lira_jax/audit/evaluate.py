@@ -203,7 +203,15 @@ def _run_inputs(
     scores, logits, keep = done_model_arrays(run)
     positions = [models.index(target) for target in target_ids]
     inputs = check_inputs(
-        scores, keep, positions, attacks, logits=logits, labels=run["labels"], transfer=transfer, options=options
+        scores,
+        keep,
+        positions,
+        attacks,
+        logits=logits,
+        labels=run["labels"],
+        transfer=transfer,
+        options=options,
+        model_ids=models,
     )
     if mask is not None:
         inputs = masked_inputs(inputs, mask)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from lira_jax.audit.equalise import equalised_sizes
 from lira_jax.audit.streaming import PASS_LOGITS, ExampleArray, read_examples
 from lira_jax.errors import UserError
 
@@ -93,6 +94,27 @@ def check_scores_keep(scores: Any, keep: Any, targets: Any = None) -> tuple[np.n
     return keep, targets.astype(np.int64)
 
 
+def check_target_rows(keep: np.ndarray, targets: np.ndarray, model_ids: Any = None) -> None:
+    """UserError naming the first target model that trained on no example or on every example (keep bool[M, N],
+    targets int[T]; model_ids: what to call the rows of keep, default their positions): a target needs
+    members and non-members to be attacked at all. An example in no model, or a shadow that is not a
+    target with such a row, is ordinary."""
+    members = keep[targets].sum(axis=1)
+    wrong = np.flatnonzero((members == 0) | (members == keep.shape[1]))
+    if len(wrong):
+        target = int(targets[wrong[0]])
+        name = target if model_ids is None else model_ids[target]
+        what = (
+            "no example (its keep row is all False)"
+            if members[wrong[0]] == 0
+            else "every example (its keep row is all True)"
+        )
+        others = f"; {len(wrong) - 1} more target(s) alike" if len(wrong) > 1 else ""
+        raise UserError(
+            f"target model {name} trained on {what}: a target needs members and non-members to be attacked{others}"
+        )
+
+
 def check_shadows(keep: np.ndarray, targets: np.ndarray, need_in: bool, need_out: bool, attack: str) -> None:
     """UserError if some example has no IN (need_in) or no OUT (need_out) model besides a target."""
     for wanted, name in ((need_in, "IN"), (need_out, "OUT")):
@@ -108,6 +130,14 @@ def check_shadows(keep: np.ndarray, targets: np.ndarray, need_in: bool, need_out
                 f"{attack} needs an {name} shadow model for every example, but example {example} has none "
                 f"besides target {targets[target_index]} ({count} of {len(targets)} targets are affected)"
             )
+
+
+def out_shortfall(keep: np.ndarray, targets: np.ndarray) -> str | None:
+    """Why an attack on equalised OUT sets (offline RMIA, calibrated_loss) cannot score these inputs, or None:
+    some (target, example) has no OUT shadow left (keep bool[M, N], targets int[T])."""
+    if equalised_sizes(keep, targets)[1].min() < 1:
+        return "needs ≥ 1 OUT shadow per example besides each target (after equalised counts)"
+    return None
 
 
 def check_logits(logits: Any, labels: Any, scores_shape: tuple[int, ...]) -> np.ndarray:

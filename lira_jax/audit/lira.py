@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 from scipy.special import log_ndtr
 
-from lira_jax.audit.equalise import TargetSets
+from lira_jax.audit.equalise import TargetSets, equalised_sizes
 from lira_jax.audit.inputs import (
     COUNTS,
     EQUALISED,
@@ -70,28 +70,46 @@ LIRA_VARIANTS: dict[str, LiraOptions] = {
 DEFAULT_VARIANTS = ("lira_online", "lira_online_fixed_var", "lira_offline", "lira_offline_fixed_var")
 
 
-def _variance_sums(sets: TargetSets, online: bool) -> np.ndarray:
-    """float64[6, T]: sums over a chunk's examples and views of each target's OUT set variance, mean and
-    squared mean, then the same of its IN set (zeros where not computed)."""
-    rows = []
-    sides = [(sets.variance_out, sets.mean_out)] + [(sets.variance_in, sets.mean_in) if online else (None, None)]
-    for variance, mean in sides:
-        for field in (variance, mean, None if mean is None else mean * mean):
-            rows.append(np.zeros(len(sets.size_out)) if field is None else field.sum(axis=(1, 2)))
-    return np.stack(rows)
+def _variance_sums(sets: TargetSets, online: bool, reference: bool) -> np.ndarray:
+    """Sums over a chunk's examples and views, per target, for the fixed σ (`_fixed_sigma`). With the
+    reference's counts float64[6, T]: of each target's OUT set variance, mean and squared mean, then the same
+    of its IN set (zeros where not computed). Otherwise float64[4, T]: the OUT variances of the sets of at
+    least 2 shadows and how many there are, then (var_IN + var_OUT) / 2 where both sets hold 2 and how many
+    (zeros offline): a set of one shadow has no spread, so it takes no part in the mean."""
+    if reference:
+        rows = []
+        sides = [(sets.variance_out, sets.mean_out)] + [(sets.variance_in, sets.mean_in) if online else (None, None)]
+        for variance, mean in sides:
+            for field in (variance, mean, None if mean is None else mean * mean):
+                rows.append(np.zeros(len(sets.size_out)) if field is None else field.sum(axis=(1, 2)))
+        return np.stack(rows)
+    num_views = sets.variance_out.shape[2]
+    spread_out = sets.size_out >= 2  # [T, n]
+    rows = [np.einsum("tnv,tn->t", sets.variance_out, spread_out), spread_out.sum(axis=1) * num_views]
+    if online:
+        spread = spread_out & (sets.size_in >= 2)
+        rows += [
+            np.einsum("tnv,tn->t", sets.variance_in + sets.variance_out, spread) / 2,
+            spread.sum(axis=1) * num_views,
+        ]
+    else:
+        rows += [np.zeros(len(spread_out)), np.zeros(len(spread_out))]
+    return np.stack(rows).astype(np.float64)
 
 
 def _fixed_sigma(sums: np.ndarray, online: bool, counts: CountRule, count: int) -> np.ndarray:
     """Each target's fixed σ, float64[T], from `_variance_sums` added over all examples (count = N·V values
     per target): the root of the mean per-example variance of OUT (offline) or of (var_IN + var_OUT) / 2
-    (online); with the reference's counts the spread of every value of the IN sets (online, used for both
-    sides) or of the OUT sets (offline), as plot.py's np.std, at least MIN_STD."""
-    variance_out, mean_out, square_out, variance_in, mean_in, square_in = sums / count
+    (online), over the (example, view) pairs whose sets hold at least 2 shadows (`not_applicable` makes
+    the variant n/a where a target has none); with the reference's counts the spread of every value of the
+    IN sets (online, used for both sides) or of the OUT sets (offline), as plot.py's np.std; at least MIN_STD."""
     if counts.kind == REFERENCE:
+        variance_out, mean_out, square_out, variance_in, mean_in, square_in = sums / count
         variance, mean, square = (variance_in, mean_in, square_in) if online else (variance_out, mean_out, square_out)
         variance = variance + square - mean * mean
     else:
-        variance = (variance_in + variance_out) / 2 if online else variance_out
+        total, pairs = sums[2:4] if online else sums[0:2]
+        variance = total / np.maximum(pairs, 1)
     return np.maximum(np.sqrt(np.maximum(variance, 0.0)), MIN_STD)
 
 
@@ -101,7 +119,7 @@ def _first_pass_sigma(scores, keep, targets, counts: CountRule, chunk_options) -
 
     def work(start: int, stop: int, values: np.ndarray) -> np.ndarray:
         sets = chunk_sets(values, keep[:, start:stop], targets, start, scores, {None}, False, counts, means)[None]
-        return _variance_sums(sets, online=False)
+        return _variance_sums(sets, online=False, reference=means)
 
     num_models, num_examples, num_views = scores.shape
     sums = np.sum(map_example_chunks(work, [scores], num_examples, **chunk_options), axis=0)
@@ -130,8 +148,9 @@ def lira_scores(
     counts: "equalised" (each target's two shadow sets made the same size, `lira_jax.audit.equalise`),
     "raw", or "reference": plot.py's sets (each truncated to the smallest count over examples, in model
     order, `lira_jax.audit.truncation`) and its fixed σ, the std of every value of the IN sets (online,
-    both sides) or of the OUT sets (offline). Where a set has fewer than 2 shadows its σ is 0, floored at
-    1e-6: see `not_applicable`.
+    both sides) or of the OUT sets (offline), over the sets of at least 2 shadows. Where a set has fewer
+    than 2 shadows its σ is 0, floored at 1e-6 (and a fixed σ with no such set is 1e-6): the registry
+    reports such variants not applicable instead (`not_applicable`).
     """
     if counts not in COUNTS:
         raise UserError(f"LiRA counts must be one of {', '.join(COUNTS)}, got {counts!r}")
@@ -151,7 +170,7 @@ def lira_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndar
     counts; NotApplicable for a variant whose sets are too small (`not_applicable`)."""
     options = inputs.options
     variants = {name: replace(LIRA_VARIANTS[name], centre=options.lira_centre) for name in names}
-    skipped = not_applicable(inputs.keep, inputs.targets, variants, options.lira_counts)
+    skipped = not_applicable(inputs.keep, inputs.targets, variants, options.lira_counts, inputs.scores.shape[2])
     scored = {name: variant for name, variant in variants.items() if name not in skipped}
     results = {}
     if scored:
@@ -167,26 +186,39 @@ def lira_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndar
     return {name: skipped[name] if name in skipped else results[name] for name in names}
 
 
-def not_applicable(keep: np.ndarray, targets: np.ndarray, variants: Mapping[str, LiraOptions], counts: str) -> dict:
-    """{name: NotApplicable} for the variants some (target, example) cannot be scored with: a per-example σ
-    needs at least 2 shadows in each set it describes, a fixed σ at least 1 (keep bool[M, N], targets int[T])."""
+def not_applicable(
+    keep: np.ndarray, targets: np.ndarray, variants: Mapping[str, LiraOptions], counts: str, num_views: int = 1
+) -> dict:
+    """{name: NotApplicable} for the variants these sets cannot score (keep bool[M, N], targets int[T]).
+
+    A spread needs at least 2 values: a per-example σ needs 2 shadows in each set it describes for every
+    (target, example); a fixed σ, the mean of per-example variances over the sets with 2 shadows, needs
+    such a set (both sets online) at some example of every target, besides a shadow in each set of every
+    (target, example) for its centre. With the reference's counts the fixed σ is the spread of every value
+    of the truncated sets pooled, which needs 2 values in all."""
     if counts == REFERENCE:  # one size per target and side
         sizes = truncation(keep, targets)
-        sizes_in, sizes_out = sizes.size_in, sizes.size_out
+        sizes_in, sizes_out = sizes.size_in[:, None], sizes.size_out[:, None]
+    elif counts == EQUALISED:
+        sizes_in, sizes_out = equalised_sizes(keep, targets)
     else:
         count_in = keep.sum(axis=0)
-        is_in = keep[targets]
-        sizes_in = count_in - is_in
-        sizes_out = keep.shape[0] - count_in - ~is_in
-        if counts == EQUALISED:  # one shadow leaves the larger set
-            sizes_in, sizes_out = sizes_in - (sizes_in > sizes_out), sizes_out - (sizes_out > sizes_in)
-    smallest = {True: min(sizes_in.min(), sizes_out.min()), False: sizes_out.min()}
+        sizes_in = count_in - keep[targets]
+        sizes_out = keep.shape[0] - count_in - ~keep[targets]
+    smallest = {True: np.minimum(sizes_in, sizes_out), False: sizes_out}  # [T, N], or [T, 1] for the reference
     skipped = {}
     for name, options in variants.items():
+        sets = "IN and {0} OUT shadows" if options.online else "OUT shadows"
         needed = 1 if options.fixed_variance else 2
-        if smallest[options.online] < needed:
-            sets = f"{needed} IN and {needed} OUT shadows" if options.online else f"{needed} OUT shadows"
-            skipped[name] = NotApplicable(f"needs ≥ {sets} per example")
+        if smallest[options.online].min() < needed:
+            skipped[name] = NotApplicable(f"needs ≥ {needed} {sets.format(needed)} per example")
+        elif options.fixed_variance and counts == REFERENCE:
+            if smallest[options.online].min() * keep.shape[1] * num_views < 2:
+                skipped[name] = NotApplicable("its fixed σ needs ≥ 2 values in the truncated sets")
+        elif options.fixed_variance and not (smallest[options.online] >= 2).any(axis=1).all():
+            skipped[name] = NotApplicable(
+                f"its fixed σ needs, for each target, an example with ≥ 2 {sets.format(2)} (a set of 1 has no spread)"
+            )
     return skipped
 
 
@@ -225,7 +257,7 @@ def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], counts, ch
     def work(start: int, stop: int, values: np.ndarray) -> np.ndarray | None:
         by_centre = chunk_sets(values, keep[:, start:stop], targets, start, scores, centres, online, rule, means)
         _score_variants(variants, by_centre, sigmas, kept, results, slice(start, stop))
-        return _variance_sums(next(iter(by_centre.values())), online) if kept else None
+        return _variance_sums(next(iter(by_centre.values())), online, rule.kind == REFERENCE) if kept else None
 
     partial_sums = map_example_chunks(work, [scores], num_examples, **chunk_options)
     if kept:

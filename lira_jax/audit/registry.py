@@ -3,13 +3,15 @@
 Every attack is one `Attack` line of REGISTRY: its name, its family function and what it reads. A family
 function has one signature,
 
-    def family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]
+    def family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray | NotApplicable]
 
 and returns {name: float32[T, N]} for the named attacks of its family, one score per target t (the
-positions inputs.targets) and example n, higher = more likely a member. The names of one family are scored
-in one call, which is where the speed is: the LiRA variants share each example's set statistics, the
-baselines share their chunks. `check_inputs` checks everything the chosen attacks read (shapes, dtypes,
-labels, shadow sets, options), once, before anything is scored; the family functions trust it.
+positions inputs.targets) and example n, higher = more likely a member, or a NotApplicable with the reason
+where a set it needs is too small (a spread from fewer than 2 values, an empty set: never a number). The
+names of one family are scored in one call, which is where the speed is: the LiRA variants share each
+example's set statistics, the baselines share their chunks. `check_inputs` checks everything the chosen
+attacks read (shapes, dtypes, labels, each target's keep row, options), once, before anything is scored;
+the family functions trust it.
 
 A new attack is one function and one line:
 1. write `def my_attack(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]` (in a module
@@ -37,7 +39,16 @@ from lira_jax.audit.classifiers import (
     check_transfer,
     classifier_family,
 )
-from lira_jax.audit.inputs import EQUALISED, AttackInputs, AttackOptions, check_logits, check_scores_keep, check_shadows
+from lira_jax.audit.inputs import (
+    EQUALISED,
+    AttackInputs,
+    AttackOptions,
+    NotApplicable,
+    check_logits,
+    check_scores_keep,
+    check_target_rows,
+    out_shortfall,
+)
 from lira_jax.audit.lira import lira_family
 from lira_jax.audit.masking import Mask
 from lira_jax.audit.progress import attack_progress
@@ -45,25 +56,22 @@ from lira_jax.audit.rmia import population_mask, rmia_family
 from lira_jax.audit.streaming import ExampleArray
 from lira_jax.errors import UserError
 
-Family = Callable[[AttackInputs, Sequence[str]], dict[str, np.ndarray]]
+Family = Callable[[AttackInputs, Sequence[str]], dict[str, np.ndarray | NotApplicable]]
 
 SCORES = "scores"  # φ float32[M, N, V]: every attack gets them
 LOGITS = "logits"  # logits float[M, N, V, C] and labels int[N]
 TRANSFER = "transfer"  # a shadow model of another run (ML-Leaks adversary 2)
-IN_SHADOWS = "in_shadows"  # an IN shadow model for every example, besides each target
-OUT_SHADOWS = "out_shadows"  # an OUT shadow model for every example, besides each target
+OUT_SHADOWS = "out_shadows"  # an OUT shadow for every (target, example) after equalised counts, else n/a
 CLASSIFIER = "classifier"  # a trained attack model: a score above 0 is its own decision "member"
 
 
 @dataclass(frozen=True)
 class Attack:
-    """One attack: its name, the family function that scores it, what it needs, and the name its shadow-set
-    check reports (attacks of one label are checked together, as one family's statistics are shared)."""
+    """One attack: its name, the family function that scores it, and what it needs."""
 
     name: str
     family: Family
     needs: frozenset[str]
-    label: str = ""
 
 
 REGISTRY: dict[str, Attack] = {
@@ -76,7 +84,7 @@ REGISTRY: dict[str, Attack] = {
         Attack("lira_offline_fixed_var", lira_family, frozenset({SCORES})),
         Attack("lira_offline_two_sided", lira_family, frozenset({SCORES})),
         Attack("rmia_online", rmia_family, frozenset({SCORES})),
-        Attack("rmia_offline", rmia_family, frozenset({SCORES, OUT_SHADOWS}), "offline RMIA"),
+        Attack("rmia_offline", rmia_family, frozenset({SCORES, OUT_SHADOWS})),
         Attack("loss", score_baselines, frozenset({SCORES})),
         Attack("calibrated_loss", score_baselines, frozenset({SCORES, OUT_SHADOWS})),
         Attack("global_threshold", score_baselines, frozenset({SCORES})),
@@ -105,16 +113,20 @@ def check_inputs(
     labels: Any = None,
     transfer: TransferShadow | None = None,
     options: AttackOptions | None = None,
+    model_ids: Sequence[int] | None = None,
 ) -> AttackInputs:
     """The one check of what `attacks` read: scores float[M, N, V], keep bool[M, N], targets (model
-    positions; None: all), logits float[M, N, V, C] with labels int[N] (checked whenever given), the
-    transfer shadow, the options (None: defaults), and the shadow sets each attack needs. UserError names
-    the first problem."""
+    positions; None: all), each target with members and non-members (messages name models by model_ids,
+    the ids of the rows of keep; None: their positions), logits float[M, N, V, C] with labels int[N]
+    (checked whenever given), the transfer shadow and the options (None: defaults). UserError names the
+    first problem. Shadow sets too small for an attack make it not applicable (`score_checked`), not an
+    error."""
     options = options or AttackOptions()
     unknown = [name for name in attacks if name not in REGISTRY]
     if unknown:
         raise UserError(f"unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
     keep, targets = check_scores_keep(scores, keep, targets)
+    check_target_rows(keep, targets, model_ids)
     chosen = [REGISTRY[name] for name in attacks]
     on_logits = [attack.name for attack in chosen if LOGITS in attack.needs]
     if on_logits and logits is None:
@@ -129,25 +141,27 @@ def check_inputs(
         options = replace(options, population=population_mask(options.population, keep.shape[1]))
     if any(CLASSIFIER in attack.needs for attack in chosen) and options.classifier_rows is not None:
         check_settings(options.classifier_rows, MODEL_FOLDS, 0, scores.shape[2])
-    for label in dict.fromkeys(attack.label or attack.name for attack in REGISTRY.values()):
-        of_label = [attack for attack in chosen if (attack.label or attack.name) == label]
-        need_in = any(IN_SHADOWS in attack.needs for attack in of_label)
-        need_out = any(OUT_SHADOWS in attack.needs for attack in of_label)
-        if need_in or need_out:
-            check_shadows(keep, targets, need_in=need_in, need_out=need_out, attack=label)
     return AttackInputs(scores, keep, targets, logits, labels, transfer, options)
 
 
-def score_checked(inputs: AttackInputs, attacks: Sequence[str], *, quiet: bool = False) -> dict[str, np.ndarray]:
-    """{attack: float32[T, N]} in the order asked, each family called once (inputs from `check_inputs`).
+def score_checked(
+    inputs: AttackInputs, attacks: Sequence[str], *, quiet: bool = False
+) -> dict[str, np.ndarray | NotApplicable]:
+    """{attack: float32[T, N] or NotApplicable} in the order asked, each family called once (inputs from
+    `check_inputs`); an attack needing OUT_SHADOWS is not applicable where some (target, example) has none.
 
     Progress on stderr unless quiet (`progress.attack_progress`): on a terminal a bar (attacks scored, the
     family at work) once scoring has taken a few seconds, gone when it ends; elsewhere one line per family."""
-    results = {}
-    families = dict.fromkeys(REGISTRY[name].family for name in ATTACKS if name in attacks)
+    results: dict[str, np.ndarray | NotApplicable] = {}
+    out_reason = out_shortfall(inputs.keep, inputs.targets)
+    if out_reason is not None:
+        results.update({name: NotApplicable(out_reason) for name in attacks if OUT_SHADOWS in REGISTRY[name].needs})
+    families = dict.fromkeys(REGISTRY[name].family for name in ATTACKS if name in attacks and name not in results)
     with attack_progress(len(attacks), quiet=quiet) as progress:
         for family in families:
-            names = [name for name in ATTACKS if name in attacks and REGISTRY[name].family is family]
+            names = [
+                name for name in ATTACKS if name in attacks and name not in results and REGISTRY[name].family is family
+            ]
             progress.start(names)
             results.update(family(inputs, names))
             progress.finish(names)

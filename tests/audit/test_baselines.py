@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from rmia_reference import dropped_out_shadow, log_ratio, naive_rmia
 from scipy.special import expit, softmax
 from scipy.stats import spearmanr
 
@@ -22,35 +23,26 @@ def random_logit_run(seed, num_models=8, num_examples=30, num_views=2, num_class
     return keep, labels, logits, logit_scale(logits, labels)
 
 
-def naive_rmia(scores, keep, target, online, a=0.3, gamma=1.0, population=None):
-    num_models, num_examples, _ = scores.shape
-    p = expit(scores.astype(np.float64)).mean(axis=-1)  # [M, N]
-    ratio = np.zeros(num_examples)
-    for n in range(num_examples):
-        if online:
-            reference = np.mean([p[m, n] for m in range(num_models) if m != target])
-        else:
-            out = np.mean([p[m, n] for m in range(num_models) if m != target and not keep[m, n]])
-            reference = ((1 + a) * out + (1 - a)) / 2
-        ratio[n] = p[target, n] / reference
-    candidates = range(num_examples) if population is None else population
-    zs = [z for z in candidates if not keep[target, z]]
-    return np.array([np.mean([ratio[x] / ratio[z] >= gamma for z in zs if z != x]) for x in range(num_examples)])
-
-
 @pytest.mark.parametrize("online", [True, False])
 def test_rmia_matches_loop(online):
+    """The whole score, tie-break included, against the loops of tests/audit/rmia_reference.py; and on these
+    untied ratios floor(score · |Z|) / |Z| is the paper's fraction over Z, the population without x. (Before
+    issue 25 this compared only the floor, with a loop whose offline OUT set kept every shadow.)"""
     keep, labels, logits, scores = random_logit_run(0)
+    p = expit(scores.astype(np.float64)).mean(axis=-1)
     population = np.arange(0, 30, 2)
     for gamma, chosen in [(1.0, None), (1.3, population)]:
         result = rmia(scores, keep, None, online=online, gamma=gamma, population=chosen, chunk_examples=7)
         assert result.dtype == np.float32 and result.shape == (8, 30)
         for target in range(8):
-            expected = naive_rmia(scores, keep, target, online, gamma=gamma, population=chosen)
-            in_population = np.zeros(30, bool)
-            in_population[chosen if chosen is not None else slice(None)] = True
-            size = np.sum(in_population & ~keep[target]) - (in_population & ~keep[target])
-            np.testing.assert_allclose(np.floor(result[target].astype(np.float64) * size + 1e-6) / size, expected)
+            np.testing.assert_allclose(
+                result[target], naive_rmia(scores, keep, target, online, gamma=gamma, population=chosen), atol=1e-6
+            )
+            ratios = np.exp([log_ratio(p, keep, target, n, online, 0.3) for n in range(30)])
+            zs = [z for z in (range(30) if chosen is None else chosen) if not keep[target, z]]
+            fraction = [np.mean([ratios[x] / ratios[z] >= gamma for z in zs if z != x]) for x in range(30)]
+            size = np.array([len(zs) - (x in zs) for x in range(30)])
+            np.testing.assert_allclose(np.floor(result[target].astype(np.float64) * size + 1e-6) / size, fraction)
 
 
 def test_rmia_breaks_ties_by_the_likelihood_ratio():
@@ -98,8 +90,8 @@ def naive_baselines(scores, keep, labels, logits, target):
             shadow_log_p = [
                 np.log(softmax(logits[m, n, v].astype(np.float64))[y])
                 for m in range(num_models)
-                if m != target and not keep[m, n]
-            ]
+                if m not in (target, dropped_out_shadow(keep, target, n)) and not keep[m, n]
+            ]  # the equalised OUT set, as offline RMIA's (issue 25; before, every OUT shadow)
             mentr = -(1 - p[y]) * np.log(p[y]) - sum(p[j] * np.log(1 - p[j]) for j in range(num_classes) if j != y)
             values = {
                 "loss": log_p_y,

@@ -37,8 +37,10 @@ def naive_lira(scores, keep, target, online, fixed_variance, centre="median", tw
     centre_of = np.median if centre == "median" else np.mean
     shape = (num_examples, num_views)
     mu_in, mu_out, sd_in, sd_out, var_in, var_out = (np.zeros(shape) for _ in range(6))
+    spread = np.zeros(num_examples, dtype=bool)  # the sets a fixed σ is taken over: 2 shadows in each
     for n in range(num_examples):
         ins, outs = naive_sets(keep, target, n, counts)
+        spread[n] = len(outs) >= 2 and (len(ins) >= 2 or not online)
         for v in range(num_views):
             if online:
                 mu_in[n, v] = centre_of(scores[ins, n, v])
@@ -48,7 +50,8 @@ def naive_lira(scores, keep, target, online, fixed_variance, centre="median", tw
             sd_out[n, v] = max(np.std(scores[outs, n, v]), 1e-6)
             var_out[n, v] = np.var(scores[outs, n, v])
     if fixed_variance:
-        sigma = np.sqrt(np.mean((var_in + var_out) / 2)) if online else np.sqrt(np.mean(var_out))
+        variance = (var_in + var_out) / 2 if online else var_out
+        sigma = np.sqrt(np.mean(variance[spread])) if spread.any() else 0.0  # since issue 25: sets of 2 or more
         sd_in[:] = sd_out[:] = max(sigma, 1e-6)
     x = scores[target]
     if online:
