@@ -22,7 +22,7 @@ import numpy as np
 
 from lira_jax.audit.inputs import AttackInputs
 from lira_jax.audit.lira import _mean_over_views
-from lira_jax.audit.rmia import _without_targets
+from lira_jax.audit.rmia import TINY_PROBABILITY, _without_targets
 from lira_jax.audit.streaming import check_finite, map_example_chunks
 
 
@@ -34,11 +34,19 @@ def base_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndar
 
     def work(start: int, stop: int, values: np.ndarray) -> np.ndarray:
         check_finite(values, "scores", start, scores)
-        log_p = -np.logaddexp(0.0, -values.astype(np.float64))  # log σ(φ), exact for any finite φ
-        # The shadows' log-sum-exp without each target's own term, without cancellation (prefix and suffix sums).
-        others = _without_targets(log_p.reshape(num_models, -1), targets, np.logaddexp, -np.inf)
-        threshold = others.reshape(len(targets), stop - start, num_views) - np.log(num_models - 1)
-        return _mean_over_views(log_p[targets] - threshold).astype(np.float32)
+        log_p = -np.logaddexp(0.0, -values.astype(np.float64)).reshape(num_models, -1)  # log σ(φ), [M, n·V]
+        # Relative to the largest log p of each (example, view): equal scores give exactly 1 each, so every
+        # tie scores exactly 0. The sums without each target's own term are prefix and suffix sums (no
+        # cancellation); only where the other terms underflow are they taken in log space.
+        largest = log_p.max(axis=0)
+        relative = log_p - largest
+        sums = _without_targets(np.exp(relative), targets, np.add, 0.0)
+        if sums.min() >= TINY_PROBABILITY:
+            others = np.log(sums)
+        else:
+            others = _without_targets(relative, targets, np.logaddexp, -np.inf)
+        score = relative[targets] - others + np.log(num_models - 1)
+        return _mean_over_views(score.reshape(len(targets), stop - start, num_views)).astype(np.float32)
 
     bytes_per_example = 8 * num_views * (4 * num_models + 3 * len(targets))
     parts = map_example_chunks(

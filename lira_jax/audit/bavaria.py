@@ -65,11 +65,11 @@ def bavaria_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.n
         return _prior_sums(sets, online)
 
     sums = np.sum(map_example_chunks(prior_work, [scores], num_examples, **chunk_options), axis=0)
-    too_few = (sums[: 2 if online else 1, 0] < MIN_PRIOR_EXAMPLES).any()
-    if too_few:
+    sides = sums[: 2 if online else 1]
+    if (sides[:, 0] < MIN_PRIOR_EXAMPLES).any():
         reason = NotApplicable(f"needs ≥ {MIN_PRIOR_EXAMPLES} examples with ≥ 2 shadows per set to fit the prior")
         return {name: skipped.get(name, reason) for name in names}
-    priors = [_fit_prior(*side_sums) for side_sums in sums]
+    priors = [_fit_prior(*side_sums) for side_sums in sides]
     results = {name: np.empty((len(targets), num_examples), dtype=np.float32) for name in scored}
 
     def score_work(start: int, stop: int, values: np.ndarray) -> None:
