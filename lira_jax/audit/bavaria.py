@@ -33,11 +33,9 @@ from lira_jax.audit.lira import MIN_STD, LiraOptions, _mean_over_views, not_appl
 from lira_jax.audit.shadow_sets import chunk_sets, count_rule
 from lira_jax.audit.streaming import map_example_chunks
 
-BAVARIA_ATTACKS = ("bavaria_t", "bavaria_n")
 MIN_VARIANCE = MIN_STD**2
 DF_GAUSSIAN = 1e6  # beyond these degrees of freedom the Student-t is taken as its Gaussian limit
 MIN_PRIOR_EXAMPLES = 3  # examples with >= 2 shadows on a side that its prior is fitted from (a variance needs 2)
-_SIDES = ("out", "in")
 
 
 def bavaria_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray | NotApplicable]:
@@ -53,7 +51,7 @@ def bavaria_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.n
         return skipped
     online = "bavaria_t" in scored
     rule = count_rule(keep, targets, counts)
-    num_models, num_examples, num_views = scores.shape
+    num_examples, num_views = scores.shape[1:]
     chunk_options = dict(
         bytes_per_example=num_views * len(targets) * 8 * 8,
         chunk_examples=inputs.options.chunk_examples,
@@ -94,12 +92,14 @@ def _prior_sums(sets: TargetSets, online: bool) -> np.ndarray:
             break
         dof = (size - 1).astype(np.float64)[..., None]  # [T, n, 1]
         fitted = np.broadcast_to(dof >= 1, variance.shape)
-        half = np.maximum(dof, 1) / 2
+        # The few distinct set sizes: ψ and ψ' of each once (they cost far more than the rest of this).
+        halves, which = np.unique(np.maximum(dof, 1) / 2, return_inverse=True)
+        which = which.reshape(dof.shape)
         sample = np.maximum(variance * (dof + 1) / np.maximum(dof, 1), MIN_VARIANCE)
-        centred = np.log(sample) - digamma(half) + np.log(half)
+        centred = np.log(sample) - (digamma(halves) - np.log(halves))[which]
         for column, field in enumerate((np.ones_like(variance), centred, centred * centred)):
             sums[row, column] = np.where(fitted, field, 0.0).sum(axis=1)
-        sums[row, 3] = np.where(fitted, polygamma(1, half), 0.0).sum(axis=1)
+        sums[row, 3] = np.where(fitted, polygamma(1, halves)[which], 0.0).sum(axis=1)
     return sums
 
 
