@@ -3,11 +3,12 @@
     python benchmarks/score_throughput.py                      # M=256, N=50,000, V=18 (0.9 GB on disk)
     python benchmarks/score_throughput.py --models 16 --examples 2000 --views 2 --repeats 1
     python benchmarks/score_throughput.py --compare /path/to/older/checkout   # alternate with older code
+    python benchmarks/score_throughput.py --attacks bavaria_t,bavaria_n --skip-reference   # other attacks
 
 On a synthetic run folder (scores.npy with a membership signal, keep.npy balanced, labels.npy), times whole
 commands in fresh processes, each with its imports, reading and every default output:
 
-- `one_target`: `python -m lira_jax.attack RUN --targets last --attacks <the five LiRA variants>`, writing
+- `one_target`: `python -m lira_jax.attack RUN --targets last --attacks <the five LiRA variants, or --attacks>`, writing
   metrics.json, roc.png, examples.csv, metrics.csv and report.html;
 - `reference`: the same scores in plain NumPy/SciPy as the LiRA reference code's plot.py computes them
   (tests/audit/plot_reference.py run as a script: load, score the last model, scikit-learn's ROC, one figure);
@@ -80,7 +81,7 @@ def timed(command: list[str], code: Path) -> dict:
     }
 
 
-def attack_command(run: Path, out: Path, targets: str) -> list[str]:
+def attack_command(run: Path, out: Path, targets: str, attacks: list[str]) -> list[str]:
     """The attack on `run` with every default output, written into `out` (the run folder stays as generated)."""
     out.mkdir(exist_ok=True)
     return [
@@ -91,7 +92,7 @@ def attack_command(run: Path, out: Path, targets: str) -> list[str]:
         "--targets",
         targets,
         "--attacks",
-        ",".join(VARIANTS),
+        ",".join(attacks),
         "--json",
         str(out / "metrics.json"),
         "--plot",
@@ -163,6 +164,7 @@ def main() -> int:
     parser.add_argument("--in-process", action="store_true", help="also time lira_scores alone, in this process")
     parser.add_argument("--dir", type=Path, default=None, help="where to write the synthetic run (a temp dir)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--attacks", default=",".join(VARIANTS), help="the attacks timed (default: the LiRA variants)")
     parser.add_argument("--write-run", type=Path, help=argparse.SUPPRESS)  # the child that writes the run folder
     args = parser.parse_args()
     if args.write_run:
@@ -183,7 +185,7 @@ def main() -> int:
             "num_examples": args.examples,
             "num_views": args.views,
             "scores_bytes": (run / "scores.npy").stat().st_size,
-            "attacks": list(VARIANTS),
+            "attacks": args.attacks.split(","),
             "generate_s": round(time.perf_counter() - started, 3),
         }
         runs = []
@@ -191,7 +193,7 @@ def main() -> int:
             cases = [("one_target", "last"), *([] if args.skip_all else [("all_targets", "all")])]
             for case, targets in cases:
                 for code, path in codes.items():
-                    command = attack_command(run, Path(folder) / f"out-{code}", targets)
+                    command = attack_command(run, Path(folder) / f"out-{code}", targets, args.attacks.split(","))
                     runs.append({"case": case, "code": code, "repeat": repeat, **timed(command, path)})
                 if case == "one_target" and not args.skip_reference:
                     for reference, flags in (("reference", []), ("reference_vectorised", ["--vectorised"])):

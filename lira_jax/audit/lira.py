@@ -187,9 +187,15 @@ def lira_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndar
 
 
 def not_applicable(
-    keep: np.ndarray, targets: np.ndarray, variants: Mapping[str, LiraOptions], counts: str, num_views: int = 1
+    keep: np.ndarray,
+    targets: np.ndarray,
+    variants: Mapping[str, LiraOptions],
+    counts: str,
+    num_views: int = 1,
+    fixed_spread: bool = True,
 ) -> dict:
-    """{name: NotApplicable} for the variants these sets cannot score (keep bool[M, N], targets int[T]).
+    """{name: NotApplicable} for the variants these sets cannot score (keep bool[M, N], targets int[T]);
+    fixed_spread=False checks a fixed-variance variant's centres only (BaVarIA fits its spread elsewhere).
 
     A spread needs at least 2 values: a per-example σ needs 2 shadows in each set it describes for every
     (target, example); a fixed σ, the mean of per-example variances over the sets with 2 shadows, needs
@@ -212,6 +218,8 @@ def not_applicable(
         needed = 1 if options.fixed_variance else 2
         if smallest[options.online].min() < needed:
             skipped[name] = NotApplicable(f"needs ≥ {needed} {sets.format(needed)} per example")
+        elif not fixed_spread:
+            continue
         elif options.fixed_variance and counts == REFERENCE:
             if smallest[options.online].min() * keep.shape[1] * num_views < 2:
                 skipped[name] = NotApplicable("its fixed σ needs ≥ 2 values in the truncated sets")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.special import betaincinv
 
+from lira_jax.audit.precision import precision_at_fpr
 from lira_jax.errors import UserError
 
 FPR_LEVELS = (1e-2, 1e-3, 1e-4, 1e-5)
@@ -237,6 +238,7 @@ def attack_metrics(
         "balanced_accuracy": balanced_accuracy(roc),
         "tpr_at_fpr": {key: (None if value is None else value["tpr"]) for key, value in at_fpr.items()},
         "at_fpr": at_fpr,
+        "precision_at_fpr": precision_at_fpr(at_fpr),
         "epsilon_lower_bound": best_epsilon,
         "best_accuracy": {
             "accuracy": float((roc.true_positives[best] + roc.num_nonmembers - roc.false_positives[best]) / total),

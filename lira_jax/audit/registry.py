@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from lira_jax.audit.base import base_family
 from lira_jax.audit.baselines import logit_baselines, score_baselines
+from lira_jax.audit.bavaria import bavaria_family
 from lira_jax.audit.classifiers import (
     CLASSIFIERS,
     MODEL_FOLDS,
@@ -49,6 +51,7 @@ from lira_jax.audit.inputs import (
     check_target_rows,
     out_shortfall,
 )
+from lira_jax.audit.label_only import label_only_family
 from lira_jax.audit.lira import lira_family
 from lira_jax.audit.masking import Mask
 from lira_jax.audit.progress import attack_progress
@@ -85,6 +88,10 @@ REGISTRY: dict[str, Attack] = {
         Attack("lira_offline_two_sided", lira_family, frozenset({SCORES})),
         Attack("rmia_online", rmia_family, frozenset({SCORES})),
         Attack("rmia_offline", rmia_family, frozenset({SCORES, OUT_SHADOWS})),
+        # BaVarIA checks its own shadow sets and prior, as LiRA does.
+        Attack("bavaria_t", bavaria_family, frozenset({SCORES})),
+        Attack("bavaria_n", bavaria_family, frozenset({SCORES})),
+        Attack("base", base_family, frozenset({SCORES})),
         Attack("loss", score_baselines, frozenset({SCORES})),
         Attack("calibrated_loss", score_baselines, frozenset({SCORES, OUT_SHADOWS})),
         Attack("global_threshold", score_baselines, frozenset({SCORES})),
@@ -92,6 +99,7 @@ REGISTRY: dict[str, Attack] = {
         Attack("entropy", logit_baselines, frozenset({LOGITS})),
         Attack("modified_entropy", logit_baselines, frozenset({LOGITS})),
         Attack("correctness", logit_baselines, frozenset({LOGITS})),
+        Attack("label_only", label_only_family, frozenset({LOGITS, OUT_SHADOWS})),
         Attack("shokri", classifier_family, frozenset({LOGITS, CLASSIFIER})),
         Attack("ml_leaks_adv1", classifier_family, frozenset({LOGITS, CLASSIFIER})),
         Attack("ml_leaks_adv2", classifier_family, frozenset({LOGITS, TRANSFER, CLASSIFIER})),

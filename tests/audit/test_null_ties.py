@@ -32,13 +32,14 @@ def standard_error(pairs: int) -> float:
 
 
 def null_logits(case: str, num_models: int, num_examples: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """(logits [M, N, 1, C], labels int[N]) independent of membership, in the form `case` names."""
+    """(logits [M, N, 2, C], labels int[N]) independent of membership, in the form `case` names (two query
+    views, so that label_only runs too)."""
     num_classes = 2 if case == "two classes" else 4
     labels = rng.integers(0, num_classes, num_examples)
-    difficulty = rng.normal(0, 2, (1, num_examples, 1, num_classes))
+    difficulty = rng.normal(0, 2, (1, num_examples, 2, num_classes))
     if case == "identical":
         return np.repeat(difficulty, num_models, axis=0).astype(np.float32), labels
-    noisy = difficulty + rng.normal(0, 1, (num_models, num_examples, 1, num_classes))
+    noisy = difficulty + rng.normal(0, 1, (num_models, num_examples, 2, num_classes))
     if case == "float16 saturation":  # most logits at ±65504: φ saturates and ties across models
         return np.clip(noisy * 1e5, -65504, 65504).astype(np.float16), labels
     return noisy.astype(np.float32), labels
