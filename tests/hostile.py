@@ -51,13 +51,14 @@ def refused(root: Path, main, argv, message: str, capsys) -> None:
 
 
 def skip_drawing(monkeypatch) -> None:
-    """Figures saved as empty files: for the cases that check numbers, where drawing (most of a tiny
-    attack's time) proves nothing."""
+    """Figures saved as empty files (written as the real ones are, atomically, in the output set): for the
+    cases that check numbers, where drawing (most of a tiny attack's time) proves nothing."""
     from lira_jax.audit import plots
+    from lira_jax.writing import write_atomically
 
     def save_nothing(figure, path, dpi=150, note=None):
         plots.plt.close(figure)
-        Path(path).write_bytes(b"")
+        write_atomically(Path(path), b"")
 
     monkeypatch.setattr(plots, "save_figure", save_nothing)
 
