@@ -2,6 +2,7 @@
 directly, in milliseconds), a snapshot of a folder, and the check that a command failed cleanly (exit 2,
 one `error:` line, no traceback, no warning before it)."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -10,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from run_folders import write_port, write_reference, write_run
+from run_folders import trained_records, write_port, write_reference, write_run
 
 from lira_jax import config as config_lib
 
@@ -66,8 +67,12 @@ def skip_drawing(monkeypatch) -> None:
 def write_trained(folder: Path, **options) -> Path:
     """A run folder as the trainer leaves it (config.toml, models.json all done, an epoch snapshot, a
     checkpoints folder, .claims), its scores.npy φ of its logits.npy."""
-    write_run(folder, num_models=M, num_examples=N, num_views=V, num_classes=C, done=[True] * M, **options)
-    (folder / "config.toml").write_text(config_lib.to_toml(config_lib.Config()))
+    write_run(folder, num_models=M, num_examples=N, num_views=V, num_classes=C, **options)
+    config = config_lib.Config()
+    config = dataclasses.replace(config, query=dataclasses.replace(config.query, save_epochs=(1,)))
+    (folder / "config.toml").write_text(config_lib.to_toml(config))
+    records = trained_records(np.load(folder / "keep.npy"), save_epochs=(1,))
+    (folder / "models.json").write_text(json.dumps({"models": records}))
     (folder / "epochs" / "1").mkdir(parents=True)
     for name in ("scores.npy", "logits.npy"):
         shutil.copy(folder / name, folder / "epochs" / "1" / name)
