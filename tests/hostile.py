@@ -21,14 +21,15 @@ M, N, V, C = 6, 40, 2, 3  # models, examples, views, classes of every tiny input
 
 
 def snapshot(folder: Path) -> dict[str, object]:
-    """Every path under `folder`: a file's content digest and inode, a link's target, a folder's presence."""
+    """Every path under `folder`: a file's content digest, inode and mtime, a link's target, a folder's presence."""
     found = {}
     for path in sorted(folder.rglob("*")):
         name = str(path.relative_to(folder))
         if path.is_symlink():
             found[name] = ("link", os.readlink(path))
         elif path.is_file():
-            found[name] = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_ino)
+            status = path.stat()
+            found[name] = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), status.st_ino, status.st_mtime_ns)
         else:
             found[name] = ("other", path.is_dir())
     return found

@@ -6,11 +6,20 @@ snapshots written so far). A rerun that forms the same chunk (same unfinished mo
 restores the latest one and trains on from there; any other chunk starts fresh. The folder is removed
 once the chunk's models are marked done. Each process checkpoints its own chunks alone (its models are
 independent of every other process's), so Orbax runs single-process even under jax.distributed.
+
+An interrupt (Ctrl-C, SIGINT) while Orbax writes or reads is held until it is done (`interrupts_held`):
+Orbax works in threads, and an interrupt landing in the middle left their tracebacks on the screen and was
+once swallowed, the run going on to the end; held, it stops the run right after, with one line, and the
+checkpoint is whole.
 """
 
 import hashlib
 import logging
 import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +67,13 @@ class ChunkCheckpoint:
         epoch = self.manager().latest_step()
         if epoch is None:
             return None
-        restored = self.manager().restore(
-            epoch,
-            args=ocp.args.Composite(states=ocp.args.StandardRestore(abstract_states), records=ocp.args.JsonRestore()),
-        )
+        with interrupts_held():
+            restored = self.manager().restore(
+                epoch,
+                args=ocp.args.Composite(
+                    states=ocp.args.StandardRestore(abstract_states), records=ocp.args.JsonRestore()
+                ),
+            )
         if restored.records["models"] != self.padded:
             return None
         return epoch, restored.states, restored.records["snapshots"]
@@ -85,14 +97,15 @@ class ChunkCheckpoint:
         level = absl_logger.level
         absl_logger.setLevel(logging.CRITICAL)  # our one line replaces Orbax's per-thread error logs
         try:
-            self.manager().save(
-                epoch,
-                args=ocp.args.Composite(
-                    states=ocp.args.StandardSave(states),
-                    records=ocp.args.JsonSave({"models": self.padded, "snapshots": snapshots}),
-                ),
-            )
-            self.manager().wait_until_finished()
+            with interrupts_held():
+                self.manager().save(
+                    epoch,
+                    args=ocp.args.Composite(
+                        states=ocp.args.StandardSave(states),
+                        records=ocp.args.JsonSave({"models": self.padded, "snapshots": snapshots}),
+                    ),
+                )
+                self.manager().wait_until_finished()
         except Exception as error:  # Orbax and TensorStore raise several types for one I/O fault
             self._manager.close()
             self._manager = None
@@ -113,3 +126,20 @@ class ChunkCheckpoint:
         shutil.rmtree(self.path, ignore_errors=True)
         if self.path.parent.is_dir() and not any(self.path.parent.iterdir()):
             self.path.parent.rmdir()
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """SIGINT held while the block runs and raised as KeyboardInterrupt once it has ended (if the block ends
+    without an error of its own); elsewhere than in the main thread, where no handler can be set, a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and previous is not signal.SIG_IGN:
+        raise KeyboardInterrupt

@@ -19,16 +19,6 @@ from lira_jax import attack, study, train
 from lira_jax import config as config_lib
 
 
-def _mtimes(root: Path) -> dict[str, int]:
-    return {str(path): path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()}
-
-
-def _unchanged(root: Path, run, argv, message, capsys) -> None:
-    before = _mtimes(root)
-    refused(root, run, argv, message, capsys)
-    assert _mtimes(root) == before
-
-
 def _edit_record(run: Path, index: int, change) -> None:
     models = json.loads((run / "models.json").read_text())
     change(models["models"][index])
@@ -74,13 +64,13 @@ def test_an_edited_done_record_is_refused_naming_model_and_field(tmp_path, capsy
     run = write_trained(tmp_path / "run")
     change, message = EDITED_RECORDS[case]
     _edit_record(run, 3, change)
-    _unchanged(tmp_path, attack.main, [run, *FAST], message, capsys)
+    refused(tmp_path, attack.main, [run, *FAST], message, capsys)
 
 
 def test_a_study_refuses_an_edited_record_too(tmp_path, capsys):
     run = write_trained(tmp_path / "run")
     _edit_record(run, 0, _pop("members"))
-    _unchanged(tmp_path, study.main, ["violins", run], r'model 0 .*no "members"', capsys)
+    refused(tmp_path, study.main, ["violins", run], r'model 0 .*no "members"', capsys)
 
 
 DEEP = 100_000
@@ -107,9 +97,9 @@ def test_a_damaged_models_json_is_one_line(tmp_path, capsys, case, command):
     content, message = DAMAGED_MODELS_JSON[case]
     (run / "models.json").write_bytes(content)
     if command == "attack":
-        _unchanged(tmp_path, attack.main, [run, *FAST], message, capsys)
+        refused(tmp_path, attack.main, [run, *FAST], message, capsys)
     elif "must list" not in message:  # --status reads models.json alone
-        _unchanged(tmp_path, train.main, ["--status", run], message, capsys)
+        refused(tmp_path, train.main, ["--status", run], message, capsys)
 
 
 def _rewrite_config(run: Path, **query) -> None:
@@ -149,7 +139,7 @@ def test_a_trained_run_keeps_its_own_promises(tmp_path, capsys, case):
     run = write_trained(tmp_path / "run")
     change, message = PROMISES[case]
     extra = change(run)
-    _unchanged(tmp_path, attack.main, [run, *FAST, *extra], message, capsys)
+    refused(tmp_path, attack.main, [run, *FAST, *extra], message, capsys)
 
 
 def test_a_run_that_keeps_no_logits_is_attacked_without_them(tmp_path, capsys):
@@ -166,14 +156,14 @@ def test_a_reference_folder_mixing_logits_only_and_scores_only_models(tmp_path, 
     only_scores(experiment(folder, 2))
     shutil.rmtree(experiment(folder, 4) / "scores")
     message = r"experiment-2_6 have only scores and experiment-4_6 only logits; every model needs the same kind"
-    _unchanged(tmp_path, attack.main, [*arguments, *FAST], message, capsys)
+    refused(tmp_path, attack.main, [*arguments, *FAST], message, capsys)
 
 
 def test_a_port_folder_mixing_logits_only_and_scores_only_models(tmp_path, capsys):
     folder, arguments = make_input(tmp_path, "port")
     (folder / "1" / "logits.npy").unlink()
     (folder / "5" / "scores.npy").unlink()
-    _unchanged(tmp_path, attack.main, [*arguments, *FAST], r"1 have only scores and 5 only logits", capsys)
+    refused(tmp_path, attack.main, [*arguments, *FAST], r"1 have only scores and 5 only logits", capsys)
 
 
 # ------------------------------------------------------------------ damaged data files, read by `train`
@@ -241,7 +231,7 @@ def test_a_damaged_idx_file_is_one_line_and_creates_no_run(tmp_path, capsys, cas
     content, message = GZIP_DAMAGE[case]
     data = _idx_folder(tmp_path / "data", images=content)
     argv = ["--out", tmp_path / "run", "--set", f"data.source=idx:{data}", "--set", "data.splits=train", "--quiet"]
-    _unchanged(tmp_path, train.main, argv, message, capsys)
+    refused(tmp_path, train.main, argv, message, capsys)
     assert not (tmp_path / "run").exists()
 
 
@@ -271,16 +261,16 @@ def test_a_damaged_npz_is_one_line_and_creates_no_run(tmp_path, capsys, case):
     damage, message = NPZ_DAMAGE[case]
     data = _npz(tmp_path / "data.npz", damage)
     argv = ["--out", tmp_path / "run", "--set", f"data.source=npz:{data}", "--quiet"]
-    _unchanged(tmp_path, train.main, argv, message, capsys)
+    refused(tmp_path, train.main, argv, message, capsys)
     assert not (tmp_path / "run").exists()
 
 
 def test_a_config_nested_too_deeply(tmp_path, capsys):
     config = tmp_path / "deep.toml"
     config.write_text("[train]\nx = " + "[" * DEEP + "]" * DEEP + "\n")
-    _unchanged(tmp_path, train.main, ["--config", config, "--out", tmp_path / "run"], r"nested too deeply", capsys)
+    refused(tmp_path, train.main, ["--config", config, "--out", tmp_path / "run"], r"nested too deeply", capsys)
 
 
 def test_a_set_value_nested_too_deeply(tmp_path, capsys):
     argv = ["--set", "train.epochs=" + "[" * DEEP + "]" * DEEP, "--out", tmp_path / "run"]
-    _unchanged(tmp_path, train.main, argv, r"--set train.epochs: the value is nested too deeply", capsys)
+    refused(tmp_path, train.main, argv, r"--set train.epochs: the value is nested too deeply", capsys)
