@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from lira_jax.errors import UserError
 from lira_jax.store import MODELS_FILE
+from lira_jax.writing import check_writable
 
 RUN_FILES = ("config.toml", "keep.npy", "labels.npy", "scores.npy", "logits.npy", MODELS_FILE, ".claims", ".lock")
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")  # each written with the invocation id in its metadata
@@ -128,21 +128,14 @@ def _refuse_kind(option: str, path: Path, parent_exists: bool) -> None:
 
 
 def _refuse_unwritable(option: str, path: Path) -> None:
-    """UserError unless a file can be created (and is then removed) in the folder of path, or, where that
-    folder is still to be made, in its nearest existing ancestor."""
+    """UserError unless a file can be created in the folder of path, or, where that folder is still to be
+    made, in its nearest existing ancestor (`writing.check_writable`)."""
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         raise UserError(f"cannot write {option} {path}: {folder} is not a directory")
-    try:
-        handle, probe = tempfile.mkstemp(dir=folder, prefix=".lira-jax-probe-")
-    except OSError as error:
-        raise UserError(
-            f"cannot write {option} {path}: no file can be created in {folder} ({error.strerror})"
-        ) from None
-    os.close(handle)
-    os.unlink(probe)
+    check_writable(folder, f"{option} {path}")
 
 
 def _resolved(path: Path) -> Path:

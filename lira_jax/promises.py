@@ -40,12 +40,12 @@ DONE_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def check_arrays(config: Config, run_dir: Path, epoch: int | None) -> None:
-    """The run's (or epoch E's snapshot's) arrays are what `config` promises (`check_epoch`,
-    `refuse_missing_logits`)."""
+def check_arrays(config: Config, arrays: Path, epoch: int | None) -> None:
+    """The arrays in `arrays` (the run folder, or epoch E's snapshot folder) are what `config` promises
+    (`check_epoch`, `refuse_missing_logits`)."""
     if epoch is not None:
-        check_epoch(config, epoch, run_dir)
-    refuse_missing_logits(config, run_dir if epoch is None else run_dir / "epochs" / str(epoch))
+        check_epoch(config, epoch, arrays)
+    refuse_missing_logits(config, arrays)
 
 
 def refuse_missing_logits(config: Config, folder: Path) -> None:
@@ -60,12 +60,13 @@ def refuse_missing_logits(config: Config, folder: Path) -> None:
     )
 
 
-def check_epoch(config: Config, epoch: int, run_dir: Path) -> None:
-    """UserError unless `epoch` is one of the config's query.save_epochs (the snapshots the trainer writes)."""
+def check_epoch(config: Config, epoch: int, folder: Path) -> None:
+    """UserError unless `epoch` (its snapshot folder: folder) is one of the config's query.save_epochs (the
+    snapshots the trainer writes)."""
     if epoch not in config.query.save_epochs:
         saved = ", ".join(map(str, config.query.save_epochs)) or "none"
         raise UserError(
-            f"{run_dir / 'epochs' / str(epoch)} is not a snapshot of this run: its config saves epochs {saved}"
+            f"{folder} is not a snapshot of this run: its config saves epochs {saved}"
             " (query.save_epochs), so the folder is stale or was put there by hand and is not attacked as epoch"
             f" {epoch}"
         )

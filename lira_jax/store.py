@@ -40,9 +40,11 @@ from lira_jax import promises
 from lira_jax.arrays import load_array
 from lira_jax.config import Config
 from lira_jax.errors import UserError
+from lira_jax.snapshots import epoch_folder
 from lira_jax.writing import (
     allocate,
     check_disk_space,
+    check_writable,
     disk_errors,
     folder_mode,
     make_folder,
@@ -219,6 +221,7 @@ def create(
     """
     num_models, num_examples = keep.shape
     make_folder(path.parent)
+    check_writable(path.parent, f"the run folder {path}")  # before the free space, which /proc reports as 0
     shapes = array_shapes(config, num_models, num_examples, num_views, num_classes)
     check_disk_space(path.parent, shapes, 1 + len(config.query.save_epochs))
     with disk_errors(path.parent):
@@ -292,26 +295,6 @@ def done_models(records: list[dict[str, Any]] | None, num_models: int, path: Pat
     return [index for index, flag in enumerate(done) if flag]
 
 
-def saved_epochs(run_dir: str | Path) -> list[int]:
-    """The epochs E with a snapshot folder RUN/epochs/E/, in increasing order."""
-    folder = Path(run_dir) / "epochs"
-    if not folder.is_dir():
-        return []
-    return sorted(int(path.name) for path in folder.iterdir() if path.is_dir() and path.name.isdecimal())
-
-
-def epoch_folder(run_dir: str | Path, epoch: int | None) -> Path:
-    """Where the arrays of `epoch` lie: RUN itself (None: the final models) or RUN/epochs/E."""
-    run_dir = Path(run_dir)
-    if epoch is None:
-        return run_dir
-    saved = saved_epochs(run_dir)
-    if epoch not in saved:
-        listed = ", ".join(map(str, saved)) or "none (set query.save_epochs when training)"
-        raise UserError(f"epoch {epoch} was not saved in {run_dir}; saved epochs: {listed}")
-    return run_dir / "epochs" / str(epoch)
-
-
 def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     """Opens and checks a run folder's format: {keep bool[M, N], labels int[N], scores float32[M, N, V] or
     None, logits float16|32|64[M, N, V', C] or None, models: indices of the done models (at least 2),
@@ -338,7 +321,7 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     trained = (run_dir / "config.toml").is_file()  # trained here: the trainer always writes scores.npy
     config = config_lib.load(run_dir / "config.toml") if trained else None
     if config is not None:
-        promises.check_arrays(config, run_dir, epoch)
+        promises.check_arrays(config, arrays, epoch)
     logits = load_array(arrays / "logits.npy", required=False)
     read_scores = logits is None or trained
     scores = load_array(arrays / "scores.npy", required=True) if read_scores else None

@@ -131,6 +131,18 @@ def write_atomically(path: Path, content: str | bytes) -> None:
         temporary.write_bytes(data)
 
 
+def check_writable(folder: Path, what: str) -> None:
+    """UserError `cannot write WHAT: ...` unless a file can be created in `folder` (and is then removed): the
+    one test that holds for root too, for read-only mounts and for /proc or /sys, where permissions say
+    nothing."""
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".lira-jax-probe-")
+    except OSError as error:
+        raise UserError(f"cannot write {what}: no file can be created in {folder} ({error.strerror})") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
 def make_folder(path: Path) -> None:
     """mkdir -p with the umask's permissions; an OSError is a one-line UserError."""
     with disk_errors(path):
