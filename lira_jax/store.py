@@ -80,7 +80,8 @@ class RunFolder:
 
     def diverged(self) -> list[int]:
         """Models recorded as diverged (rows not all finite), not done."""
-        return [record["index"] for record in self.models() if record.get("diverged") and not record["done"]]
+        models = self.models()  # a record's "index", where it has one, is its position (read_models)
+        return [index for index, record in enumerate(models) if record.get("diverged") and not record["done"]]
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

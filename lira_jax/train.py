@@ -76,7 +76,7 @@ def status(run: store.RunFolder) -> str:
     """A few lines on what is done in `run`: `train --status`, and the end of a `--models` slice."""
     models = run.models()
     done = [record for record in models if record["done"]]
-    missing = [record["index"] for record in models if not record["done"]]
+    missing = [index for index, record in enumerate(models) if not record["done"]]  # "index" is the position
     lines = [f"{run.path}: {len(done)} of {len(models)} models done"]
     measured = [record for record in done if all(_is_number(record.get(key)) for key in ACCURACIES)]
     if measured:

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import shutil
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,16 +68,26 @@ class ChunkCheckpoint:
         epoch = self.manager().latest_step()
         if epoch is None:
             return None
-        with interrupts_held():
-            restored = self.manager().restore(
-                epoch,
-                args=ocp.args.Composite(
-                    states=ocp.args.StandardRestore(abstract_states), records=ocp.args.JsonRestore()
-                ),
-            )
-        if restored.records["models"] != self.padded:
+        try:
+            with interrupts_held():
+                restored = self.manager().restore(
+                    epoch,
+                    args=ocp.args.Composite(
+                        states=ocp.args.StandardRestore(abstract_states), records=ocp.args.JsonRestore()
+                    ),
+                )
+            models, snapshots = restored.records["models"], restored.records["snapshots"]
+            if not isinstance(snapshots, dict):
+                raise TypeError(f"its snapshot records are {type(snapshots).__name__}, not an object")
+        except Exception as error:  # damaged (a full disk, a kill, an edit): dropped, never read again
+            reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+            print(f"note: the checkpoint {self.path / str(epoch)} cannot be read ({reason}): it is removed and the"
+                  " chunk trains from its start", file=sys.stderr)  # fmt: skip
+            self.remove()
             return None
-        return epoch, restored.states, restored.records["snapshots"]
+        if models != self.padded:
+            return None
+        return epoch, restored.states, snapshots
 
     def save(self, epoch: int, states: Any, snapshots: dict) -> None:
         """Saves the states after `epoch` epochs (blocking, so a kill right after cannot leave half of it).
@@ -123,6 +134,7 @@ class ChunkCheckpoint:
     def remove(self) -> None:
         if self._manager is not None:
             self._manager.close()
+            self._manager = None
         shutil.rmtree(self.path, ignore_errors=True)
         if self.path.parent.is_dir() and not any(self.path.parent.iterdir()):
             self.path.parent.rmdir()
@@ -130,8 +142,9 @@ class ChunkCheckpoint:
 
 @contextmanager
 def interrupts_held() -> Iterator[None]:
-    """SIGINT held while the block runs and raised as KeyboardInterrupt once it has ended (if the block ends
-    without an error of its own); elsewhere than in the main thread, where no handler can be set, a no-op."""
+    """SIGINT held while the block runs and raised as KeyboardInterrupt once it has ended (in place of the
+    block's own error, if it raised one: an interrupt is never swallowed); elsewhere than in the main
+    thread, where no handler can be set, a no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -141,5 +154,5 @@ def interrupts_held() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if received and previous is not signal.SIG_IGN:
-        raise KeyboardInterrupt
+        if received and previous is not signal.SIG_IGN:
+            raise KeyboardInterrupt

@@ -274,3 +274,13 @@ def test_a_config_nested_too_deeply(tmp_path, capsys):
 def test_a_set_value_nested_too_deeply(tmp_path, capsys):
     argv = ["--set", "train.epochs=" + "[" * DEEP + "]" * DEEP, "--out", tmp_path / "run"]
     refused(tmp_path, train.main, argv, r"--set train.epochs: the value is nested too deeply", capsys)
+
+
+@pytest.mark.parametrize("extra", [{}, {"diverged": True}])
+def test_status_reads_records_without_an_index_by_their_position(tmp_path, capsys, extra):
+    run = write_trained(tmp_path / "run")
+    (run / "models.json").write_text(json.dumps({"models": [{"done": False, **extra}] * 6}))
+    assert train.main(["--status", str(run)]) == 0
+    printed = capsys.readouterr().out
+    assert "0 of 6 models done" in printed and "to train: 0:6" in printed
+    assert ("diverged (not done): 0:6" in printed) == bool(extra)

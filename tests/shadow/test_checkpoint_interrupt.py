@@ -54,3 +54,50 @@ def test_no_interrupt_means_nothing_is_raised_and_the_handler_is_restored():
     with checkpoints.interrupts_held():
         pass
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_interrupt_is_not_swallowed_by_an_error_of_the_block():
+    with pytest.raises(KeyboardInterrupt), checkpoints.interrupts_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        raise ValueError("Orbax failed too")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _records_garbled(step):
+    (step / "records" / "metadata").write_text("[1, 2")
+
+
+def _records_a_list(step):
+    (step / "records" / "metadata").write_text("[1, 2]")
+
+
+def _states_truncated(step):
+    for file in (step / "states").rglob("*"):
+        if file.is_file() and file.stat().st_size:
+            file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+def _states_gone(step):
+    import shutil
+
+    shutil.rmtree(step / "states")
+
+
+def _snapshots_not_an_object(step):
+    (step / "records" / "metadata").write_text('{"models": [0, 1, 2, 3], "snapshots": [1]}')
+
+
+DAMAGED_CHECKPOINTS = [_records_garbled, _records_a_list, _states_truncated, _states_gone, _snapshots_not_an_object]
+
+
+@pytest.mark.parametrize("damage", DAMAGED_CHECKPOINTS, ids=lambda damage: damage.__name__.strip("_"))
+def test_a_damaged_checkpoint_is_removed_once_and_the_chunk_starts_over(tmp_path, capsys, damage):
+    checkpoints.ChunkCheckpoint(tmp_path, np.arange(4)).save(2, STATES, {})
+    (step,) = (tmp_path / "checkpoints").glob("chunk-*/2")
+    damage(step)
+    assert checkpoints.ChunkCheckpoint(tmp_path, np.arange(4)).restore(_abstract(STATES)) is None
+    note = capsys.readouterr().err
+    assert note.startswith("note: the checkpoint ") and "cannot be read" in note and "Traceback" not in note
+    assert not (tmp_path / "checkpoints").exists()  # removed: the next run does not meet it again
+    assert checkpoints.ChunkCheckpoint(tmp_path, np.arange(4)).restore(_abstract(STATES)) is None
+    assert capsys.readouterr().err == ""
