@@ -135,7 +135,7 @@ def _refuse_unwritable(option: str, path: Path) -> None:
         folder = folder.parent
     if not folder.is_dir():
         raise UserError(f"cannot write {option} {path}: {folder} is not a directory")
-    check_writable(folder, f"{option} {path}")
+    check_writable(folder, f"{option} {path}", path if folder == path.parent else None)
 
 
 def _resolved(path: Path) -> Path:

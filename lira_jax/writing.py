@@ -77,9 +77,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     write into; renamed to `path` when the block ends (inside an `output_set`: when the set's block ends),
     removed if it raises (or is interrupted)."""
     path = Path(path)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-", suffix=path.suffix)
-    os.close(handle)
-    temporary = Path(name)
+    temporary = _temporary_beside(path)
     try:
         yield temporary
         os.chmod(temporary, file_mode())
@@ -131,16 +129,23 @@ def write_atomically(path: Path, content: str | bytes) -> None:
         temporary.write_bytes(data)
 
 
-def check_writable(folder: Path, what: str) -> None:
+def _temporary_beside(path: Path) -> Path:
+    """A new empty file next to `path`, named after it (same suffix, for writers that go by it)."""
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-", suffix=path.suffix)
+    os.close(handle)
+    return Path(name)
+
+
+def check_writable(folder: Path, what: str, path: Path | None = None) -> None:
     """UserError `cannot write WHAT: ...` unless a file can be created in `folder` (and is then removed): the
     one test that holds for root too, for read-only mounts and for /proc or /sys, where permissions say
-    nothing."""
+    nothing. path: the file to be written in folder, whose temporary (`atomic_path`) is the file tried, so
+    that a name too long for its temporary is refused too."""
     try:
-        handle, probe = tempfile.mkstemp(dir=folder, prefix=".lira-jax-probe-")
+        probe = _temporary_beside(path if path is not None else folder / ".lira-jax-probe")
     except OSError as error:
         raise UserError(f"cannot write {what}: no file can be created in {folder} ({error.strerror})") from None
-    os.close(handle)
-    os.unlink(probe)
+    probe.unlink()
 
 
 def make_folder(path: Path) -> None:

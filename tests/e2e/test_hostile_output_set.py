@@ -33,6 +33,14 @@ UNWRITABLE = {  # name -> (extra attack arguments, message)
         r"--distributions /sys/d.svg",
     ),
     "json beside the report under /proc/self/fd": (["--json", "/proc/self/fd/m.json"], r"/proc/self/fd"),
+    "json name too long for its temporary": (
+        ["--json", "{root}/o/" + "m" * 240 + ".json"],
+        r"cannot write --json .*: no file can be created in .*/o \(File name too long\)",
+    ),
+    "plot name too long for its temporary": (
+        ["--plot", "{root}/o/" + "r" * 245 + ".png"],
+        r"cannot write --plot .*\(File name too long\)",
+    ),
 }
 
 
