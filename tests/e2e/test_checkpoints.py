@@ -85,16 +85,15 @@ def _interrupt_when(out, command_line, ready) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_sigint_while_a_checkpoint_is_written_stops_with_one_line_and_resumes(reference, tmp_path):
-    """SIGINT as soon as the run folder exists (compiling or training the first epoch); on the resume, as soon
-    as the first checkpoint's files appear (Orbax writing it, or just after: the poll may miss a write of a
-    few milliseconds; tests/shadow/test_checkpoint_interrupt.py sends it inside the write); on the next, as
-    soon as the second checkpoint appears. Each run stops with exit 130 and one line, no thread's traceback,
-    nothing marked done; the last run finishes bit for bit as the uninterrupted one."""
+    """SIGINT as soon as the run folder exists (compiling or training the first epoch), then, on the resume,
+    as soon as the first checkpoint's files appear (Orbax writing it, or just after: the poll may miss a
+    write of a few milliseconds; tests/shadow/test_checkpoint_interrupt.py sends it inside the write). Each
+    run stops with exit 130 and one line, no thread's traceback, nothing marked done; the third run
+    finishes bit for bit as the uninterrupted one."""
     out = tmp_path / "interrupted"
     moments = (
         lambda run: (run / "models.json").is_file(),  # the run folder made: compiling, or the first epoch
         lambda run: bool(list((run / "checkpoints").glob("chunk-*/*"))),  # Orbax writing, or just after
-        lambda run: bool(list((run / "checkpoints").glob("chunk-*/2*"))),
     )
     for ready in moments:
         stopped = _interrupt_when(out, command(out, "--quiet"), ready)
