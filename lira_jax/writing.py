@@ -26,7 +26,7 @@ from typing import Any
 from lira_jax.errors import UserError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-# The (temporary, target) pairs of the open `output_set`, renamed when it ends; None outside one.
+# The open `output_set`'s staged writes, {target: its temporary}, renamed when it ends; None outside one.
 _STAGED: ContextVar[dict[Path, Path] | None] = ContextVar("staged outputs", default=None)
 
 
@@ -101,7 +101,8 @@ def output_set() -> Iterator[None]:
     """Makes every atomic write inside the block one set: each is written whole to its temporary file, and
     all are renamed over their targets together when the block ends without an error. If the block raises
     (or is interrupted), every temporary is removed and no target has changed. A rename failing part-way
-    (it cannot for lack of space: each temporary lies in its target's folder) is one-line UserError."""
+    (it cannot for lack of space: each temporary lies in its target's folder) is a one-line UserError, and
+    only a kill among the renames can leave files of two sets side by side."""
     staged: dict[Path, Path] = {}
     token = _STAGED.set(staged)
     try:

@@ -21,6 +21,7 @@ written whole (`_removing_damaged`). A cache folder inside the run folder is ref
 created (`refuse_inside`): the cache would make --out a folder that is not a run.
 """
 
+import contextlib
 import functools
 import os
 import sys
@@ -77,7 +78,8 @@ def _removing_damaged(read: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as error:
             folder = Path(jax.config.jax_compilation_cache_dir)
             for suffix in ("-cache", "-atime"):  # the entry and its access time (lru_cache.py)
-                (folder / f"{cache_key}{suffix}").unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a cache that cannot be changed is read as missing all the same
+                    (folder / f"{cache_key}{suffix}").unlink(missing_ok=True)
             reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
             print(
                 f"note: removed a damaged compiled program from {folder} ({reason}); compiling it again",
