@@ -193,6 +193,7 @@ def check_resumable(path: Path, config: Config) -> RunFolder | None:
             f"{path} holds a run with a different config ({', '.join(changed)} differ); "
             "use another --out or the same config to resume"
         )
+    promises.check_done_records(run.models(), run.keep, stored, path / MODELS_FILE)  # before any work
     return run
 
 

@@ -137,11 +137,14 @@ def test_a_study_output_folder_that_cannot_be_written_is_refused_first(tmp_path,
     refused(tmp_path, study.main, ["violins", folder, "--out", out], "no file can be created in", capsys)
 
 
-def test_a_study_fault_while_writing_leaves_no_partial_set(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("existing", [True, False])
+def test_a_study_fault_while_writing_leaves_no_partial_set(tmp_path, capsys, monkeypatch, existing):
+    """An existing --out keeps its old table; a new one is not left behind empty."""
     folder, _ = make_input(tmp_path, "run")
     out = tmp_path / "study"
-    out.mkdir()
-    (out / "violins.md").write_text("old table\n")
+    if existing:
+        out.mkdir()
+        (out / "violins.md").write_text("old table\n")
     from lira_jax.studies import runner
 
     no_figure = replace(runner.STUDIES["violins"], draw=lambda drawing, path: runner.write_atomically(path, b""))
@@ -157,7 +160,10 @@ def test_a_study_fault_while_writing_leaves_no_partial_set(tmp_path, capsys, mon
     original = runner.write_atomically
     monkeypatch.setattr(runner, "write_atomically", write_then_fail)
     _failed_while_writing(tmp_path, study.main, ["violins", folder, "--out", out], "No space left", capsys)
-    assert sorted(path.name for path in out.iterdir()) == ["violins.md"]
+    if existing:
+        assert sorted(path.name for path in out.iterdir()) == ["violins.md"]
+    else:
+        assert not out.exists()
 
 
 @pytest.mark.parametrize("writer", ["write_metrics_json", "write_metrics_csv", "write_examples_csv", "plot_roc"])

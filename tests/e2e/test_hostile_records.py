@@ -67,6 +67,15 @@ def test_an_edited_done_record_is_refused_naming_model_and_field(tmp_path, capsy
     refused(tmp_path, attack.main, [run, *FAST], message, capsys)
 
 
+@pytest.mark.parametrize("case", ["no members", "never trained, marked done", "no snapshot record"])
+def test_a_resume_refuses_an_edited_done_record_before_any_work(tmp_path, capsys, case):
+    """train on the run's own config: refused at the resume check, before the data is even read."""
+    run = write_trained(tmp_path / "run")
+    change, message = EDITED_RECORDS[case]
+    _edit_record(run, 3, change)
+    refused(tmp_path, train.main, ["--out", run, "--set", "query.save_epochs=[1]", "--quiet"], message, capsys)
+
+
 def test_a_study_refuses_an_edited_record_too(tmp_path, capsys):
     run = write_trained(tmp_path / "run")
     _edit_record(run, 0, _pop("members"))
