@@ -219,6 +219,8 @@ def loads(text: str, source: str = "config") -> Config:
         tree = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{source} is not valid TOML: {error}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise UserError(f"{source} is nested too deeply to be a config") from None
     return from_dict(tree)
 
 
@@ -245,6 +247,8 @@ def parse_override(assignment: str) -> tuple[str, str, Any]:
         value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         value = text
+    except RecursionError:
+        raise UserError(f"--set {dotted}: the value is nested too deeply") from None
     return section, key, value
 
 

@@ -3,6 +3,7 @@ format of model ranges in its messages (`compact_ranges`)."""
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import NoReturn
@@ -14,28 +15,39 @@ class UserError(Exception):
 
 def exits_cleanly(main: Callable[..., int | None]) -> Callable[..., int]:
     """Wraps a CLI `main`: a UserError (or an unforeseen OSError or MemoryError) becomes `error: MESSAGE`
-    on stderr and exit status 2."""
+    on stderr and exit status 2. Python warnings raised meanwhile (a library's, about the same bad input)
+    are held: shown once the command has finished, and dropped when it ends in an error, which comes alone."""
 
     @wraps(main)
     def wrapped(*args, **kwargs) -> int:
-        try:
-            return main(*args, **kwargs) or 0
-        except UserError as error:
-            message = " ".join(str(error).split())
-            print(f"error: {message}", file=sys.stderr)
-            return 2
-        except OSError as error:  # a file fault no check foresaw (permissions, a full disk): still one line
-            where = f" ({error.filename})" if error.filename else ""
-            print(f"error: {error.strerror or error}{where}", file=sys.stderr)
-            return 2
-        except MemoryError:
-            print("error: out of memory: use fewer models, examples or targets", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("interrupted: finished models are saved; rerun the same command to resume", file=sys.stderr)
-            return 130
+        with warnings.catch_warnings(record=True) as held:
+            status = _one_line_errors(main, *args, **kwargs)
+        if status not in (2, 130):  # the error or the interrupt line alone
+            for warning in held:
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+        return status
 
     return wrapped
+
+
+def _one_line_errors(main: Callable[..., int | None], *args, **kwargs) -> int:
+    """main's exit status, every error it raises one line on stderr (`exits_cleanly`)."""
+    try:
+        return main(*args, **kwargs) or 0
+    except UserError as error:
+        message = " ".join(str(error).split())
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file fault no check foresaw (permissions, a full disk): still one line
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory: use fewer models, examples or targets", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished models are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 class ArgumentParser(argparse.ArgumentParser):

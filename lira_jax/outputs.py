@@ -6,7 +6,9 @@ UserError: one line, exit 2) every output path that resolves, through symlinks, 
 file the command reads or a run's own file (arrays, config.toml, models.json, snapshots), that lies in a
 folder no output may enter (a run's checkpoints, a reference model's folder), that names the same file as
 another output, or that exists and is not a regular file (a folder, a device, a pipe). Root or not: the
-checks never rely on permissions. Figures must end in a suffix matplotlib writes (FIGURE_SUFFIXES).
+checks never rely on permissions, and each output's folder is shown writable by creating (and removing) a
+file in it, so that a folder no file can be written to (read-only, under /proc or /sys) is refused before
+anything is computed. Figures must end in a suffix matplotlib writes (FIGURE_SUFFIXES).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from lira_jax.errors import UserError
 from lira_jax.store import MODELS_FILE
+from lira_jax.writing import check_writable
 
 RUN_FILES = ("config.toml", "keep.npy", "labels.npy", "scores.npy", "logits.npy", MODELS_FILE, ".claims", ".lock")
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")  # each written with the invocation id in its metadata
@@ -83,6 +86,9 @@ def refuse_outputs(
             if key is not None:
                 seen[key] = (option, path)
         _refuse_kind(option, path, parents_exist)
+    for option, path in outputs.items():
+        if path is not None:
+            _refuse_unwritable(option, Path(path))
 
 
 def refuse_run_files(path: str | Path, run_dirs: Sequence[str | Path], what: str) -> None:
@@ -119,6 +125,17 @@ def _refuse_kind(option: str, path: Path, parent_exists: bool) -> None:
         raise UserError(f"{option} {path} is a folder; give a file name")
     if not stat.S_ISREG(mode):
         raise UserError(f"{option} {path} is not a regular file (a device, pipe or socket): refusing to write there")
+
+
+def _refuse_unwritable(option: str, path: Path) -> None:
+    """UserError unless a file can be created in the folder of path, or, where that folder is still to be
+    made, in its nearest existing ancestor (`writing.check_writable`)."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"cannot write {option} {path}: {folder} is not a directory")
+    check_writable(folder, f"{option} {path}", path if folder == path.parent else None)
 
 
 def _resolved(path: Path) -> Path:

@@ -36,12 +36,15 @@ from typing import Any
 import numpy as np
 
 from lira_jax import config as config_lib
+from lira_jax import promises
 from lira_jax.arrays import load_array
 from lira_jax.config import Config
 from lira_jax.errors import UserError
+from lira_jax.snapshots import epoch_folder
 from lira_jax.writing import (
     allocate,
     check_disk_space,
+    check_writable,
     disk_errors,
     folder_mode,
     make_folder,
@@ -77,7 +80,8 @@ class RunFolder:
 
     def diverged(self) -> list[int]:
         """Models recorded as diverged (rows not all finite), not done."""
-        return [record["index"] for record in self.models() if record.get("diverged") and not record["done"]]
+        models = self.models()  # a record's "index", where it has one, is its position (read_models)
+        return [index for index, record in enumerate(models) if record.get("diverged") and not record["done"]]
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -189,6 +193,7 @@ def check_resumable(path: Path, config: Config) -> RunFolder | None:
             f"{path} holds a run with a different config ({', '.join(changed)} differ); "
             "use another --out or the same config to resume"
         )
+    promises.check_done_records(run.models(), run.keep, stored, path / MODELS_FILE)  # before any work
     return run
 
 
@@ -218,6 +223,7 @@ def create(
     """
     num_models, num_examples = keep.shape
     make_folder(path.parent)
+    check_writable(path.parent, f"the run folder {path}")  # before the free space, which /proc reports as 0
     shapes = array_shapes(config, num_models, num_examples, num_views, num_classes)
     check_disk_space(path.parent, shapes, 1 + len(config.query.save_epochs))
     with disk_errors(path.parent):
@@ -265,6 +271,11 @@ def read_models(run_dir: str | Path) -> list[dict[str, Any]]:
             isinstance(record, dict) and isinstance(record.get("done"), bool) for record in records
         ):
             raise TypeError('every record must be an object with "done": true or false')
+        misplaced = [position for position, record in enumerate(records) if record.get("index", position) != position]
+        if misplaced:
+            raise ValueError(f'record {misplaced[0]} has "index": {records[misplaced[0]]["index"]!r}')
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise UserError(f"{path} is nested too deeply to be models.json (damaged or not ours)") from None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
         raise UserError(f'{path} is not a JSON object with a list "models" of records with "done": {error}') from None
     return records
@@ -286,26 +297,6 @@ def done_models(records: list[dict[str, Any]] | None, num_models: int, path: Pat
     return [index for index, flag in enumerate(done) if flag]
 
 
-def saved_epochs(run_dir: str | Path) -> list[int]:
-    """The epochs E with a snapshot folder RUN/epochs/E/, in increasing order."""
-    folder = Path(run_dir) / "epochs"
-    if not folder.is_dir():
-        return []
-    return sorted(int(path.name) for path in folder.iterdir() if path.is_dir() and path.name.isdecimal())
-
-
-def epoch_folder(run_dir: str | Path, epoch: int | None) -> Path:
-    """Where the arrays of `epoch` lie: RUN itself (None: the final models) or RUN/epochs/E."""
-    run_dir = Path(run_dir)
-    if epoch is None:
-        return run_dir
-    saved = saved_epochs(run_dir)
-    if epoch not in saved:
-        listed = ", ".join(map(str, saved)) or "none (set query.save_epochs when training)"
-        raise UserError(f"epoch {epoch} was not saved in {run_dir}; saved epochs: {listed}")
-    return run_dir / "epochs" / str(epoch)
-
-
 def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     """Opens and checks a run folder's format: {keep bool[M, N], labels int[N], scores float32[M, N, V] or
     None, logits float16|32|64[M, N, V', C] or None, models: indices of the done models (at least 2),
@@ -319,7 +310,9 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     the audit checks against its logits (`lira_jax.audit.phi.checked_scores`).
     epoch: read scores.npy and logits.npy of that snapshot (RUN/epochs/E/); keep, labels, models.json and
     config.toml always come from RUN. The logits are checked against labels and scores by the audit's
-    registry (`lira_jax.audit.registry.check_inputs`), where they are used.
+    registry (`lira_jax.audit.registry.check_inputs`), where they are used. A run trained here must keep its
+    own promises (`lira_jax.promises`): the logits its config keeps, the snapshot of `epoch` among its
+    query.save_epochs, every done record complete.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -327,8 +320,11 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     keep = load_array(run_dir / "keep.npy", mmap=False)
     labels = load_array(run_dir / "labels.npy", mmap=False)
     arrays = epoch_folder(run_dir, epoch)
-    logits = load_array(arrays / "logits.npy", required=False)
     trained = (run_dir / "config.toml").is_file()  # trained here: the trainer always writes scores.npy
+    config = config_lib.load(run_dir / "config.toml") if trained else None
+    if config is not None:
+        promises.check_arrays(config, arrays, epoch)
+    logits = load_array(arrays / "logits.npy", required=False)
     read_scores = logits is None or trained
     scores = load_array(arrays / "scores.npy", required=True) if read_scores else None
     if keep.ndim != 2 or not (keep.dtype == bool or (keep.dtype.kind in "iu" and np.isin(keep, (0, 1)).all())):
@@ -364,6 +360,8 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
         )
     all_records = read_models(run_dir) if (run_dir / MODELS_FILE).is_file() else None
     models = done_models(all_records, num_models, run_dir / MODELS_FILE)
+    if config is not None:
+        promises.check_done_records(all_records, keep, config, run_dir / MODELS_FILE)
     if trained and len(models) < num_models:
         raise UserError(
             f"{run_dir} has {len(models)} of {num_models} models finished: an unfinished run is not attacked"
@@ -387,7 +385,7 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
         "logits": logits,
         "models": models,
         "records": None if all_records is None else [all_records[model] for model in models],
-        "config": config_lib.load(run_dir / "config.toml") if trained else None,
+        "config": config,
         "files": files,
         "phi": phi,
     }

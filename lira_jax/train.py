@@ -76,7 +76,7 @@ def status(run: store.RunFolder) -> str:
     """A few lines on what is done in `run`: `train --status`, and the end of a `--models` slice."""
     models = run.models()
     done = [record for record in models if record["done"]]
-    missing = [record["index"] for record in models if not record["done"]]
+    missing = [index for index, record in enumerate(models) if not record["done"]]  # "index" is the position
     lines = [f"{run.path}: {len(done)} of {len(models)} models done"]
     measured = [record for record in done if all(_is_number(record.get(key)) for key in ACCURACIES)]
     if measured:
@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     first = jax.process_index() == 0
     config = config_lib.load(args.config) if args.config else config_lib.Config()
     config = config_lib.with_overrides(config, args.set)
-    compile_cache.enable(config.train.compilation_cache)
     out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else "digits"))
+    compile_cache.refuse_inside(config.train.compilation_cache, out)
+    compile_cache.enable(config.train.compilation_cache)
     # Refuse a different config before any work; other processes check once process 0 has made the folder.
     run = store.check_resumable(out, config) if first else None
 

@@ -2,6 +2,9 @@
 
 - Atomic: an output is written to a temporary file in its own folder and renamed over the target, so a
   reader (or a later run) sees the old file or the new one; the temporary file is removed on any failure.
+- A set of outputs all or nothing (`output_set`): inside the block every atomic write is staged, and the
+  renames all happen when the block ends; a failure before them removes every temporary, leaving the old
+  set as it was.
 - Permissions: files and folders get the user's umask, like any other program's (temporary files and
   folders from `tempfile` would otherwise stay 0600 / 0700 after the rename, closing shared folders).
 - Disk faults (full disk, quota, read-only folder, no permission, a folder where a file should be) become
@@ -16,12 +19,15 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from lira_jax.errors import UserError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# The open `output_set`'s staged writes, {target: its temporary}, renamed when it ends; None outside one.
+_STAGED: ContextVar[dict[Path, Path] | None] = ContextVar("staged outputs", default=None)
 
 
 def umask() -> int:
@@ -68,20 +74,53 @@ def disk_errors(path: Path) -> Iterator[None]:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A fresh temporary path next to `path` (same suffix, for writers that go by it, e.g. savefig) to
-    write into; renamed to `path` when the block ends, removed if it raises (or is interrupted)."""
+    write into; renamed to `path` when the block ends (inside an `output_set`: when the set's block ends),
+    removed if it raises (or is interrupted)."""
     path = Path(path)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-", suffix=path.suffix)
-    os.close(handle)
-    temporary = Path(name)
+    temporary = _temporary_beside(path)
     try:
         yield temporary
         os.chmod(temporary, file_mode())
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
-        os.replace(temporary, path)
+        staged = _STAGED.get()
+        if staged is None:
+            os.replace(temporary, path)
+            return
+        earlier = staged.pop(path, None)  # the same output written twice in one set: the later one stands
+        if earlier is not None:
+            earlier.unlink(missing_ok=True)
+        staged[path] = temporary
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def output_set() -> Iterator[None]:
+    """Makes every atomic write inside the block one set: each is written whole to its temporary file, and
+    all are renamed over their targets together when the block ends without an error. If the block raises
+    (or is interrupted), every temporary is removed and no target has changed. A rename failing part-way
+    (it cannot for lack of space: each temporary lies in its target's folder) is a one-line UserError, and
+    only a kill among the renames can leave files of two sets side by side."""
+    staged: dict[Path, Path] = {}
+    token = _STAGED.set(staged)
+    try:
+        yield
+    except BaseException:
+        for temporary in staged.values():
+            temporary.unlink(missing_ok=True)
+        raise
+    finally:
+        _STAGED.reset(token)
+    pending = list(staged.items())
+    for position, (path, temporary) in enumerate(pending):
+        try:
+            os.replace(temporary, path)
+        except OSError as error:
+            for _, left in pending[position:]:
+                left.unlink(missing_ok=True)
+            raise UserError(error_text(path, error)) from None
 
 
 def write_atomically(path: Path, content: str | bytes) -> None:
@@ -89,6 +128,25 @@ def write_atomically(path: Path, content: str | bytes) -> None:
     data = content.encode() if isinstance(content, str) else content
     with disk_errors(path), atomic_path(path) as temporary:
         temporary.write_bytes(data)
+
+
+def _temporary_beside(path: Path) -> Path:
+    """A new empty file next to `path`, named after it (same suffix, for writers that go by it)."""
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-", suffix=path.suffix)
+    os.close(handle)
+    return Path(name)
+
+
+def check_writable(folder: Path, what: str, path: Path | None = None) -> None:
+    """UserError `cannot write WHAT: ...` unless a file can be created in `folder` (and is then removed): the
+    one test that holds for root too, for read-only mounts and for /proc or /sys, where permissions say
+    nothing. path: the file to be written in folder, whose temporary (`atomic_path`) is the file tried, so
+    that a name too long for its temporary is refused too."""
+    try:
+        probe = _temporary_beside(path if path is not None else folder / ".lira-jax-probe")
+    except OSError as error:
+        raise UserError(f"cannot write {what}: no file can be created in {folder} ({error.strerror})") from None
+    probe.unlink()
 
 
 def make_folder(path: Path) -> None:

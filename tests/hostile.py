@@ -2,6 +2,7 @@
 directly, in milliseconds), a snapshot of a folder, and the check that a command failed cleanly (exit 2,
 one `error:` line, no traceback, no warning before it)."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -10,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from run_folders import write_port, write_reference, write_run
+from run_folders import trained_records, write_port, write_reference, write_run
 
 from lira_jax import config as config_lib
 
@@ -20,14 +21,15 @@ M, N, V, C = 6, 40, 2, 3  # models, examples, views, classes of every tiny input
 
 
 def snapshot(folder: Path) -> dict[str, object]:
-    """Every path under `folder`: a file's content digest and inode, a link's target, a folder's presence."""
+    """Every path under `folder`: a file's content digest, inode and mtime, a link's target, a folder's presence."""
     found = {}
     for path in sorted(folder.rglob("*")):
         name = str(path.relative_to(folder))
         if path.is_symlink():
             found[name] = ("link", os.readlink(path))
         elif path.is_file():
-            found[name] = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_ino)
+            status = path.stat()
+            found[name] = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), status.st_ino, status.st_mtime_ns)
         else:
             found[name] = ("other", path.is_dir())
     return found
@@ -51,13 +53,14 @@ def refused(root: Path, main, argv, message: str, capsys) -> None:
 
 
 def skip_drawing(monkeypatch) -> None:
-    """Figures saved as empty files: for the cases that check numbers, where drawing (most of a tiny
-    attack's time) proves nothing."""
+    """Figures saved as empty files (written as the real ones are, atomically, in the output set): for the
+    cases that check numbers, where drawing (most of a tiny attack's time) proves nothing."""
     from lira_jax.audit import plots
+    from lira_jax.writing import write_atomically
 
     def save_nothing(figure, path, dpi=150, note=None):
         plots.plt.close(figure)
-        Path(path).write_bytes(b"")
+        write_atomically(Path(path), b"")
 
     monkeypatch.setattr(plots, "save_figure", save_nothing)
 
@@ -65,8 +68,12 @@ def skip_drawing(monkeypatch) -> None:
 def write_trained(folder: Path, **options) -> Path:
     """A run folder as the trainer leaves it (config.toml, models.json all done, an epoch snapshot, a
     checkpoints folder, .claims), its scores.npy φ of its logits.npy."""
-    write_run(folder, num_models=M, num_examples=N, num_views=V, num_classes=C, done=[True] * M, **options)
-    (folder / "config.toml").write_text(config_lib.to_toml(config_lib.Config()))
+    write_run(folder, num_models=M, num_examples=N, num_views=V, num_classes=C, **options)
+    config = config_lib.Config()
+    config = dataclasses.replace(config, query=dataclasses.replace(config.query, save_epochs=(1,)))
+    (folder / "config.toml").write_text(config_lib.to_toml(config))
+    records = trained_records(np.load(folder / "keep.npy"), save_epochs=(1,))
+    (folder / "models.json").write_text(json.dumps({"models": records}))
     (folder / "epochs" / "1").mkdir(parents=True)
     for name in ("scores.npy", "logits.npy"):
         shutil.copy(folder / name, folder / "epochs" / "1" / name)

@@ -49,6 +49,25 @@ def write_run(
     return folder
 
 
+def trained_records(keep: np.ndarray, save_epochs=()) -> list[dict]:
+    """models.json's records of a finished run as the trainer writes them (docs/run_folder.md), every model
+    done, with the fields a done record always carries (made-up accuracies and timings)."""
+    accuracies = {"train_accuracy": 0.9, "test_accuracy": 0.7}
+    return [
+        {
+            "index": index,
+            "done": True,
+            **accuracies,
+            "members": int(row.sum()),
+            "chunk_seconds": 1.5,
+            "train_seconds": 1.0,
+            **({"epochs": {str(epoch): {**accuracies, "members": int(row.sum())} for epoch in save_epochs}}
+               if save_epochs else {}),
+        }
+        for index, row in enumerate(keep)
+    ]  # fmt: skip
+
+
 def reference_scores(logits, labels):
     """score.py's formula, on [N, 1, V, C] logits: log p_y - log(sum of the others), through probabilities."""
     predictions = np.exp(logits - logits.max(axis=3, keepdims=True)).astype(np.float64)

@@ -132,8 +132,9 @@ def picture_problem(dtype: np.dtype, shape: tuple[int, ...], num_examples: int) 
     return None
 
 
-def accuracy(value: Any) -> dict[str, list[float]]:
-    """{"train": [M], "test": [M]}, each a number in [0, 1] or NaN (not measured); else UserError."""
+def accuracy(value: Any, lengths: Sequence[int] = ()) -> dict[str, list[float]]:
+    """{"train": [M], "test": [M]}, each a number in [0, 1] or NaN (not measured), M one of `lengths` where
+    any are given; else UserError."""
     if not isinstance(value, Mapping) or set(value) != {"train", "test"}:
         raise UserError(f'accuracy must be {{"train": [...], "test": [...]}}, got {value!r:.80}')
     checked = {}
@@ -150,5 +151,10 @@ def accuracy(value: Any) -> dict[str, list[float]]:
     if len(checked["train"]) != len(checked["test"]):
         raise UserError(
             f"accuracy's train and test lists differ in length: {len(checked['train'])}, {len(checked['test'])}"
+        )
+    if lengths and len(checked["train"]) not in lengths:
+        raise UserError(
+            f"accuracy lists {len(checked['train'])} models; give one value per target or per model"
+            f" ({' or '.join(map(str, dict.fromkeys(lengths)))})"
         )
     return checked

@@ -44,6 +44,7 @@ from lira_jax.audit.targets import parse_targets
 from lira_jax.errors import UserError
 from lira_jax.outputs import check_figure_path, invocation_id, refuse_outputs
 from lira_jax.store import epoch_folder, load_run, scores_shape
+from lira_jax.writing import output_set
 
 ML_LEAKS_ADVERSARY_3 = ("confidence", "entropy")  # thresholds on the maximum probability and on the entropy
 BESIDE_JSON = ("examples.csv", "metrics.csv", "report.html")  # written next to metrics.json
@@ -131,7 +132,8 @@ def run_attack(
     distributions = None
     if distributions_path:
         distributions = examples if examples is not None else most_exposed(audit.examples, audit.ranking_attack(), 4)
-    written = _write_outputs(audit, json_path, plot_path, inputs, distributions, distributions_path, run)
+    with output_set():  # all or nothing: moved into place together once every file is written
+        written = _write_outputs(audit, json_path, plot_path, inputs, distributions, distributions_path, run)
     if print_table:
         print(audit.table())
         print("\n".join(read_lines(metrics["inputs"], metrics["invocation"])))
@@ -228,7 +230,8 @@ def _write_outputs(
     run: dict[str, Any],
 ) -> dict[str, Path]:
     """roc.png (and the score distributions of the first target), examples.csv, metrics.csv and report.html
-    beside metrics.json, then metrics.json, each written whole, metrics.json last; returns {what: path}."""
+    beside metrics.json, then metrics.json, each written whole (inside an `output_set`: as one set);
+    returns {what: path}."""
     audit.plot_roc(plot_path)
     written = {"ROC (every attack)": plot_path}
     if distributions is not None:

@@ -125,9 +125,16 @@ def top_lines(table: Mapping[str, np.ndarray], attack: str, count: int) -> list[
         lines.append(
             f"{example:>8}{table['label'][example]:>7}{table['members'][example]:>9}"
             f"{'n/m' if np.isnan(flagged) else f'{flagged:.0%}':>9}"
-            f"{table[f'{attack}_in'][example]:>11.3f}{table[f'{attack}_out'][example]:>11.3f}"
+            f"{_score_cell(table[f'{attack}_in'][example], 11)}{_score_cell(table[f'{attack}_out'][example], 11)}"
         )
     return lines
+
+
+def _score_cell(value: float, width: int) -> str:
+    """A mean score right-aligned in `width` columns with a space before it, however large: 3 decimals
+    where they fit, else 3 significant digits (1.23e+20)."""
+    text = f"{value:.3f}"
+    return f"{text if len(text) < width else f'{value:.3g}':>{width}}"
 
 
 def rows(table: Mapping[str, np.ndarray], examples: Sequence[int] | None = None) -> list[dict[str, Any]]:

@@ -148,6 +148,12 @@ def _files_to_read(
         raise UserError(f"{path}: neither {wanted} in {_listed(neither)}{run}")
     if not all(files["logits"]):
         without = [model for model, file in zip(models, files["logits"], strict=True) if file is None]
+        unscored = [model for model, file in zip(models, files["scores"], strict=True) if file is None]
+        if unscored:  # some models have only logits, others only scores: no kind is read for every model
+            raise UserError(
+                f"{path}: {_listed(without)} have only scores and {_listed(unscored)} only logits; every model"
+                " needs the same kind (run score.py for every model, or give every model its logits)"
+            )
         notes = [f"scores read for every model, as some have no logits: {_listed(without)}"]
         return "scores", files["scores"], files["scores"], notes if any(files["logits"]) else []
     beside = [

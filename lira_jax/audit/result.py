@@ -103,7 +103,8 @@ class Audit:
         path = self._output(path, "path")
         num_examples = self.metrics["num_examples"]
         images = None if images is None else arguments.images(images, num_examples)
-        accuracy = self.accuracy if accuracy is None else arguments.accuracy(accuracy)
+        sizes = (len(self.metrics.get("targets", [])), self.metrics.get("num_models", 0))
+        accuracy = self.accuracy if accuracy is None else arguments.accuracy(accuracy, sizes)
         config_text = arguments.text(config_text, "config_text", optional=True)
         title = arguments.text(title, "title", optional=True)
         top = arguments.integer(top, "top", 0)

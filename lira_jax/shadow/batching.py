@@ -144,10 +144,13 @@ def cache_key(
 
 
 def read_cache() -> dict:
+    """The measured choices {key: entry}; a damaged cache (not JSON, not an object, nested too deeply) is
+    empty, and the next measurement rewrites it whole."""
     try:
-        return json.loads(cache_path().read_text())
-    except (OSError, ValueError):
+        entries = json.loads(cache_path().read_text())
+    except (OSError, ValueError, RecursionError):
         return {}
+    return entries if isinstance(entries, dict) else {}
 
 
 def write_cache(key: str, choice: Choice) -> None:
@@ -243,8 +246,10 @@ def choose(trainer: Any, size: int, num_todo: int) -> Choice:
         return Choice(batching, conv, "fixed by the config")
     key = cache_key(config, mesh, trainer.image_shape, size, trainer.keep.shape[1], options)
     cached = read_cache().get(key)
-    if cached:
-        return Choice(cached["model_batching"], cached["conv"], f"measured before ({cache_path()})", cached["timings"])
+    if isinstance(cached, dict) and (cached.get("model_batching"), cached.get("conv")) in options:
+        return Choice(
+            cached["model_batching"], cached["conv"], f"measured before ({cache_path()})", cached.get("timings", {})
+        )
     started = time.perf_counter()
     estimate = estimated_seconds(trainer, size, num_todo)
     if estimate < SKIP_BELOW_SECONDS:

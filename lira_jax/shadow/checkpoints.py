@@ -6,11 +6,21 @@ snapshots written so far). A rerun that forms the same chunk (same unfinished mo
 restores the latest one and trains on from there; any other chunk starts fresh. The folder is removed
 once the chunk's models are marked done. Each process checkpoints its own chunks alone (its models are
 independent of every other process's), so Orbax runs single-process even under jax.distributed.
+
+An interrupt (Ctrl-C, SIGINT) while Orbax writes or reads is held until it is done (`interrupts_held`):
+Orbax works in threads, and an interrupt landing in the middle left their tracebacks on the screen and was
+once swallowed, the run going on to the end; held, it stops the run right after, with one line, and the
+checkpoint is whole.
 """
 
 import hashlib
 import logging
 import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +68,26 @@ class ChunkCheckpoint:
         epoch = self.manager().latest_step()
         if epoch is None:
             return None
-        restored = self.manager().restore(
-            epoch,
-            args=ocp.args.Composite(states=ocp.args.StandardRestore(abstract_states), records=ocp.args.JsonRestore()),
-        )
-        if restored.records["models"] != self.padded:
+        try:
+            with interrupts_held():
+                restored = self.manager().restore(
+                    epoch,
+                    args=ocp.args.Composite(
+                        states=ocp.args.StandardRestore(abstract_states), records=ocp.args.JsonRestore()
+                    ),
+                )
+            models, snapshots = restored.records["models"], restored.records["snapshots"]
+            if not isinstance(snapshots, dict):
+                raise TypeError(f"its snapshot records are {type(snapshots).__name__}, not an object")
+        except Exception as error:  # damaged (a full disk, a kill, an edit): dropped, never read again
+            reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+            print(f"note: the checkpoint {self.path / str(epoch)} cannot be read ({reason}): it is removed and the"
+                  " chunk trains from its start", file=sys.stderr)  # fmt: skip
+            self.remove()
             return None
-        return epoch, restored.states, restored.records["snapshots"]
+        if models != self.padded:
+            return None
+        return epoch, restored.states, snapshots
 
     def save(self, epoch: int, states: Any, snapshots: dict) -> None:
         """Saves the states after `epoch` epochs (blocking, so a kill right after cannot leave half of it).
@@ -85,14 +108,15 @@ class ChunkCheckpoint:
         level = absl_logger.level
         absl_logger.setLevel(logging.CRITICAL)  # our one line replaces Orbax's per-thread error logs
         try:
-            self.manager().save(
-                epoch,
-                args=ocp.args.Composite(
-                    states=ocp.args.StandardSave(states),
-                    records=ocp.args.JsonSave({"models": self.padded, "snapshots": snapshots}),
-                ),
-            )
-            self.manager().wait_until_finished()
+            with interrupts_held():
+                self.manager().save(
+                    epoch,
+                    args=ocp.args.Composite(
+                        states=ocp.args.StandardSave(states),
+                        records=ocp.args.JsonSave({"models": self.padded, "snapshots": snapshots}),
+                    ),
+                )
+                self.manager().wait_until_finished()
         except Exception as error:  # Orbax and TensorStore raise several types for one I/O fault
             self._manager.close()
             self._manager = None
@@ -110,6 +134,25 @@ class ChunkCheckpoint:
     def remove(self) -> None:
         if self._manager is not None:
             self._manager.close()
+            self._manager = None
         shutil.rmtree(self.path, ignore_errors=True)
         if self.path.parent.is_dir() and not any(self.path.parent.iterdir()):
             self.path.parent.rmdir()
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """SIGINT held while the block runs and raised as KeyboardInterrupt once it has ended (in place of the
+    block's own error, if it raised one: an interrupt is never swallowed); elsewhere than in the main
+    thread, where no handler can be set, a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and previous is not signal.SIG_IGN:
+            raise KeyboardInterrupt

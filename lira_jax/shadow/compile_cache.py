@@ -13,13 +13,27 @@ only a cost: training goes on without it. Entries are keyed by the program, the 
 device, so a stale entry is never used. The default folder is kept under MAX_BYTES, least recently used
 first; another folder is left to JAX's own settings (JAX_COMPILATION_CACHE_MAX_SIZE), since other
 programs may write there too. JAX treats the folder as trusted code: do not share it with strangers.
+
+A damaged entry does not linger: JAX writes entries in place, so a full disk or a kill leaves a truncated
+one, which JAX would fail to read on every later run (a warning each time) and never rewrite, as it
+writes only missing entries. An entry that fails to load is removed, so the program is compiled again and
+written whole (`_removing_damaged`). A cache folder inside the run folder is refused before anything is
+created (`refuse_inside`): the cache would make --out a folder that is not a run.
 """
 
+import contextlib
+import functools
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
+from jax._src import compilation_cache as jax_cache  # where JAX's compiler reads each entry
 from jax.experimental.compilation_cache import compilation_cache
+
+from lira_jax.errors import UserError
 
 ENVIRONMENT = "LIRA_JAX_COMPILATION_CACHE"
 MAX_BYTES = 8 * 2**30
@@ -41,6 +55,42 @@ def default_folder() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lira_jax" / "jax"
 
 
+def refuse_inside(setting: str, out: Path) -> None:
+    """UserError if the cache folder of `setting` would lie in the run folder `out` (or be it)."""
+    folder = cache_folder(setting)
+    if folder is not None and Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(out)):
+        raise UserError(
+            f"the compilation cache {folder} lies in the run folder {out}: give train.compilation_cache (or"
+            f" {ENVIRONMENT}) a folder outside it, or 'off'"
+        )
+
+
+def _removing_damaged(read: Callable[..., Any]) -> Callable[..., Any]:
+    """JAX's reader of one cache entry, removing an entry that fails to load (truncated, garbled) and
+    reading it as missing, so that JAX compiles the program again and writes the entry anew."""
+
+    @functools.wraps(read)
+    def read_or_remove(cache_key: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return read(cache_key, *args, **kwargs)
+        except jax_cache.CacheVerificationError:
+            raise
+        except Exception as error:
+            folder = Path(jax.config.jax_compilation_cache_dir)
+            for suffix in ("-cache", "-atime"):  # the entry and its access time (lru_cache.py)
+                with contextlib.suppress(OSError):  # a cache that cannot be changed is read as missing all the same
+                    (folder / f"{cache_key}{suffix}").unlink(missing_ok=True)
+            reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+            print(
+                f"note: removed a damaged compiled program from {folder} ({reason}); compiling it again",
+                file=sys.stderr,
+            )
+            return None, None
+
+    read_or_remove.removes_damaged = True
+    return read_or_remove
+
+
 def enable(setting: str) -> Path | None:
     """Turns the persistent cache on at `cache_folder(setting)` (off for "off"), before anything is
     compiled or between runs of one process, and returns the folder, or None where it is off or cannot be
@@ -59,6 +109,8 @@ def enable(setting: str) -> Path | None:
         jax.config.update("jax_compilation_cache_dir", str(folder))
         compilation_cache.reset_cache()  # JAX opens its cache once: a process's second run may name another
     jax.config.update("jax_enable_compilation_cache", True)
+    if not getattr(jax_cache.get_executable_and_time, "removes_damaged", False):
+        jax_cache.get_executable_and_time = _removing_damaged(jax_cache.get_executable_and_time)
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     if folder == default_folder():

@@ -5,8 +5,10 @@ Sources: `digits` (scikit-learn's bundled 8x8 digits), `tfds:NAME` (TensorFlow D
 """
 
 import gzip
+import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -281,8 +283,8 @@ def _read_idx_file(path: Path) -> np.ndarray:
         content = path.read_bytes()
         if content[:2] == b"\x1f\x8b":
             content = gzip.decompress(content)
-    except (OSError, EOFError) as error:
-        raise UserError(f"cannot read IDX file {path}: {error}") from error
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError; a corrupt stream zlib's
+        raise UserError(f"cannot read IDX file {path}: {error or 'the gzip stream ends early'}") from None
     if len(content) < 4 or content[:2] != b"\0\0" or content[2] not in _IDX_DTYPES:
         raise UserError(f"{path} is not an IDX file (bad magic number {content[:4].hex()})")
     num_dims = content[3]
@@ -291,7 +293,7 @@ def _read_idx_file(path: Path) -> np.ndarray:
         raise UserError(f"{path} is truncated: its header is incomplete")
     shape = tuple(int(size) for size in np.frombuffer(content, ">u4", num_dims, offset=4))
     dtype = np.dtype(_IDX_DTYPES[content[2]])
-    expected_size = header_size + int(np.prod(shape)) * dtype.itemsize
+    expected_size = header_size + math.prod(shape) * dtype.itemsize  # Python ints: a huge header cannot overflow
     if len(content) != expected_size:
         state = "truncated" if len(content) < expected_size else "longer than its header says"
         raise UserError(f"{path} is {state}: {len(content)} bytes, the header {shape} needs {expected_size}")
@@ -308,7 +310,7 @@ def _load_npz(path: Path, wanted_splits: tuple[str, ...]) -> tuple[RawSplits, in
             arrays = {key: archive[key] for key in archive.files}
     except FileNotFoundError as error:
         raise UserError(f"npz file not found: {path}") from error
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         reason = " ".join(str(error).split())[:200]
         raise UserError(f"cannot read {path} as an .npz of plain arrays: {reason}") from error
     if "x" not in arrays or "y" not in arrays:

@@ -339,8 +339,12 @@ def train_run(
     keep = run.keep
     mesh = engine.model_mesh(len(todo), device_count)
     if not quiet:  # XLA compiles before the first step, for seconds to minutes: say so rather than sit at 0%
-        cache = jax.config.jax_compilation_cache_dir
-        kept = f"; compiled programs are kept in {cache}" if cache else ""
+        cache = jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache else None
+        kept = (
+            f"; compiled programs are kept in {cache}"
+            if cache
+            else "; no compilation cache: off, or its folder cannot be written"
+        )
         print(f"compiling the training step (the first epoch starts once it is compiled{kept}) ...", file=sys.stderr)
     trainer, size, choice = set_up(plan, dataset, keep, mesh, len(todo))
     flops_per_example = trainer.train_flops_per_example

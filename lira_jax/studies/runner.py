@@ -17,7 +17,7 @@ from lira_jax.studies.defences import plot_defences, study_defences
 from lira_jax.studies.gap import plot_gap, study_gap
 from lira_jax.studies.shadows import plot_shadows, study_shadows
 from lira_jax.studies.violins import plot_violins, study_violins
-from lira_jax.writing import make_folder, strict_json, write_atomically
+from lira_jax.writing import make_folder, output_set, strict_json, write_atomically
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,17 @@ def run_study(name: str, paths: Sequence[str | Path], out: str | Path | None = N
     runs = [open_run(path) for path in paths]
     text, data, drawing = study.compute(runs if study.several else runs[0], options)
 
+    created = not out.exists()
     make_folder(out)
-    study.draw(drawing, out / f"{name}.png")
-    write_atomically(out / f"{name}.md", f"# {name}: {', '.join(str(path) for path in paths)}\n\n{text}\n")
-    record = {"study": name, "runs": [str(p) for p in paths], **data}
-    write_atomically(out / f"{name}.json", json.dumps(strict_json(record), indent=1, allow_nan=False) + "\n")
+    try:
+        with output_set():  # the figure, table and data of one study, moved into place together
+            study.draw(drawing, out / f"{name}.png")
+            write_atomically(out / f"{name}.md", f"# {name}: {', '.join(str(path) for path in paths)}\n\n{text}\n")
+            record = {"study": name, "runs": [str(p) for p in paths], **data}
+            write_atomically(out / f"{name}.json", json.dumps(strict_json(record), indent=1, allow_nan=False) + "\n")
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # nothing written: the folder made for the set goes with it
+        raise
     print(text)
     return data

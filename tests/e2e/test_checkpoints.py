@@ -71,3 +71,38 @@ def test_attack_epoch_reads_a_real_snapshot(tiny_run, tmp_path):
     assert metrics["epoch"] == 1 and 0 <= metrics["attacks"]["rmia_online"]["auc"] <= 1
     # 4 models: one shadow per equalised set, so no spread, per example or fixed: n/a (issue 25)
     assert all(metrics["attacks"][name]["auc"] is None for name in ("lira_online", "lira_online_fixed_var"))
+
+
+def _interrupt_when(out, command_line, ready) -> subprocess.CompletedProcess:
+    """Runs `command_line`, sends SIGINT as soon as ready(out) holds (polled), and waits for the exit."""
+    process = subprocess.Popen(command_line, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + HANG_GUARD_S
+    while process.poll() is None and time.monotonic() < deadline and not ready(out):
+        time.sleep(0.002)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=HANG_GUARD_S)
+    return subprocess.CompletedProcess(command_line, process.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+def test_sigint_while_a_checkpoint_is_written_stops_with_one_line_and_resumes(reference, tmp_path):
+    """SIGINT as soon as the run folder exists (compiling or training the first epoch), then, on the resume,
+    as soon as the first checkpoint's files appear (Orbax writing it, or just after: the poll may miss a
+    write of a few milliseconds; tests/shadow/test_checkpoint_interrupt.py sends it inside the write). Each
+    run stops with exit 130 and one line, no thread's traceback, nothing marked done; the third run
+    finishes bit for bit as the uninterrupted one."""
+    out = tmp_path / "interrupted"
+    moments = (
+        lambda run: (run / "models.json").is_file(),  # the run folder made: compiling, or the first epoch
+        lambda run: bool(list((run / "checkpoints").glob("chunk-*/*"))),  # Orbax writing, or just after
+    )
+    for ready in moments:
+        stopped = _interrupt_when(out, command(out, "--quiet"), ready)
+        assert stopped.returncode == 130, stopped.stderr
+        lines = stopped.stderr.strip().splitlines()
+        assert "Traceback" not in stopped.stderr and lines[-1].startswith("interrupted: "), stopped.stderr
+        assert not any(record["done"] for record in json.loads((out / "models.json").read_text())["models"])
+    subprocess.run(command(out, "--quiet"), check=True, capture_output=True)
+    for name in ("scores.npy", "epochs/1/scores.npy", "epochs/2/scores.npy"):
+        np.testing.assert_array_equal(np.load(out / name), np.load(reference / name))
+    assert not (out / "checkpoints").exists()

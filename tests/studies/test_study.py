@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import HANG_GUARD_S
-from run_folders import write_run
+from run_folders import trained_records, write_run
 from scipy import stats
 
 from lira_jax import config as config_lib
@@ -39,13 +39,12 @@ def make_run(folder: Path, *, dropout=0.0, records=None, views=("identity",), **
     correct = np.load(run / "logits.npy")[:, :, views.index("identity")].argmax(axis=-1) == labels
     models = [
         {
-            "index": index,
-            "done": True,
+            **record,
             "train_accuracy": float(correct[index][keep[index]].mean()),
             "test_accuracy": float(correct[index][~keep[index]].mean()),
             **(records[index] if records else {}),
         }
-        for index in range(len(keep))
+        for index, record in enumerate(trained_records(keep))
     ]
     (run / "models.json").write_text(json.dumps({"models": models}))
     return run
@@ -95,7 +94,7 @@ def test_gap_per_target_against_plain_recomputation(tmp_path):
     keep = np.load(run / "keep.npy")
     scores = np.load(run / "scores.npy") + (strengths[:, None] * keep)[:, :, None].astype(np.float32)
     np.save(run / "scores.npy", scores)
-    (run / "logits.npy").unlink()  # scores.npy no longer φ of the logits: a trained run's would be refused
+    _keep_no_logits(run)  # scores.npy no longer φ of the logits: a trained run's would be refused
     data = run_study("gap", [run], tmp_path / "out")
     from lira_jax.audit.lira import lira
 
@@ -220,15 +219,25 @@ def _other_data(root: Path) -> Path:
     return run
 
 
+def _keep_no_logits(run: Path) -> None:
+    """The run as trained with query.logits_dtype = "none": no logits.npy, and its config says so."""
+    (run / "logits.npy").unlink()
+    config = config_lib.load(run / "config.toml")
+    config = dataclasses.replace(config, query=dataclasses.replace(config.query, logits_dtype="none"))
+    (run / "config.toml").write_text(config_lib.to_toml(config))
+
+
 def _without_logits(root: Path) -> Path:
     run = make_run(root / "nologits")
-    (run / "logits.npy").unlink()
+    _keep_no_logits(run)
     return run
 
 
 def _without_accuracies(root: Path) -> Path:
+    """Records with no accuracies in a folder not trained here (a trained run's are refused by load_run)."""
     run = make_run(root / "noacc")
     (run / "models.json").write_text(json.dumps({"models": [{"done": True}] * 8}))
+    (run / "config.toml").unlink()
     return run
 
 
