@@ -2,6 +2,8 @@
 is scored, on every input path; a shadow set too small for an attack makes that attack not applicable,
 with its reason in metrics.json, never a number and never an error for the whole audit."""
 
+import json
+
 import numpy as np
 import pytest
 from hostile import M, fails_cleanly, make_input, resave, skip_drawing
@@ -68,6 +70,10 @@ def test_every_input_layout_names_the_model_before_scoring(layout, row, tmp_path
         "port": root / "3" / "keep.npy",
     }[layout]
     resave(keep_file, lambda keep: np.full_like(keep, row) if keep.ndim == 1 else _with_row(keep, 3, row))
+    if layout == "run":  # the record agrees with keep.npy, as a run trained on that row would (store's promise)
+        records = json.loads((root / "models.json").read_text())
+        records["models"][3]["members"] = int(np.load(keep_file)[3].sum())
+        (root / "models.json").write_text(json.dumps(records))
     written = sorted(path.name for path in tmp_path.rglob("*"))
     fails_cleanly(attack.main, arguments, r"^error: target model 3 trained on (every|no) example", capsys)
     assert sorted(path.name for path in tmp_path.rglob("*")) == written  # nothing written
