@@ -41,7 +41,7 @@ class TrainConfig:
     num_models: int = 64
     epochs: int = 10
     batch_size: int = 64
-    learning_rate: float = 0.1  # peak of the cosine schedule
+    learning_rate: float = 0.1  # peak of train.schedule
     warmup_epochs: float = 1.0
     momentum: float = 0.9
     nesterov: bool = True
