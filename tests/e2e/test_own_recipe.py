@@ -29,7 +29,7 @@ class Net(nn.Module):
 """
 
 
-def test_a_users_model_records_its_source_and_a_changed_source_is_refused_unless_accepted(
+def test_a_users_model_trains_in_chunks_records_its_source_and_a_changed_source_is_refused_unless_accepted(
     tmp_path, monkeypatch, capsys
 ):
     package = tmp_path / "package"
@@ -38,12 +38,15 @@ def test_a_users_model_records_its_source_and_a_changed_source_is_refused_unless
     source.write_text(MODEL_SOURCE)
     monkeypatch.syspath_prepend(str(package))
     out = tmp_path / "run"
-    argv = ["--out", out, *tiny_settings("model.arch='own_recipe_net:Net'", "train.optimizer='adam'"), "--quiet"]
+    settings = ["model.arch='own_recipe_net:Net'", "train.optimizer='adam'", "vary.learning_rate=[0.001, 0.01]"]
+    argv = ["--out", out, *tiny_settings(*settings, "train.models_per_step=2"), "--quiet"]
     assert main([str(part) for part in [*argv, "--no-attack"]]) == 0
     assert 'arch = "own_recipe_net:Net"' in (out / "config.toml").read_text()
     recipe = json.loads((out / "recipe.json").read_text())
     assert recipe["model"]["file"] == str(source) and recipe["model"]["api"] == "linen"
-    assert all(record["done"] for record in json.loads((out / "models.json").read_text())["models"])
+    records = json.loads((out / "models.json").read_text())["models"]
+    assert all(record["done"] and record["chunk_size"] == 2 for record in records)
+    assert len({record["hyperparameters"]["learning_rate"] for record in records}) == 4
     capsys.readouterr()
 
     source.write_text(MODEL_SOURCE + "# tuned\n")
