@@ -8,8 +8,9 @@ for the platform), one chunk of --models models: "builtin" (model.arch = "cnn"),
 same net declared in the user's own module, benchmarks/user_cnn.py) and "linen_flax_conv" (the same net
 with flax's nn.Conv, as a user would usually write it). The first epoch compiles and is not timed; then
 --epochs epochs are timed, the rows alternately --repeats times (a shared machine drifts over minutes).
-Prints one JSON object: each row's model-examples/s per repeat and median, and each user row's median
-ratio to the built-in's.
+Prints one JSON object: each row's model-examples/s per repeat and median, each user row's median ratio
+to the built-in's (of the medians, and of each repeat's pair), and XLA's cost analysis of each compiled
+epoch (equal figures: the same program).
 """
 
 import argparse
@@ -68,6 +69,18 @@ class Row:
         return self.examples_per_epoch * count / (time.perf_counter() - started)
 
 
+def paired_ratio(rates: list[float], builtin: list[float]) -> float:
+    return round(float(np.median([rate / base for rate, base in zip(rates, builtin, strict=True)])), 3)
+
+
+def compiled_cost(compiled) -> dict:
+    """XLA's own count of the compiled epoch (a scanned epoch's body, a host-stepped one's step): the same
+    figures mean the same program, whatever the machine's load."""
+    analysis = compiled.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list) else analysis
+    return {key: analysis.get(key) for key in ("flops", "bytes accessed")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=32, help="models in the one chunk timed")
@@ -82,6 +95,7 @@ def main() -> int:
         for name, row in rows.items():
             rates[name].append(round(row.train_epochs(args.epochs)))
     medians = {name: float(np.median(values)) for name, values in rates.items()}
+    users = list(ROWS)[1:]
     device = jax.devices()[0]
     result = {
         "benchmark": "own_recipe_throughput",
@@ -95,7 +109,10 @@ def main() -> int:
         "conv": {name: recipe_models.conv_of(row.plan.model) for name, row in rows.items()},
         "model_examples_per_s": rates,
         "median_model_examples_per_s": medians,
-        "median_ratio_to_builtin": {name: round(medians[name] / medians["builtin"], 3) for name in list(ROWS)[1:]},
+        "median_ratio_to_builtin": {name: round(medians[name] / medians["builtin"], 3) for name in users},
+        # each repeat's row against the built-in's timed just before it (a drifting machine moves both)
+        "median_paired_ratio_to_builtin": {name: paired_ratio(rates[name], rates["builtin"]) for name in users},
+        "compiled_epoch_cost": {name: compiled_cost(row.compiled) for name, row in rows.items()},
     }  # fmt: skip
     print(json.dumps(result, indent=1))
     return 0
