@@ -172,6 +172,12 @@ def load_job_data(job: TrainJob) -> Dataset:
         return dataclasses.replace(load_dataset(f"npz:{path}", **options), source=data.source)
 
 
+def check_recipe(run: store.RunFolder, recipe: dict, accept_model_change: bool) -> None:
+    """run_recipe.check of `run` against this job's recipe record."""
+    done = compact_ranges(np.flatnonzero(run.done()).tolist())
+    run_recipe.check(run.path, recipe, accept_model_change, done)
+
+
 def run_job(job: TrainJob) -> Path:
     """Trains the job's models into its run folder (created, or resumed if its config and recipe match),
     then attacks them when all are done (job.attack); returns the folder. The processes of a multi-host
@@ -183,7 +189,7 @@ def run_job(job: TrainJob) -> Path:
     # Refuse a different config before any work; other processes check once process 0 has made the folder.
     run = store.check_resumable(out, config) if first else None
     if run is not None:
-        run_recipe.check(out, recipe, job.accept_model_change, compact_ranges(np.flatnonzero(run.done()).tolist()))
+        check_recipe(run, recipe, job.accept_model_change)
 
     dataset = load_job_data(job)
     plan = make_plan(config, dataset, job.given)
@@ -197,6 +203,8 @@ def run_job(job: TrainJob) -> Path:
         run = store.check_resumable(out, config)
         if run is None:
             raise UserError(f"{out} does not exist on process {jax.process_index()}: is the folder shared?")
+    # Again for every process and a folder another process created meanwhile (a no-op where checked above).
+    check_recipe(run, recipe, job.accept_model_change)
     if not np.array_equal(run.array("labels"), dataset.labels):
         raise UserError(f"the data set's labels differ from {out}/labels.npy: the data changed since the run began")
 
