@@ -170,3 +170,29 @@ def test_default_sgd_is_the_old_step_exactly():
     for got, want in zip(jax.tree.leaves((new, new_state)), jax.tree.leaves((old, old_state)), strict=True):
         np.testing.assert_array_equal(got, want)
     assert dataclasses.asdict(train)["optimizer"] == "sgd" and train.schedule == "cosine"
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb", "adam"])
+def test_per_model_rates_and_weight_decays_under_vmap_are_each_models_optax(name):
+    """[vary]: the rate and weight decay are traced per-model values inside one vmapped update."""
+    rates, decays = jnp.array([0.01, 0.003]), jnp.array([0.1, 0.001])
+    ours = make_optimizer(TrainConfig(optimizer=name, schedule="constant"))
+    params = jax.tree.map(lambda leaf: jnp.stack([leaf, 2 * leaf]), probe_params())
+    state = jax.vmap(ours.init)(params)
+
+    def one(params, state, rate, decay):
+        grads = probe_grads(0, params)
+        return ours.update(grads, state, params, hyperparameters(rate, decay), jnp.int32(0), jnp.int32(10), 0)
+
+    stepped, _ = jax.vmap(one)(params, state, rates, decays)
+    for model in range(2):
+        alone = jax.tree.map(lambda leaf, model=model: leaf[model], params)
+        if name == "adam":
+            reference = optax.chain(optax.add_decayed_weights(float(decays[model])), optax.adam(float(rates[model])))
+        else:
+            reference = getattr(optax, name)(float(rates[model]), weight_decay=float(decays[model]))
+        updates, _ = reference.update(probe_grads(0, alone), reference.init(alone), alone)
+        expected = optax.apply_updates(alone, updates)
+        got = jax.tree.map(lambda leaf, model=model: leaf[model], stepped)
+        for got_leaf, want in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(got_leaf, want, rtol=2e-6, atol=1e-7)
