@@ -54,7 +54,7 @@ def train_shadows(
     model: str | Callable,
     out: str | Path,
     optimizer: Any = None,
-    config: str | Path | None = None,
+    config: str | Path | config_lib.Config | None = None,
     attack: bool = True,
     quiet: bool = False,
     accept_model_change: bool = False,
@@ -68,7 +68,8 @@ def train_shadows(
     docs/own_recipe.md (linen or nnx; model.arch records "module:qualified name", the run its source's
     sha256). optimizer: None (train.optimizer of the settings), a name ("adamw"), or an
     optax.GradientTransformation, the whole optimizer (train.optimizer = "custom", recorded by its
-    fingerprint: a resume must pass an equivalent one). config: a TOML file the settings start from.
+    fingerprint: a resume must pass an equivalent one). config: a TOML file (or a Config) the settings
+    start from.
     settings: config keys by field name (num_models=64, epochs=10: [train] first, then [model], [data],
     [query]) or dotted (**{"vary.learning_rate": [0.01, 0.1]}).
     A resume with other arrays is refused (data.source holds their digest), as is one whose model source
@@ -84,7 +85,9 @@ def train_shadows(
     from lira_jax.train import ARRAYS_SOURCE, TrainJob, run_job
 
     x, y = np.asarray(x), np.asarray(y)
-    base = config_lib.load(config) if config else config_lib.Config()
+    base = (
+        config if isinstance(config, config_lib.Config) else config_lib.load(config) if config else config_lib.Config()
+    )
     tree = settings_tree(settings)
     tree.setdefault("data", {})["source"] = ARRAYS_SOURCE + arrays_digest(x, y)
     given_model = None
