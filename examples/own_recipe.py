@@ -80,7 +80,7 @@ def main() -> None:
         if lira["auc"] is None:  # too few shadow models for a per-example spread
             print(f"{run}: LiRA online not applicable ({lira.get('not_applicable')})")
         else:
-            print(f"{run}: LiRA online AUC {lira['auc']:.3f}, TPR at 1% FPR {lira['tpr_at_fpr']['0.01']}")
+            print(f"{run}: LiRA online AUC {lira['auc']:.3f}, TPR at 1% FPR {lira['tpr_at_fpr']['0.01']:.4f}")
 
 
 if __name__ == "__main__":
