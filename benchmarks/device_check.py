@@ -117,14 +117,14 @@ def engine_row(models: int, model_batching: str, sizes: dict, unroll: int | None
     batching.measure after compiling."""
     import jax
 
-    from lira_jax.shadow import batching, engine
+    from lira_jax.shadow import batching, engine, recipe_models
     from lira_jax.shadow.trainer import compiled_bytes
 
     if unroll:
         engine.LOOP_UNROLL = {jax.default_backend(): unroll}
     trainer = trainer_for(models, sizes, model_batching)
     device = trainer.mesh.devices.flat[0]
-    conv = "matmul" if trainer.plan.model.matmul_conv else "native"
+    conv = recipe_models.conv_of(trainer.plan.model)
     compiled, compile_s, seconds = batching.measure(trainer, models, trainer.plan.model_batching, conv)
     rate = models * sizes["batch"] / seconds
     per_example = trainer.train_flops_per_example

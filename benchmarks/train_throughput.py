@@ -61,7 +61,7 @@ import torch_loops
 from device_check import bf16_peak
 
 from lira_jax.config import CHOICES, Config, ModelConfig, TrainConfig
-from lira_jax.shadow import batching, engine, flops
+from lira_jax.shadow import batching, engine, flops, recipe_models
 from lira_jax.shadow.augment import parse_views
 from lira_jax.shadow.data import DEBIAN_FASHION_MNIST_DIR, Dataset, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
@@ -415,7 +415,7 @@ def main() -> int:
     config = Config(model=model_config, train=train)
     _, conv = batching.default_choice(config, device.platform, shape, flops.forward_flops_per_example(model, shape))
     model_config = ModelConfig(arch=args.arch, width=width, conv=conv)  # host stepping: native on CPU
-    model = model.clone(matmul_conv=conv == "matmul")
+    model = recipe_models.with_conv(model, conv)
     peak = batching.matmul_rate(device, jnp.dtype(args.precision))
     auto_size = auto_chunk(model, model_config, train, dataset, args.goal_models)
     chunks = sorted({*chunks, auto_size})  # the chunk 32 models train in, measured too
@@ -426,7 +426,7 @@ def main() -> int:
         "jax": jax.__version__,
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "setup": {"data": dataset.source, "examples": len(dataset.labels), "model": f"{args.arch} width {width}",
-                  "conv": "matmul" if model.matmul_conv else "native", "batch": BATCH, "augment": [],
+                  "conv": recipe_models.conv_of(model), "batch": BATCH, "augment": [],
                   "precision": args.precision, "model_batching": args.model_batching,
                   "optimizer": "SGD nesterov 0.9, warmup+cosine, wd 5e-3"},
         "matmul_peak_flops_per_s": peak,

@@ -6,11 +6,13 @@ The public, typed API (shapes and dtypes in each docstring):
   framework, in one call; `Audit` has .metrics, .examples, .table(), .plot_roc(path), .to_html(path).
 - `make_keep(num_models, num_examples, seed=...)`: which model trains on which example.
 - `load_run(folder)`: a run folder's arrays; `read_lira_reference(folder)`: the LiRA reference code's.
+- `train_shadows(x, y, *, model, out, optimizer=None, **settings) -> Path`: trains shadow models of the
+  user's own recipe (arrays, Flax model, optax optimizer) into a run folder, as the command line does.
 - The scoring functions: `logit_scale` (φ), `lira_scores`, `rmia`, `baseline_scores`, `classifier_scores`,
   `score_attacks` (any attacks by name), `roc_curve` and `attack_metrics`.
 
 Names are imported when first used, so `import lira_jax` is cheap and never imports JAX (nor does any of
-these names: the training half is `lira_jax.shadow`).
+these names; calling train_shadows does: the training half is `lira_jax.shadow`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _HOMES = {
     "roc_curve": "lira_jax.audit.metrics",
     "attack_metrics": "lira_jax.audit.metrics",
     "UserError": "lira_jax.errors",
+    "train_shadows": "lira_jax.train_api",
 }
 __all__ = [
     "Audit",
@@ -51,6 +54,7 @@ __all__ = [
     "rmia",
     "roc_curve",
     "score_attacks",
+    "train_shadows",
 ]
 
 if TYPE_CHECKING:
@@ -66,6 +70,7 @@ if TYPE_CHECKING:
     from lira_jax.errors import UserError
     from lira_jax.shadow.data import make_keep
     from lira_jax.store import load_run
+    from lira_jax.train_api import train_shadows
 
 
 def __getattr__(name: str) -> Any:

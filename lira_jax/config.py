@@ -41,7 +41,7 @@ class TrainConfig:
     num_models: int = 64
     epochs: int = 10
     batch_size: int = 64
-    learning_rate: float = 0.1  # peak of the cosine schedule
+    learning_rate: float = 0.1  # peak of train.schedule
     warmup_epochs: float = 1.0
     momentum: float = 0.9
     nesterov: bool = True
@@ -64,6 +64,14 @@ class TrainConfig:
     dp_noise_multiplier: float = 1.0  # noise standard deviation / dp_clip_norm
     dp_clip_norm: float = 1.0
     dp_delta: float = 1e-5  # the delta for which epsilon is reported
+    optimizer: str = "sgd"  # sgd | adam | adamw | lamb | lion | rmsprop | adagrad (optax; shadow/optimizers.py)
+    b1: float | str = "auto"  # adam, adamw, lamb, lion: first-moment decay; "auto": optax's default for the optimizer
+    b2: float | str = "auto"  # adam, adamw, lamb, lion: second-moment decay; rmsprop: its decay; "auto" likewise
+    eps: float | str = "auto"  # adam, adamw, lamb, rmsprop, adagrad: the denominator's epsilon; "auto" likewise
+    schedule: str = "cosine"  # cosine | constant | linear | step | onecycle (after warmup_epochs; onecycle's own rise)
+    step_boundaries: tuple[float, ...] = (0.5, 0.75)  # step: fractions of a model's steps where its rate drops
+    step_factor: float = 0.1  # step: the rate is multiplied by this at each boundary
+    grad_clip_norm: float = 0.0  # clip each step's gradient to this global L2 norm; 0 = off (DP-SGD clips apart)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,12 +107,14 @@ class Config:
 SECTIONS: dict[str, type] = {field.name: field.type for field in dataclasses.fields(Config)}
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.splits": ("train+test", "train", "test"),
-    "model.arch": ("cnn", "fastnet", "resnet18", "wrn"),
+    "model.arch": ("cnn", "fastnet", "resnet18", "wrn"),  # or "package.module:NAME" (is_import_path)
     "model.conv": ("auto", "native", "matmul"),
     "model.norm": ("batch", "group"),
     "train.keep": ("balanced", "bernoulli"),
     "train.precision": ("float32", "bfloat16"),
     "train.model_batching": ("auto", "vmap", "loop", "host"),
+    "train.optimizer": ("sgd", "adam", "adamw", "lamb", "lion", "rmsprop", "adagrad", "custom"),
+    "train.schedule": ("cosine", "constant", "linear", "step", "onecycle"),
     "query.logits_dtype": ("float16", "float32", "none"),
 }
 # Keys that do not change what a run computes (up to float rounding): a run may resume with other values.
@@ -132,6 +142,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             raise UserError(f"{key} must be a list of {item_type.__name__}s, got {value!r}")
         return tuple(_coerce(f"{key}[{index}]", item, item_type) for index, item in enumerate(value))
     if origin in (types.UnionType, typing.Union):
+        if float in typing.get_args(annotation) and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
         for option in typing.get_args(annotation):
             if type(value) is option:
                 return value
@@ -289,7 +301,19 @@ FLOAT_RANGES: dict[str, str] = {
     "train.dp_noise_multiplier": "[0, inf)",
     "train.dp_clip_norm": "(0, inf)",
     "train.dp_delta": "(0, 1)",
+    "train.b1": "[0, 1)",
+    "train.b2": "[0, 1)",
+    "train.eps": "(0, inf)",
+    "train.step_boundaries": "(0, 1)",
+    "train.step_factor": "(0, inf)",
+    "train.grad_clip_norm": "[0, inf)",
 }
+# The optimizer parameters each optimizer reads (the others must stay "auto"); "custom" is an
+# optax.GradientTransformation given from Python (lira_jax.train_shadows), which brings its own.
+OPTIMIZER_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "sgd": (), "adam": ("b1", "b2", "eps"), "adamw": ("b1", "b2", "eps"), "lamb": ("b1", "b2", "eps"),
+    "lion": ("b1", "b2"), "rmsprop": ("b2", "eps"), "adagrad": ("eps",), "custom": (),
+}  # fmt: skip
 
 
 def in_interval(value: float, interval: str) -> bool:
@@ -325,8 +349,11 @@ def validate(config: Config) -> Config:
     for dotted, choices in CHOICES.items():
         section, key = dotted.split(".")
         value = getattr(getattr(config, section), key)
+        if dotted == "model.arch" and is_import_path(value):
+            continue
         if value not in choices:
-            raise UserError(f"{dotted} must be one of {', '.join(choices)}, got {value!r}")
+            also = " or 'package.module:NAME' (your own Flax model)" if dotted == "model.arch" else ""
+            raise UserError(f"{dotted} must be one of {', '.join(choices)}{also}, got {value!r}")
     _check_numbers(config)
     train = config.train
     if train.keep == "balanced" and train.num_models % 2:
@@ -342,6 +369,7 @@ def validate(config: Config) -> Config:
         )
     _validate_dp(train, config.model)
     _validate_vary(config.vary)
+    _validate_optimizer(train, config.vary)
     saved = config.query.save_epochs
     if list(saved) != sorted(set(saved)) or (saved and not 1 <= saved[0] <= saved[-1] < longest_epochs(config)):
         raise UserError(
@@ -361,10 +389,36 @@ def longest_epochs(config: Config) -> int:
     return config.vary.epochs[1] if config.vary.epochs else config.train.epochs
 
 
+def is_import_path(arch: str) -> bool:
+    """Whether model.arch names a user's model, "package.module:NAME" (both parts non-empty)."""
+    module, colon, name = arch.partition(":")
+    return bool(colon and module.strip() and name.strip())
+
+
+def _validate_optimizer(train: TrainConfig, vary: VaryConfig) -> None:
+    used = OPTIMIZER_PARAMETERS[train.optimizer]
+    for name in ("b1", "b2", "eps"):
+        value = getattr(train, name)
+        if isinstance(value, str) and value != "auto":
+            raise UserError(f"train.{name} must be a number or 'auto' (optax's default), got {value!r}")
+        if value != "auto" and name not in used:
+            reads = ", ".join(f"train.{key}" for key in used) or "none of b1, b2, eps"
+            raise UserError(f"train.{name} does not apply to train.optimizer = {train.optimizer!r} (it reads {reads})")
+    boundaries = train.step_boundaries
+    if list(boundaries) != sorted(set(boundaries)):
+        raise UserError(f"train.step_boundaries must be increasing fractions in (0, 1), got {list(boundaries)}")
+    if train.optimizer == "custom":
+        varied = [f"vary.{key}" for key in ("learning_rate", "weight_decay") if getattr(vary, key)]
+        if varied:
+            raise UserError(
+                f"{', '.join(varied)} cannot vary with a custom optax transformation: it brings its own step sizes"
+            )
+
+
 def _validate_dp(train: TrainConfig, model: ModelConfig) -> None:
     if not train.dp_sgd:
         return
-    if model.norm == "batch":
+    if model.norm == "batch" and not is_import_path(model.arch):  # a user's model is checked once built
         raise UserError(
             "train.dp_sgd needs model.norm = 'group': BatchNorm mixes the examples of a batch, so per-example"
             " gradients (and the privacy guarantee) do not exist with it"

@@ -213,10 +213,12 @@ def create(
     num_views: int,
     num_classes: int,
     records: Sequence[dict[str, Any]] | None = None,
+    files: dict[str, str] | None = None,
 ) -> RunFolder:
     """Creates the run folder whole: arrays (scores and logits as memmaps with their disk blocks allocated,
-    also under epochs/E/ for each of query.save_epochs), config, and models.json with `records` (one dict
-    per model) merged in. A run that would not fit on the disk is refused before anything is written.
+    also under epochs/E/ for each of query.save_epochs), config, models.json with `records` (one dict
+    per model) merged in, and `files` ({name: text}, e.g. recipe.json) beside them. A run that would not
+    fit on the disk is refused before anything is written.
 
     If another process created `path` meanwhile (tasks of a job array started together), returns that run
     instead, after checking its config like a resume; its keep matrix is the same (same seed, same config).
@@ -245,6 +247,8 @@ def create(
             models = [{"index": index, "done": False, **extra[index]} for index in range(num_models)]
             (building / MODELS_FILE).write_text(json.dumps({"models": models}, indent=1))
             (building / "config.toml").write_text(config_lib.to_toml(config))
+            for name, content in (files or {}).items():
+                (building / name).write_text(content)
         os.rename(building, path)
     except OSError as error:
         shutil.rmtree(building, ignore_errors=True)

@@ -14,15 +14,18 @@ On a CPU the command makes one JAX device per core, each training its own models
 JAX_NUM_CPU_DEVICES=N or XLA_FLAGS=--xla_force_host_platform_device_count=N sets another count.
 """
 
+import dataclasses
 import math
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from lira_jax import config as config_lib
-from lira_jax import store
+from lira_jax import run_recipe, store
 from lira_jax.audit.evaluate import run_attack
 from lira_jax.claims import Claims
 from lira_jax.errors import ArgumentParser, UserError, compact_ranges, exits_cleanly
@@ -31,9 +34,11 @@ from lira_jax.shadow.data import Dataset, check_training_sets, load_dataset, mak
 from lira_jax.shadow.devices import use_every_cpu_core
 from lira_jax.shadow.divergence import refuse_diverged
 from lira_jax.shadow.hyperparameters import draw, records
+from lira_jax.shadow.recipe_models import GIVEN_NONE, GivenRecipe, recipe_record
 from lira_jax.shadow.trainer import make_plan, train_run
 
 ACCURACIES = ("train_accuracy", "test_accuracy")  # what `--status` averages over the done models
+ARRAYS_SOURCE = "arrays:"  # data.source of arrays given from Python: "arrays:" + their sha256
 
 
 def parse_slice(text: str, num_models: int) -> np.ndarray:
@@ -49,8 +54,9 @@ def parse_slice(text: str, num_models: int) -> np.ndarray:
     return np.arange(start, stop)
 
 
-def create_run(out: Path, config: config_lib.Config, dataset: Dataset, num_views: int) -> store.RunFolder:
-    """A new run folder at `out`: its keep matrix drawn from the seed, each model's hyperparameters recorded."""
+def create_run(out: Path, config: config_lib.Config, dataset: Dataset, num_views: int, recipe: dict) -> store.RunFolder:
+    """A new run folder at `out`: its keep matrix drawn from the seed, each model's hyperparameters recorded,
+    and its recipe record (run_recipe.py) where it has one."""
     num_models = config.train.num_models
     keep = make_keep(
         num_models,
@@ -69,6 +75,7 @@ def create_run(out: Path, config: config_lib.Config, dataset: Dataset, num_views
         num_views,
         dataset.num_classes,
         [{"hyperparameters": values} for values in hyperparameters],
+        {run_recipe.RECIPE_FILE: run_recipe.text(recipe)} if recipe else None,
     )
 
 
@@ -119,7 +126,104 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--no-attack", action="store_true", help="do not run the attack when all models are done")
     parser.add_argument("--quiet", action="store_true", help="no progress (what was chosen is still printed)")
+    parser.add_argument(
+        "--accept-model-change",
+        action="store_true",
+        help="resume although the source of the run's own model (model.arch = 'package.module:NAME') changed",
+    )
     return parser
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One training invocation: its config and folder, which models, and what came from Python.
+
+    models: "A:B" (--models) or None for all; devices: --devices; attack: run the attack when all models
+    are done; accept_model_change: --accept-model-change (run_recipe.check); given: the model callable or
+    optax transformation given from Python; arrays: (x, y) given from Python, read as an .npz of them
+    would be (config.data.source then names their digest)."""
+
+    config: config_lib.Config
+    out: Path
+    models: str | None = None
+    devices: int | None = None
+    quiet: bool = False
+    attack: bool = True
+    accept_model_change: bool = False
+    given: GivenRecipe = GIVEN_NONE
+    arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def load_job_data(job: TrainJob) -> Dataset:
+    """The job's data set: config.data's source, or the arrays given from Python (through an .npz in a
+    temporary folder, so that they are checked and normalised exactly as `npz:PATH` is)."""
+    data = job.config.data
+    options = {"splits": data.splits, "limit": data.limit or None}
+    if job.arrays is None:
+        if data.source.startswith(ARRAYS_SOURCE):
+            raise UserError(
+                f"data.source = {data.source!r} names arrays given to lira_jax.train_shadows from Python:"
+                " resume that run from Python with the same arrays"
+            )
+        return load_dataset(data.source, data_dir=data.data_dir or None, **options)
+    with tempfile.TemporaryDirectory(prefix="lira-jax-arrays-") as folder:
+        path = Path(folder) / "arrays.npz"
+        np.savez(path, x=job.arrays[0], y=job.arrays[1])
+        return dataclasses.replace(load_dataset(f"npz:{path}", **options), source=data.source)
+
+
+def check_recipe(run: store.RunFolder, recipe: dict, accept_model_change: bool) -> None:
+    """run_recipe.check of `run` against this job's recipe record."""
+    done = compact_ranges(np.flatnonzero(run.done()).tolist())
+    run_recipe.check(run.path, recipe, accept_model_change, done)
+
+
+def run_job(job: TrainJob) -> Path:
+    """Trains the job's models into its run folder (created, or resumed if its config and recipe match),
+    then attacks them when all are done (job.attack); returns the folder. The processes of a multi-host
+    run must have joined (hosts.initialize) before."""
+    config, out = job.config, job.out
+    first = jax.process_index() == 0
+    compile_cache.refuse_inside(config.train.compilation_cache, out)
+    compile_cache.enable(config.train.compilation_cache)
+    recipe = recipe_record(config, job.given)  # imports the user's model: a bad one fails before any work
+    # Refuse a different config before any work; other processes check once process 0 has made the folder.
+    run = store.check_resumable(out, config) if first else None
+    if run is not None:
+        check_recipe(run, recipe, job.accept_model_change)
+
+    dataset = load_job_data(job)
+    plan = make_plan(config, dataset, job.given)
+    num_models = config.train.num_models
+    todo = parse_slice(job.models, num_models) if job.models else np.arange(num_models)
+
+    if first and run is None:
+        run = create_run(out, config, dataset, len(plan.views), recipe)
+    hosts.barrier("run folder ready")
+    if not first:
+        run = store.check_resumable(out, config)
+        if run is None:
+            raise UserError(f"{out} does not exist on process {jax.process_index()}: is the folder shared?")
+    # Again for every process and a folder another process created meanwhile (a no-op where checked above).
+    check_recipe(run, recipe, job.accept_model_change)
+    if not np.array_equal(run.array("labels"), dataset.labels):
+        raise UserError(f"the data set's labels differ from {out}/labels.npy: the data changed since the run began")
+
+    todo = todo[~run.done()[todo]]
+    hosts.barrier("unfinished models read")  # before anyone marks a model done
+    with Claims(out) as claims:  # held until this process's share is trained
+        mine, busy = claims.claim(hosts.share(todo, jax.process_index(), jax.process_count()), run.done())
+        if busy:
+            print(f"note: {busy}", file=sys.stderr)
+        if len(mine):
+            train_run(run, plan, dataset, mine, device_count=job.devices, quiet=job.quiet)
+        hosts.barrier("all shares trained")
+    if first:
+        print(status(run))
+    refuse_diverged(run)
+    if first and job.attack and run.done().all():
+        run_attack(out)
+    return out
 
 
 @exits_cleanly
@@ -132,49 +236,19 @@ def main(argv: list[str] | None = None) -> int:
     local_devices = len(jax.local_devices())
     if args.devices is not None and not 1 <= args.devices <= local_devices:
         raise UserError(f"--devices {args.devices}: this process has {local_devices} local device(s)")
-    first = jax.process_index() == 0
     config = config_lib.load(args.config) if args.config else config_lib.Config()
     config = config_lib.with_overrides(config, args.set)
     out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else "digits"))
-    compile_cache.refuse_inside(config.train.compilation_cache, out)
-    compile_cache.enable(config.train.compilation_cache)
-    # Refuse a different config before any work; other processes check once process 0 has made the folder.
-    run = store.check_resumable(out, config) if first else None
-
-    dataset = load_dataset(
-        config.data.source,
-        splits=config.data.splits,
-        limit=config.data.limit or None,
-        data_dir=config.data.data_dir or None,
+    job = TrainJob(
+        config,
+        out,
+        models=args.models,
+        devices=args.devices,
+        quiet=args.quiet,
+        attack=not args.no_attack,
+        accept_model_change=args.accept_model_change,
     )
-    plan = make_plan(config, dataset)
-    num_models = config.train.num_models
-    todo = parse_slice(args.models, num_models) if args.models else np.arange(num_models)
-
-    if first and run is None:
-        run = create_run(out, config, dataset, len(plan.views))
-    hosts.barrier("run folder ready")
-    if not first:
-        run = store.check_resumable(out, config)
-        if run is None:
-            raise UserError(f"{out} does not exist on process {jax.process_index()}: is the folder shared?")
-    if not np.array_equal(run.array("labels"), dataset.labels):
-        raise UserError(f"the data set's labels differ from {out}/labels.npy: the data changed since the run began")
-
-    todo = todo[~run.done()[todo]]
-    hosts.barrier("unfinished models read")  # before anyone marks a model done
-    with Claims(out) as claims:  # held until this process's share is trained
-        mine, busy = claims.claim(hosts.share(todo, jax.process_index(), jax.process_count()), run.done())
-        if busy:
-            print(f"note: {busy}", file=sys.stderr)
-        if len(mine):
-            train_run(run, plan, dataset, mine, device_count=args.devices, quiet=args.quiet)
-        hosts.barrier("all shares trained")
-    if first:
-        print(status(run))
-    refuse_diverged(run)
-    if first and not args.no_attack and run.done().all():
-        run_attack(out)
+    run_job(job)
     return 0
 
 

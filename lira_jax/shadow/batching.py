@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lira_jax.config import Config
+from lira_jax.shadow import recipe_models
 from lira_jax.writing import atomic_path
 
 SKIP_BELOW_SECONDS = 60.0
@@ -78,20 +79,25 @@ CPU_ORDER = {
     "large": (("host", "native"), ("loop", "matmul"), ("vmap", "matmul")),
     "small": (("vmap", "matmul"), ("loop", "matmul"), ("host", "native")),
 }
+CPU_ORDER_NO_CONVOLUTIONS = (("vmap", "native"), ("loop", "native"), ("host", "native"))  # as matmul-only nets
 CPU_LARGE_SIDE = 16  # images at least this wide count as "large" on CPU (measured: 8x8 small, 28x28 large)
 
 
 def candidates(
-    config: Config, platform: str, image_shape: tuple[int, ...], forward_flops: float
+    config: Config, platform: str, image_shape: tuple[int, ...], forward_flops: float, convolutions: str = "choice"
 ) -> list[tuple[str, str]]:
     """Every (model_batching, conv) that "auto" may pick here, fastest first by what was measured on the
     platform for images of `image_shape` and a model of `forward_flops` FLOPs per forward pass of one
     image (flops.forward_flops_per_example); the first is the default when nothing is measured. The
     config's fixed keys rule some out. On CPU host stepping goes with the native form, its reason to
     exist, and the native form only with host stepping, unless the config fixes both; on accelerators
-    host stepping is taken only when the config names it (they are measured by benchmarks/device_check.py)."""
-    batching, conv = config.train.model_batching, config.model.conv
-    if platform == "cpu":
+    host stepping is taken only when the config names it (they are measured by benchmarks/device_check.py).
+    convolutions: "choice" (a built-in conv net: native or im2col), "native" (a user's model: its own
+    operations, convolutions among them) or "none" (no convolution: on CPU vmap first, as for matmuls)."""
+    batching, conv = config.train.model_batching, config.model.conv if convolutions == "choice" else "native"
+    if platform == "cpu" and convolutions == "none":
+        order = CPU_ORDER_NO_CONVOLUTIONS
+    elif platform == "cpu":
         order = CPU_ORDER["large" if min(image_shape[:2]) >= CPU_LARGE_SIDE else "small"]
     else:
         order = ACCELERATOR_ORDER["large" if forward_flops >= GPU_LOOP_FLOPS else "small"]
@@ -101,10 +107,10 @@ def candidates(
 
 
 def default_choice(
-    config: Config, platform: str, image_shape: tuple[int, ...], forward_flops: float
+    config: Config, platform: str, image_shape: tuple[int, ...], forward_flops: float, convolutions: str = "choice"
 ) -> tuple[str, str]:
     """(model_batching, conv) without measuring: the first of `candidates`."""
-    return candidates(config, platform, image_shape, forward_flops)[0]
+    return candidates(config, platform, image_shape, forward_flops, convolutions)[0]
 
 
 def matmul_rate(device: jax.Device, dtype: Any, repeats: int = 3) -> float:
@@ -172,7 +178,7 @@ def measure(
     """(compiled epoch of `steps` steps, compile seconds, seconds per step) for `size` models trained the
     trainer's way but with this batching and conv: the faster of two calls after an untimed one. Raises what XLA raises
     (out of memory, compile failure)."""
-    model = trainer.plan.model.clone(matmul_conv=conv == "matmul")
+    model = recipe_models.with_conv(trainer.plan.model, conv)
     epoch = trainer.epoch_function(model, model_batching, steps)
     keys, hyperparameters, keep_rows = trainer.chunk_inputs(np.minimum(np.arange(size), len(trainer.keep) - 1))
     states = trainer.init(keys)
@@ -192,7 +198,7 @@ def measure(
 def measure_query(trainer: Any, size: int, model_batching: str, conv: str) -> float:
     """Seconds per query batch (query.batch_size examples under every view) for `size` freshly initialised
     models queried this way: the faster of two calls after an untimed one."""
-    infer = trainer.infer_function(trainer.plan.model.clone(matmul_conv=conv == "matmul"), model_batching)
+    infer = trainer.infer_function(recipe_models.with_conv(trainer.plan.model, conv), model_batching)
     states = trainer.init(trainer.chunk_inputs(np.minimum(np.arange(size), len(trainer.keep) - 1))[0])
     positions = jnp.arange(query_batch(trainer), dtype=jnp.int32)
     jax.block_until_ready(infer(states, trainer.images, trainer.labels, positions))
@@ -240,10 +246,13 @@ def choose(trainer: Any, size: int, num_todo: int) -> Choice:
     """The way `trainer` (built the default way) should run chunks of `size` models, with its reason."""
     config, mesh = trainer.plan.config, trainer.mesh
     platform = mesh.devices.flat[0].platform
-    options = candidates(config, platform, trainer.image_shape, trainer.plan.forward_flops)
+    options = candidates(config, platform, trainer.image_shape, trainer.plan.forward_flops, trainer.plan.convolutions)
     batching, conv = options[0]
     if len(options) == 1:
-        return Choice(batching, conv, "fixed by the config")
+        own = trainer.plan.convolutions == "native" and platform == "cpu"
+        return Choice(
+            batching, conv, "the one way for a model's own convolutions on CPU" if own else "fixed by the config"
+        )
     key = cache_key(config, mesh, trainer.image_shape, size, trainer.keep.shape[1], options)
     cached = read_cache().get(key)
     if isinstance(cached, dict) and (cached.get("model_batching"), cached.get("conv")) in options:

@@ -4,7 +4,8 @@ Data flow of one epoch, all on device, with no host sync inside:
   keep: bool[M, N] -> each model's members in its own random order (int32[M, N], members first)
   -> per step, indices int32[M, B] -> images[indices] float[M, B, H, W, C] (each model its own batch)
   -> per-model augmentation (own key) -> per-model loss, gradient (or DP-SGD's clipped, noised one),
-  BatchNorm statistics, optimizer update with the model's own learning rate, schedule and weight decay.
+  BatchNorm statistics, optimizer update with the model's own learning rate, schedule and weight decay
+  (optimizers.py).
 
 Randomness is keyed by the model's global index, never by its place in a chunk: model m gets the same
 initialisation, batches and augmentations whatever the chunk size, device count or resume point.
@@ -23,19 +24,21 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from lira_jax.config import TrainConfig
 from lira_jax.shadow.augment import augment_batch
 from lira_jax.shadow.hyperparameters import Hyperparameters
+from lira_jax.shadow.optimizers import Optimizer
 from lira_jax.shadow.privacy import Privacy, private_gradient
 
 MODEL_AXIS = "models"
+# A flax.linen.Module, or one of recipe_models' adapters of a user's model: anything with linen's
+# init(key, images, train=...) and apply(variables, images, train=..., mutable=..., rngs=...).
+Model = Any
 # Models per iteration of the loop over a device's models (train.model_batching = "loop"), by platform:
 # more than one puts independent models' kernels side by side in one loop body. Measured on one H200
 # (ResNet-18, 32 models, batch 256, bf16; benchmarks/RESULTS.md): 52.1k model-examples/s at 1, 55.7k at
@@ -72,25 +75,6 @@ def steps_per_epoch(keep: np.ndarray, batch_size: int) -> int:
     return max(1, math.ceil(int(keep.sum(axis=1).max()) / batch_size))
 
 
-def make_optimizer(train: TrainConfig) -> optax.GradientTransformation:
-    """The direction of an SGD step: a (Nesterov) momentum trace of the gradient plus L2 weight decay.
-
-    Step size and weight decay vary per model (hyperparameters.Hyperparameters), so they are applied in
-    the train step, around this transformation: update = -lr(t) * trace(grad + weight_decay * params).
-    That is optax's chain(add_decayed_weights(wd), sgd(schedule, momentum, nesterov)), written per model.
-    """
-    return optax.trace(decay=train.momentum, nesterov=train.nesterov and train.momentum > 0)
-
-
-def learning_rate_at(step: jax.Array, peak: jax.Array, total_steps: jax.Array, warmup_steps: int) -> jax.Array:
-    """optax.warmup_cosine_decay_schedule(0, peak, warmup_steps, max(total_steps, warmup_steps + 1), 0) at
-    `step`, written in jnp so that `peak` and `total_steps` may differ per model (traced under vmap)."""
-    decay_steps = jnp.maximum(total_steps - warmup_steps, 1)
-    warming = peak * step / max(warmup_steps, 1)
-    decayed = jnp.clip(step - warmup_steps, 0, decay_steps) / decay_steps
-    return jnp.where(step < warmup_steps, warming, peak * 0.5 * (1 + jnp.cos(jnp.pi * decayed)))
-
-
 def _init_key(key: jax.Array) -> jax.Array:
     """An rbg key for a model's initialisation, derived from its threefry key.
 
@@ -103,9 +87,7 @@ def _init_key(key: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(jnp.concatenate([data, data ^ jnp.uint32(0x9E3779B9)]), impl="rbg")
 
 
-def init_states(
-    model: nn.Module, optimizer: optax.GradientTransformation, keys: jax.Array, image_shape: tuple[int, ...]
-) -> TrainState:
+def init_states(model: Model, optimizer: Optimizer, keys: jax.Array, image_shape: tuple[int, ...]) -> TrainState:
     """Fresh state for each key: every leaf float32[M, ...], each model its own initialisation."""
 
     def init_one(key: jax.Array) -> TrainState:
@@ -201,8 +183,8 @@ class EpochPlan(NamedTuple):
     dispatched one by one from the host (stepping.py) rather than scanned.
     """
 
-    model: nn.Module
-    optimizer: optax.GradientTransformation
+    model: Model
+    optimizer: Optimizer
     num_classes: int
     batch_size: int
     steps: int
@@ -214,7 +196,7 @@ class EpochPlan(NamedTuple):
     unroll_mesh: Mesh | None = None
 
 
-def apply_train(model: nn.Module, params, batch_stats, images: jax.Array, dropout_key: jax.Array):
+def apply_train(model: Model, params, batch_stats, images: jax.Array, dropout_key: jax.Array):
     """One model's training-mode forward pass: (logits float32[B, K], {"batch_stats": updated statistics})."""
     return model.apply(
         {"params": params, "batch_stats": batch_stats},
@@ -225,7 +207,7 @@ def apply_train(model: nn.Module, params, batch_stats, images: jax.Array, dropou
     )
 
 
-def batch_loss(model: nn.Module, params, batch_stats, images: jax.Array, targets: jax.Array, dropout_key: jax.Array):
+def batch_loss(model: Model, params, batch_stats, images: jax.Array, targets: jax.Array, dropout_key: jax.Array):
     """(mean cross-entropy of the batch against targets float32[B, K], (new batch statistics, logits))."""
     logits, updates = apply_train(model, params, batch_stats, images, dropout_key)
     loss = optax.softmax_cross_entropy(logits, targets).mean()
@@ -233,7 +215,7 @@ def batch_loss(model: nn.Module, params, batch_stats, images: jax.Array, targets
 
 
 def model_gradient(
-    model: nn.Module, privacy: Privacy | None, state: TrainState, images: jax.Array, targets: jax.Array, key: jax.Array
+    model: Model, privacy: Privacy | None, state: TrainState, images: jax.Array, targets: jax.Array, key: jax.Array
 ) -> tuple[Any, Any, jax.Array, jax.Array]:
     """(gradient, new batch statistics, loss, logits float32[B, K]) of one model's batch; with `privacy`,
     DP-SGD's clipped and noised gradient (BatchNorm statistics are then left as they are)."""
@@ -264,9 +246,10 @@ def model_step(
     images: jax.Array,
     labels: jax.Array,
 ) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
-    """One SGD step of one model on its batch `indices` int32[B] of images float32[N, H, W, C]:
+    """One optimizer step of one model on its batch `indices` int32[B] of images float32[N, H, W, C]:
     (new state, (loss, batch accuracy)). The model's own learning rate, schedule and weight decay come from
-    `hyperparameters` (scalars); with plan.epochs_vary a model past its epochs is left unchanged."""
+    `hyperparameters` (scalars, optimizers.Optimizer.update); with plan.epochs_vary a model past its epochs
+    is left unchanged."""
     augment_key, dropout_key = jax.random.split(key)
     batch_labels = labels[indices]
     targets = optax.smooth_labels(jax.nn.one_hot(batch_labels, plan.num_classes), hyperparameters.label_smoothing)
@@ -275,11 +258,10 @@ def model_step(
     )
     gradient = model_gradient(plan.model, plan.privacy, state, batch_images, targets, dropout_key)
     grads, batch_stats, loss, logits = gradient
-    decayed = jax.tree.map(lambda grad, param: grad + hyperparameters.weight_decay * param, grads, state.params)
-    direction, opt_state = plan.optimizer.update(decayed, state.opt_state)
     total_steps = hyperparameters.epochs * plan.steps
-    rate = learning_rate_at(global_step, hyperparameters.learning_rate, total_steps, plan.warmup_steps)
-    params = jax.tree.map(lambda param, step: param - rate * step, state.params, direction)
+    params, opt_state = plan.optimizer.update(
+        grads, state.opt_state, state.params, hyperparameters, global_step, total_steps, plan.warmup_steps
+    )
     trained = TrainState(params, batch_stats, opt_state)
     if plan.epochs_vary:
         still_training = global_step < total_steps
@@ -334,8 +316,8 @@ def train_epoch(
 
 
 def make_train_epoch(
-    model: nn.Module,
-    optimizer: optax.GradientTransformation,
+    model: Model,
+    optimizer: Optimizer,
     *,
     num_classes: int,
     batch_size: int,

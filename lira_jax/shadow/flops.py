@@ -18,7 +18,6 @@ import functools
 import math
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.extend import core
@@ -65,12 +64,26 @@ def jaxpr_flops(jaxpr: core.Jaxpr) -> float:
     return total
 
 
-def forward_flops_per_example(model: nn.Module, image_shape: tuple[int, ...]) -> float:
-    """FLOPs of `model`'s inference-mode forward pass on one image of `image_shape` (H, W, C), traced only."""
+def forward_jaxpr(model: engine.Model, image_shape: tuple[int, ...]) -> core.Jaxpr:
+    """`model`'s inference-mode forward pass on one image of `image_shape` (H, W, C), traced only."""
     images = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(images.shape), train=False))
     traced = jax.make_jaxpr(lambda variables, images: model.apply(variables, images, train=False))(variables, images)
-    return jaxpr_flops(traced.jaxpr)
+    return traced.jaxpr
+
+
+def forward_flops_per_example(model: engine.Model, image_shape: tuple[int, ...]) -> float:
+    """FLOPs of `model`'s inference-mode forward pass on one image of `image_shape` (H, W, C), traced only."""
+    return jaxpr_flops(forward_jaxpr(model, image_shape))
+
+
+def has_convolutions(jaxpr: core.Jaxpr) -> bool:
+    """Whether `jaxpr` (or a sub-program of it) holds a convolution."""
+    return any(
+        equation.primitive.name == "conv_general_dilated"
+        or any(map(has_convolutions, core.jaxprs_in_params(equation.params)))
+        for equation in jaxpr.eqns
+    )
 
 
 def train_flops_per_example(plan: EpochPlan, states: Any, keys: Any, hyperparameters: Any, images: Any) -> float:

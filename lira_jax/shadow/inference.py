@@ -2,7 +2,6 @@
 
 from collections.abc import Callable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
@@ -13,7 +12,7 @@ from lira_jax.shadow.phi import logit_scale_jax
 
 
 def make_infer(
-    model: nn.Module, views: tuple, identity_view: int | None, loop_groups: int = 0, unroll_mesh: Mesh | None = None
+    model: engine.Model, views: tuple, identity_view: int | None, loop_groups: int = 0, unroll_mesh: Mesh | None = None
 ) -> Callable[..., tuple[jax.Array, jax.Array, jax.Array]]:
     """Builds the jitted `infer(states, images, labels, positions) -> (logits, scores, correct)` for one
     batch: the examples at `positions`.

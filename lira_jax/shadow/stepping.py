@@ -17,7 +17,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.sharding import Mesh
 
 from lira_jax.shadow import engine
@@ -74,9 +73,7 @@ class LoweredHostEpoch:
         return CompiledHostEpoch(self.epoch.plan, self.epoch.orders, self.lowered.compile())
 
 
-def make_host_epoch(
-    model: Any, optimizer: optax.GradientTransformation, *, mesh: Mesh, **plan_fields: Any
-) -> HostSteppedEpoch:
+def make_host_epoch(model: Any, optimizer: engine.Optimizer, *, mesh: Mesh, **plan_fields: Any) -> HostSteppedEpoch:
     """engine.make_train_epoch's counterpart for train.model_batching = "host": the same keyword arguments
     (EpochPlan's fields, without loop_groups), the models of each device of `mesh` unrolled."""
     return HostSteppedEpoch(EpochPlan(model, optimizer, unroll_mesh=mesh, **plan_fields))

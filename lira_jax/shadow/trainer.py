@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,12 +23,12 @@ import numpy as np
 from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError, compact_ranges
-from lira_jax.shadow import batching, devices, engine, flops, inference, stepping
+from lira_jax.shadow import batching, devices, engine, flops, inference, recipe_models, stepping
 from lira_jax.shadow.augment import parse_augmentations, parse_views
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
 from lira_jax.shadow.hyperparameters import draw
-from lira_jax.shadow.models import build_model
+from lira_jax.shadow.optimizers import Optimizer, make_optimizer
 from lira_jax.shadow.privacy import Privacy, accountant_module, privacy_records
 from lira_jax.shadow.progress import TrainingProgress
 from lira_jax.store import RunFolder
@@ -40,26 +39,34 @@ class Plan:
     """What a chunk of training needs that is the same for every chunk of the run."""
 
     config: Config
-    model: nn.Module
+    model: engine.Model
     augmentations: tuple
     views: tuple
     identity_view: int | None
     num_classes: int
     forward_flops: float  # of one image's inference-mode forward pass (flops.forward_flops_per_example)
     model_batching: str = "vmap"  # vmap | loop | host, as resolved (batching.choose for "auto")
+    optimizer: Optimizer | None = None  # None: optimizers.make_optimizer(config.train)
+    convolutions: str = "choice"  # batching.candidates': choice (a built-in conv net) | native | none
 
 
-def make_plan(config: Config, dataset: Dataset) -> Plan:
-    """The run's Plan: its model for the data set's image shape and classes, its augmentations and views."""
+def make_plan(config: Config, dataset: Dataset, given: recipe_models.GivenRecipe = recipe_models.GIVEN_NONE) -> Plan:
+    """The run's Plan: its model for the data set's image shape and classes, its optimizer, augmentations
+    and views."""
     if config.train.dp_sgd:
         accountant_module()  # before any training: a missing package is one line, not an error after hours
     image_shape = dataset.images.shape[1:]
+    optimizer = make_optimizer(config.train, given.optimizer)
     views = parse_views(config.query.views, image_shape)
     identity = parse_views(["identity"], image_shape)[0]
-    model = build_model(config.model, dataset.num_classes, image_shape, jnp.dtype(config.train.precision), "native")
+    model = recipe_models.build(config, dataset.num_classes, image_shape, given.model)
+    convolutions = "choice"
+    if not recipe_models.has_conv_choice(model):
+        convolutions = "native" if flops.has_convolutions(flops.forward_jaxpr(model, image_shape)) else "none"
     forward_flops = flops.forward_flops_per_example(model, image_shape)
-    model_batching, conv = batching.default_choice(config, jax.default_backend(), image_shape, forward_flops)
-    model = model.clone(matmul_conv=conv == "matmul")
+    platform = jax.default_backend()
+    model_batching, conv = batching.default_choice(config, platform, image_shape, forward_flops, convolutions)
+    model = recipe_models.with_conv(model, conv)
     augmentations = parse_augmentations(
         config.train.augment,
         image_shape,
@@ -68,7 +75,18 @@ def make_plan(config: Config, dataset: Dataset) -> Plan:
         pixel_max=16 if config.data.source == "digits" else 255,
     )
     identity_view = views.index(identity) if identity in views else None
-    return Plan(config, model, augmentations, views, identity_view, dataset.num_classes, forward_flops, model_batching)
+    return Plan(
+        config,
+        model,
+        augmentations,
+        views,
+        identity_view,
+        dataset.num_classes,
+        forward_flops,
+        model_batching,
+        optimizer,
+        convolutions,
+    )
 
 
 def compiled_bytes(compiled: Any) -> int:
@@ -93,7 +111,7 @@ class ChunkTrainer:
         train = plan.config.train
         self.steps = engine.steps_per_epoch(keep, train.batch_size)
         self.epochs = config_lib.longest_epochs(plan.config)
-        self.optimizer = engine.make_optimizer(train)
+        self.optimizer = plan.optimizer or make_optimizer(train)
         self.image_shape = dataset.images.shape[1:]
         self.images = engine.replicate(jnp.asarray(dataset.images), mesh)
         self.labels = engine.replicate(jnp.asarray(dataset.labels, jnp.int32), mesh)
@@ -128,7 +146,7 @@ class ChunkTrainer:
         states, keys, hyperparameters, *_ = self._epoch_arguments(self.mesh.size)
         return flops.train_flops_per_example(plan, states, keys, hyperparameters, self.images)
 
-    def epoch_function(self, model: nn.Module, model_batching: str, steps: int) -> Any:
+    def epoch_function(self, model: engine.Model, model_batching: str, steps: int) -> Any:
         """The jitted epoch of `steps` steps for this run's config, with this model and model batching
         (for "host", its steps dispatched from the host: stepping.py)."""
         fields = self.epoch_fields(steps)
@@ -138,7 +156,7 @@ class ChunkTrainer:
             model, self.optimizer, loop_groups=engine.loop_groups(model_batching, self.mesh), **fields
         )
 
-    def infer_function(self, model: nn.Module, model_batching: str) -> Any:
+    def infer_function(self, model: engine.Model, model_batching: str) -> Any:
         """The jitted query step (inference.make_infer) with this model and model batching."""
         unroll_mesh = self.mesh if model_batching == "host" else None
         loop_groups = engine.loop_groups(model_batching, self.mesh)
@@ -314,9 +332,8 @@ def set_up(
     requested = plan.config.train.models_per_step
     size = trainer.chunk_size(requested, num_todo)
     choice = batching.choose(trainer, size, num_todo)
-    matmul = choice.conv == "matmul"
-    if (choice.model_batching, matmul) != (plan.model_batching, plan.model.matmul_conv):
-        model = plan.model.clone(matmul_conv=matmul)
+    if (choice.model_batching, choice.conv) != (plan.model_batching, recipe_models.conv_of(plan.model)):
+        model = recipe_models.with_conv(plan.model, choice.conv)
         trainer = ChunkTrainer(
             dataclasses.replace(plan, model=model, model_batching=choice.model_batching), dataset, keep, mesh
         )

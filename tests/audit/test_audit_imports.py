@@ -25,3 +25,14 @@ def test_audit_half_imports_no_jax():
     done = subprocess.run([sys.executable, "-c", PROBE, *modules], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"JAX-side modules imported: {done.stdout.strip()}"
+
+
+def test_train_shadows_imports_no_jax_until_it_is_called():
+    """`from lira_jax import train_shadows` (and run_recipe.py, which the audit half may read) stays light."""
+    probe = PROBE.replace(
+        "import importlib, sys", "import importlib, sys, lira_jax\nassert callable(lira_jax.train_shadows)"
+    )
+    modules = ["lira_jax", "lira_jax.train_api", "lira_jax.run_recipe"]
+    done = subprocess.run([sys.executable, "-c", probe, *modules], capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"JAX-side modules imported: {done.stdout.strip()}"

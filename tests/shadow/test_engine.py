@@ -9,6 +9,7 @@ from lira_jax.config import Config, TrainConfig, VaryConfig
 from lira_jax.shadow import engine, inference, stepping
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import CNN
+from lira_jax.shadow.optimizers import make_optimizer
 
 SHAPE = (8, 8, 1)
 
@@ -24,7 +25,7 @@ def tiny_problem(num_models=4, num_examples=40, seed=0):
 def train(model, config, keep, images, labels, model_indices, vary=None, privacy=None, loop_groups=0, host_mesh=None):
     """Trains `model_indices` for config.epochs: scanned epochs, or with `host_mesh` host-stepped ones."""
     steps = engine.steps_per_epoch(keep, config.batch_size)
-    optimizer = engine.make_optimizer(config)
+    optimizer = make_optimizer(config)
     keys = engine.model_keys(config.seed, model_indices)
     states = engine.init_states(model, optimizer, keys, SHAPE)
     fields = dict(
@@ -203,15 +204,6 @@ def test_per_model_hyperparameters_train_each_model_as_its_own_fixed_config():
             np.testing.assert_allclose(got[0], expected[index], rtol=1e-5, atol=1e-6)
 
 
-def test_learning_rate_at_is_optax_warmup_cosine():
-    for warmup, total in [(0, 10), (3, 10), (5, 5), (2, 1)]:
-        schedule = optax.warmup_cosine_decay_schedule(0.0, 0.3, warmup, max(total, warmup + 1), 0.0)
-        for step in range(total + 3):
-            expected = schedule(step)
-            got = engine.learning_rate_at(jnp.int32(step), jnp.float32(0.3), jnp.int32(total), warmup)
-            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
-
-
 def test_epoch_orders_put_each_models_members_first():
     _, _, keep = tiny_problem(num_models=4, num_examples=30)
     orders, counts, step_keys = engine.epoch_orders(engine.model_keys(0, np.arange(4)), jnp.int32(2), jnp.asarray(keep))
@@ -226,7 +218,7 @@ def test_model_step_of_one_model_is_the_sgd_step_of_its_gradient():
     images, labels, _ = tiny_problem()
     model = CNN(3, width=4, matmul_conv=True)
     config = TrainConfig(batch_size=8, weight_decay=0.0, momentum=0.0, warmup_epochs=0.0)
-    optimizer = engine.make_optimizer(config)
+    optimizer = make_optimizer(config)
     key = engine.model_keys(0, np.array([0]))
     state = jax.tree.map(lambda leaf: leaf[0], engine.init_states(model, optimizer, key, SHAPE))
     plan = engine.EpochPlan(model, optimizer, 3, 8, steps=4, warmup_steps=0, augmentations=())

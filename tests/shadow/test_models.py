@@ -5,7 +5,8 @@ import pytest
 
 from lira_jax.config import CHOICES, ModelConfig
 from lira_jax.errors import UserError
-from lira_jax.shadow.models import ARCHITECTURES, Conv, build_model, max_pool_2x2
+from lira_jax.shadow.models import Conv, build_model, max_pool_2x2
+from lira_jax.shadow.recipe_models import BUILTIN_MODELS
 
 
 @pytest.mark.parametrize(("size", "stride", "height"), [(3, 1, 8), (3, 2, 8), (3, 2, 7), (1, 2, 8), (1, 1, 5)])
@@ -59,8 +60,8 @@ def test_too_small_images_are_refused():
 
 
 def test_every_configurable_architecture_is_built():
-    """config.CHOICES lists the names users may give; models.ARCHITECTURES builds exactly those."""
-    assert set(ARCHITECTURES) == set(CHOICES["model.arch"])
+    """config.CHOICES lists the built-in names users may give; recipe_models.BUILTIN_MODELS builds exactly those."""
+    assert set(BUILTIN_MODELS) == set(CHOICES["model.arch"])
 
 
 @pytest.mark.parametrize("arch", ["cnn", "resnet18"])
