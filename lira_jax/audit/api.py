@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy.typing as npt
 
-from lira_jax.audit import arguments
-from lira_jax.audit.classifiers import MAX_ROWS
+from lira_jax.audit.attacks.classifiers import MAX_ROWS
 from lira_jax.audit.evaluate import evaluate_inputs
-from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackOptions
-from lira_jax.audit.normalise import normalise
-from lira_jax.audit.phi import streamed_phi
+from lira_jax.audit.inputs import arguments
+from lira_jax.audit.inputs.checked import COUNTS, EQUALISED, AttackOptions
+from lira_jax.audit.inputs.normalise import normalise
+from lira_jax.audit.inputs.phi import streamed_phi
+from lira_jax.audit.inputs.targets import parse_targets
 from lira_jax.audit.registry import ATTACKS, check_inputs, choose_attacks
-from lira_jax.audit.result import Audit
-from lira_jax.audit.targets import parse_targets
+from lira_jax.audit.report.result import Audit
 from lira_jax.errors import UserError
 
 
