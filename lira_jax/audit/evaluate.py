@@ -37,6 +37,7 @@ from lira_jax.audit.inputs.sources import (
     protected_inputs,
     read_lines,
 )
+from lira_jax.audit.inputs.target_model import with_target_model
 from lira_jax.audit.inputs.targets import parse_targets
 from lira_jax.audit.registry import LABEL_BLIND, check_inputs, choose_attacks, score_checked
 from lira_jax.audit.report.per_example import example_table, most_exposed
@@ -51,17 +52,20 @@ from lira_jax.writing import output_set
 
 @dataclass(frozen=True)
 class AttackRun:
-    """What `python -m lira_jax.attack RUN` is asked: targets ("all", "last", "I,J,..." or "A:B"); where
-    metrics.json and roc.png go (None: into RUN, or RUN/epochs/E with epoch E); the attacks (None: every
+    """What `python -m lira_jax.attack RUN` is asked: targets ("all", "last", "I,J,..." or "A:B"; None: all);
+    where metrics.json and roc.png go (None: into RUN, RUN/epochs/E with epoch E, or the target model's
+    folder); the attacks (None: every
     one the folder allows: those on logits only with logits.npy, ml_leaks_adv2 only with shadow_run);
     LiRA's centre and counts, offline RMIA's a, the δ of the ε lower bound; the score distributions'
     figure and its examples (None: the 4 most exposed); mask (`top:K`, `round:D` or `label`,
     `lira_jax.audit.inputs.masking`), applied to the logits before any attack; the epoch snapshot; ML-Leaks
     adversary 2's other run; the attack classifiers' training rows; whether to print the table; source
     ("run": our run folder or a folder of plain logits; "lira-reference": `lira_jax.audit.inputs.readers`,
-    with labels_path their labels); top: how many most exposed examples to print."""
+    with labels_path their labels); top: how many most exposed examples to print; target_model: a folder
+    with one model trained elsewhere (`lira_jax.audit.inputs.target_model`), the only target, every model
+    of RUN its shadow."""
 
-    targets: str = "all"
+    targets: str | None = None
     json_path: str | Path | None = None
     plot_path: str | Path | None = None
     attacks: Sequence[str] | None = None
@@ -79,11 +83,12 @@ class AttackRun:
     source: str = "run"
     labels_path: str | Path | None = None
     top: int = 0
+    target_model: str | Path | None = None
 
 
 def run_attack(
     run_dir: str | Path,
-    targets: str = "all",
+    targets: str | None = None,
     json_path: str | Path | None = None,
     plot_path: str | Path | None = None,
     **options: Any,
@@ -105,6 +110,11 @@ def attack_folder(run_dir: str | Path, asked: AttackRun) -> dict[str, Any]:
     mask = None if asked.mask is None else parse_mask(asked.mask)
     run = open_source(run_dir, asked.epoch, asked.source, asked.labels_path)
     out_dir = epoch_folder(run_dir, asked.epoch)
+    if asked.target_model is not None:
+        if asked.targets is not None:
+            raise UserError("--targets chooses among RUN's models; with --target-model the target is that model")
+        run = with_target_model(run, asked.target_model)
+        out_dir = Path(asked.target_model)
     json_path = Path(asked.json_path) if asked.json_path else out_dir / "metrics.json"
     plot_path = Path(asked.plot_path) if asked.plot_path else out_dir / "roc.png"
     beside = json_path.parent  # examples.csv, metrics.csv and report.html go beside metrics.json
@@ -114,7 +124,8 @@ def attack_folder(run_dir: str | Path, asked: AttackRun) -> dict[str, Any]:
     for option in ("--plot", "--distributions"):
         if outputs[option] is not None:
             check_figure_path(outputs[option], option)
-    target_ids = parse_targets(asked.targets, run["models"])
+    targets = "all" if asked.targets is None else asked.targets
+    target_ids = parse_targets("last" if asked.target_model is not None else targets, run["models"])
     if mask is not None and run["logits"] is None:
         raise UserError(f"--mask {asked.mask} masks the logits, but {out_dir} has no logits.npy")
     options = AttackOptions(
