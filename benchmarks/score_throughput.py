@@ -104,7 +104,7 @@ def in_process(run: Path, num_models: int, repeats: int, skip_all: bool) -> dict
     """lira_scores alone in this process: one target (fastest of `repeats`), then all targets."""
     import resource
 
-    from lira_jax.audit.lira import lira_scores
+    from lira_jax.audit.attacks.lira.lira import lira_scores
 
     keep = np.load(run / "keep.npy")
     scores = np.load(run / "scores.npy", mmap_mode="r")

@@ -24,15 +24,15 @@ __version__ = "0.1.0"
 
 _HOMES = {
     "audit_logits": "lira_jax.audit.api",
-    "Audit": "lira_jax.audit.result",
+    "Audit": "lira_jax.audit.report.result",
     "make_keep": "lira_jax.shadow.data",
     "load_run": "lira_jax.store",
-    "read_lira_reference": "lira_jax.audit.readers",
-    "logit_scale": "lira_jax.audit.phi",
-    "lira_scores": "lira_jax.audit.lira",
-    "rmia": "lira_jax.audit.rmia",
-    "baseline_scores": "lira_jax.audit.baselines",
-    "classifier_scores": "lira_jax.audit.classifiers",
+    "read_lira_reference": "lira_jax.audit.inputs.readers",
+    "logit_scale": "lira_jax.audit.inputs.phi",
+    "lira_scores": "lira_jax.audit.attacks.lira.lira",
+    "rmia": "lira_jax.audit.attacks.rmia",
+    "baseline_scores": "lira_jax.audit.attacks.baselines",
+    "classifier_scores": "lira_jax.audit.attacks.classifiers",
     "score_attacks": "lira_jax.audit.registry",
     "roc_curve": "lira_jax.audit.metrics",
     "attack_metrics": "lira_jax.audit.metrics",
@@ -59,14 +59,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from lira_jax.audit.api import audit_logits
-    from lira_jax.audit.baselines import baseline_scores
-    from lira_jax.audit.classifiers import classifier_scores
-    from lira_jax.audit.lira import lira_scores
+    from lira_jax.audit.attacks.baselines import baseline_scores
+    from lira_jax.audit.attacks.classifiers import classifier_scores
+    from lira_jax.audit.attacks.lira.lira import lira_scores
+    from lira_jax.audit.inputs.phi import logit_scale
+    from lira_jax.audit.inputs.readers import read_lira_reference
     from lira_jax.audit.metrics import attack_metrics, roc_curve
-    from lira_jax.audit.phi import logit_scale
-    from lira_jax.audit.readers import read_lira_reference
     from lira_jax.audit.registry import score_attacks
-    from lira_jax.audit.result import Audit
+    from lira_jax.audit.report.result import Audit
     from lira_jax.errors import UserError
     from lira_jax.shadow.data import make_keep
     from lira_jax.store import load_run

@@ -4,13 +4,15 @@ Reads keep.npy bool[M, N], labels.npy int[N], scores.npy float32[M, N, V] (and l
 float16|float32[M, N, V, C] when present); if models.json is there, only models marked done are used, and
 a run trained here (config.toml) must have all of them done. No output may name one of the run's files.
 With --epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/ instead. With --mask,
-every attack reads the masked output (`lira_jax.audit.masking`): φ is recomputed from the masked logits.
+every attack reads the masked output (`lira_jax.audit.inputs.masking`): φ is recomputed from the masked logits.
 A folder of plain logits (logits.npy [M, N, C] or [M, N, V, C], keep.npy bool or 0/1, labels.npy, no
 scores.npy) is read too; --format lira-reference reads the LiRA reference code's experiment folders.
 Writes RUN/metrics.json (docs/run_folder.md), RUN/roc.png, RUN/examples.csv (per example), RUN/metrics.csv and
-RUN/report.html (RUN/epochs/E/ with --epoch), and prints a table (--top K: and the most exposed
+RUN/report.html (RUN/epochs/E/ with --epoch, DIR with --target-model DIR: one model trained elsewhere,
+logits.npy [N, C] or [N, V, C] and keep.npy bool[N], scored against every model of RUN as shadows, exactly
+as RUN's last model would be), and prints a table (--top K: and the most exposed
 examples). Every input is checked before anything is computed or written: a bad run folder is one line
-on stderr and exit status 2. The work is `lira_jax.audit.evaluate.run_attack`.
+on stderr and exit status 2. The work is `lira_jax.audit.evaluate.attack_folder`.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from lira_jax.audit.arguments import names
-from lira_jax.audit.classifiers import MAX_ROWS
-from lira_jax.audit.evaluate import run_attack
-from lira_jax.audit.inputs import COUNTS, EQUALISED
+from lira_jax.audit.attacks.classifiers import MAX_ROWS
+from lira_jax.audit.evaluate import AttackRun, attack_folder
+from lira_jax.audit.inputs.arguments import names
+from lira_jax.audit.inputs.checked import COUNTS, EQUALISED
+from lira_jax.audit.inputs.targets import parse_integers
 from lira_jax.audit.registry import ATTACKS
-from lira_jax.audit.targets import parse_integers
 from lira_jax.errors import ArgumentParser, UserError, exits_cleanly
 
 
@@ -33,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "run", type=Path, help="run folder with keep.npy, labels.npy and scores.npy or logits.npy (or see --format)"
     )
-    parser.add_argument("--targets", default="all", help="last, all, I,J,... or A:B (default: all)")
+    parser.add_argument("--targets", help="last, all, I,J,... or A:B (default: all)")
     parser.add_argument("--json", type=Path, help="where to write metrics (default: RUN/metrics.json)")
     parser.add_argument("--plot", type=Path, help="where to draw the ROC (default: RUN/roc.png)")
     parser.add_argument(
@@ -67,6 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "code's experiment folders or its PyTorch port's",
     )
     parser.add_argument("--labels", type=Path, help="with --format lira-reference: the training labels (.npy)")
+    parser.add_argument(
+        "--target-model",
+        type=Path,
+        metavar="DIR",
+        help="audit one model trained elsewhere (DIR: logits.npy [N, C] or [N, V, C], keep.npy bool[N]) "
+        "against every model of RUN as shadows (writes into DIR by default)",
+    )
     parser.add_argument("--top", type=int, default=0, metavar="K", help="also print the K most exposed examples")
     args = parser.parse_args(argv)
     if args.top < 0:
@@ -74,11 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     attacks = names(args.attacks, "--attacks", ATTACKS)
     if args.examples is not None and args.distributions is None:
         raise UserError("--examples chooses the examples of --distributions PATH, which was not given")
-    run_attack(
-        args.run,
-        args.targets,
-        args.json,
-        args.plot,
+    asked = AttackRun(
+        targets=args.targets,
+        json_path=args.json,
+        plot_path=args.plot,
         attacks=attacks,
         lira_centre=args.lira_centre,
         lira_counts=args.lira_counts,
@@ -93,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         source=args.format,
         labels_path=args.labels,
         top=args.top,
+        target_model=args.target_model,
     )
+    attack_folder(args.run, asked)
     return 0
 
 

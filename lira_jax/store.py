@@ -311,7 +311,7 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> dict[str, Any]:
     [M, N, C] (one view: read as [M, N, 1, C]) or float64, any byte order. Where such a folder (no
     config.toml) has logits.npy, φ is computed from them as the audit reads them and written nowhere: a
     scores.npy beside them is not read (it could be stale). A run trained here keeps its scores.npy, which
-    the audit checks against its logits (`lira_jax.audit.phi.checked_scores`).
+    the audit checks against its logits (`lira_jax.audit.inputs.phi.checked_scores`).
     epoch: read scores.npy and logits.npy of that snapshot (RUN/epochs/E/); keep, labels, models.json and
     config.toml always come from RUN. The logits are checked against labels and scores by the audit's
     registry (`lira_jax.audit.registry.check_inputs`), where they are used. A run trained here must keep its

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from lira_jax.audit.targets import parse_integers
+from lira_jax.audit.inputs.targets import parse_integers
 from lira_jax.errors import ArgumentParser, exits_cleanly
 from lira_jax.studies.runner import STUDIES, run_study
 

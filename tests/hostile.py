@@ -55,7 +55,7 @@ def refused(root: Path, main, argv, message: str, capsys) -> None:
 def skip_drawing(monkeypatch) -> None:
     """Figures saved as empty files (written as the real ones are, atomically, in the output set): for the
     cases that check numbers, where drawing (most of a tiny attack's time) proves nothing."""
-    from lira_jax.audit import plots
+    from lira_jax.audit.report import plots
     from lira_jax.writing import write_atomically
 
     def save_nothing(figure, path, dpi=150, note=None):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lira_jax.audit.phi import logit_scale
+from lira_jax.audit.inputs.phi import logit_scale
 
 
 def write_run(

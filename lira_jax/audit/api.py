@@ -13,18 +13,22 @@ from collections.abc import Sequence
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
-from lira_jax.audit import arguments
-from lira_jax.audit.classifiers import MAX_ROWS
+from lira_jax.audit.attacks.classifiers import MAX_ROWS
 from lira_jax.audit.evaluate import evaluate_inputs
-from lira_jax.audit.inputs import COUNTS, EQUALISED, AttackOptions
-from lira_jax.audit.normalise import normalise
-from lira_jax.audit.phi import streamed_phi
+from lira_jax.audit.inputs import arguments
+from lira_jax.audit.inputs.arguments import as_numpy
+from lira_jax.audit.inputs.checked import COUNTS, EQUALISED, AttackOptions
+from lira_jax.audit.inputs.normalise import NormalisedInputs, normalise, normalise_logits
+from lira_jax.audit.inputs.phi import streamed_phi
+from lira_jax.audit.inputs.target_model import appended, check_target_model
+from lira_jax.audit.inputs.targets import parse_targets
 from lira_jax.audit.registry import ATTACKS, check_inputs, choose_attacks
-from lira_jax.audit.result import Audit
-from lira_jax.audit.targets import parse_targets
+from lira_jax.audit.report.result import Audit
 from lira_jax.errors import UserError
 
 
@@ -42,6 +46,8 @@ def audit_logits(
     delta: float = 1e-5,
     classifier_rows: int = MAX_ROWS,
     title: str = "audit",
+    target_logits: npt.ArrayLike | None = None,
+    target_keep: npt.ArrayLike | None = None,
 ) -> Audit:
     """Scores `attacks` (default: every attack that needs no second run) with each of `targets` as the
     target and all other models as its shadows, pooled into one ROC per attack.
@@ -53,6 +59,9 @@ def audit_logits(
     use (default all); lira_centre: "median" or "mean"; lira_counts: "equalised" IN and OUT shadow counts
     (default), "raw" or "reference" (the reference code's plot.py: sets truncated in model order, its fixed
     variance); rmia_a in [0, 1]; delta in (0, 1); classifier_rows >= 2.
+    target_logits float16|32|64 [N, C] or [N, V, C] and target_keep bool or 0/1 [N]: a model trained
+    elsewhere, appended as model M and the only target (targets must then be "all"), every model of
+    `logits` its shadow: exactly the numbers it would get as their last model.
     Returns an `Audit` (.metrics, .examples, .table(), .plot_roc(path), .to_html(path)). Every argument is
     checked as the command line checks its options: bad input raises `lira_jax.errors.UserError` with one
     line naming the argument and the problem.
@@ -71,10 +80,16 @@ def audit_logits(
     classifier_rows = arguments.integer(classifier_rows, "classifier_rows", 2)
     files = [
         Path(array.filename)
-        for array in (logits, keep, labels)
+        for array in (logits, keep, labels, target_logits, target_keep)
         if isinstance(getattr(array, "filename", None), str | PathLike)
     ]
     inputs = normalise(logits, keep, labels, views)
+    has_target = target_logits is not None or target_keep is not None
+    if has_target:
+        if not (isinstance(targets, str) and targets.strip() == "all"):
+            raise UserError(f"targets must be 'all' with target_logits (the target is that model), got {targets!r}")
+        inputs = _with_target(inputs, logits, target_logits, target_keep, views)
+        targets = "last"
     models = list(range(inputs.keep.shape[0]))
     if isinstance(targets, str):
         target_ids = parse_targets(targets, models, "targets")
@@ -101,3 +116,19 @@ def audit_logits(
         "notes": [],
     }
     return replace(audit, reads=tuple(files))
+
+
+def _with_target(
+    inputs: NormalisedInputs, logits: Any, target_logits: Any, target_keep: Any, views: Sequence[int] | None
+) -> NormalisedInputs:
+    """The inputs with the target appended as model M: logits [M + 1, N, V, C] (lazily), keep [M + 1, N]."""
+    all_views = normalise_logits(logits).shape[2]  # the target has the caller's views, before `views` picks some
+    target = check_target_model(
+        as_numpy(target_logits, "target_logits"),
+        as_numpy(target_keep, "target_keep"),
+        inputs.labels,
+        (all_views, inputs.logits.shape[3]),
+    )
+    chosen = list(range(all_views)) if views is None else arguments.indices(views, "views", all_views, "view indices")
+    stacked = appended(inputs.logits, target.logits[:, chosen])
+    return NormalisedInputs(stacked, np.concatenate([inputs.keep, target.keep[None]]), inputs.labels)

@@ -14,9 +14,10 @@ attacks read (shapes, dtypes, labels, each target's keep row, options), once, be
 the family functions trust it.
 
 A new attack is one function and one line:
-1. write `def my_attack(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]` (in a module
-   of lira_jax/audit; it may read inputs.scores, inputs.keep, inputs.targets, inputs.options, and
-   inputs.logits, inputs.labels or inputs.transfer when it needs them);
+1. write `def my_attack(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndarray]` in a module of
+   lira_jax/audit/attacks/ (its family's, or a new one; LiRA's variants in attacks/lira/). It may read
+   inputs.scores, inputs.keep, inputs.targets, inputs.options, and inputs.logits, inputs.labels or
+   inputs.transfer when it needs them (`lira_jax.audit.inputs.checked.AttackInputs`);
 2. add `Attack("my_attack", my_attack, needs=frozenset({SCORES, ...}))` to REGISTRY below. Its needs
    decide what is checked for it and when it runs by default (those on logits only with logits.npy).
 """
@@ -30,32 +31,32 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.base import base_family
-from lira_jax.audit.baselines import logit_baselines, score_baselines
-from lira_jax.audit.bavaria import bavaria_family
-from lira_jax.audit.classifiers import (
+from lira_jax.audit.attacks.base import base_family
+from lira_jax.audit.attacks.baselines import logit_baselines, score_baselines
+from lira_jax.audit.attacks.bavaria import bavaria_family
+from lira_jax.audit.attacks.classifiers import (
     CLASSIFIERS,
     MODEL_FOLDS,
-    TransferShadow,
     check_settings,
     check_transfer,
     classifier_family,
 )
-from lira_jax.audit.inputs import (
+from lira_jax.audit.attacks.equalise import out_shortfall
+from lira_jax.audit.attacks.label_only import label_only_family
+from lira_jax.audit.attacks.lira.lira import lira_family
+from lira_jax.audit.attacks.rmia import population_mask, rmia_family
+from lira_jax.audit.inputs.checked import (
     EQUALISED,
     AttackInputs,
     AttackOptions,
     NotApplicable,
+    TransferShadow,
     check_logits,
     check_scores_keep,
     check_target_rows,
-    out_shortfall,
 )
-from lira_jax.audit.label_only import label_only_family
-from lira_jax.audit.lira import lira_family
-from lira_jax.audit.masking import Mask
-from lira_jax.audit.progress import attack_progress
-from lira_jax.audit.rmia import population_mask, rmia_family
+from lira_jax.audit.inputs.masking import Mask
+from lira_jax.audit.report.progress import attack_progress
 from lira_jax.audit.streaming import ExampleArray
 from lira_jax.errors import UserError
 
@@ -198,7 +199,7 @@ def score_attacks(
     LiRA variants share one pass over the scores (lira_counts: "equalised", "raw" or "reference" shadow
     sets, `lira.lira_scores`); the others make one per family. An attack these inputs cannot score is a
     NotApplicable with the reason. The attack classifiers
-    (`lira_jax.audit.classifiers`, scores: member log-odds) need logits, ml_leaks_adv2 also `transfer`;
+    (`lira_jax.audit.attacks.classifiers`, scores: member log-odds) need logits, ml_leaks_adv2 also `transfer`;
     classifier_rows bounds each attack model's training rows (None: classifiers.MAX_ROWS).
     """
     options = AttackOptions(

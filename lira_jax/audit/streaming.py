@@ -52,7 +52,19 @@ class MappedExamples:
         self.ndim = len(self.shape)
 
 
-ExampleArray = np.ndarray | ModelSubset | MappedExamples  # what the attacks read with `read_examples`
+class StackedModels:
+    """Arrays [M_i, N, ...] stacked along the model axis, read lazily: behaves as np.concatenate(parts) in
+    their common dtype (a run's memmapped models and one model more, without copying the run)."""
+
+    def __init__(self, parts: Sequence[Any]):
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0, *(part.shape[0] for part in self.parts)])
+        self.shape = (int(self.offsets[-1]), *self.parts[0].shape[1:])
+        self.dtype = np.result_type(*(part.dtype for part in self.parts))
+        self.ndim = len(self.shape)
+
+
+ExampleArray = np.ndarray | ModelSubset | MappedExamples | StackedModels  # what the attacks read (`read_examples`)
 
 
 def subset_models(array: ExampleArray, models: Sequence[int]) -> ModelSubset | MappedExamples:
@@ -77,6 +89,8 @@ def read_examples(array: ExampleArray, start: int, stop: int) -> np.ndarray:
         return np.ascontiguousarray(array.function(read_examples(array.array, start, stop), start, stop))
     rows = array.models if isinstance(array, ModelSubset) else None
     base = array.array if isinstance(array, ModelSubset) else array
+    if isinstance(base, StackedModels):
+        return _read_stacked(base, rows, start, stop)
     if not (isinstance(base, np.memmap) and isinstance(base.base, mmap.mmap) and base.flags.c_contiguous):
         return np.ascontiguousarray(base[slice(None) if rows is None else rows, start:stop])
     rows = np.arange(base.shape[0]) if rows is None else rows
@@ -89,6 +103,18 @@ def read_examples(array: ExampleArray, start: int, stop: int) -> np.ndarray:
             position = base.offset + (int(row) * base.shape[1] + start) * example_bytes
             if os.preadv(handle.fileno(), [target], position) != target.nbytes:
                 raise UserError(f"{base.filename} is shorter than its header says")
+    return out
+
+
+def _read_stacked(stacked: StackedModels, rows: np.ndarray | None, start: int, stop: int) -> np.ndarray:
+    """stacked[rows][:, start:stop] (rows None: every model), each part read only at its own rows."""
+    rows = np.arange(stacked.shape[0]) if rows is None else rows
+    start, stop = min(start, stacked.shape[1]), min(stop, stacked.shape[1])
+    out = np.empty((len(rows), stop - start, *stacked.shape[2:]), dtype=stacked.dtype)
+    for part, low, high in zip(stacked.parts, stacked.offsets[:-1], stacked.offsets[1:], strict=True):
+        inside = (rows >= low) & (rows < high)
+        if inside.any():
+            out[inside] = read_examples(subset_models(part, rows[inside] - low), start, stop)
     return out
 
 

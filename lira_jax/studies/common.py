@@ -10,12 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.evaluate import done_model_arrays
-from lira_jax.audit.inputs import check_logits
+from lira_jax.audit.inputs.checked import check_logits
+from lira_jax.audit.inputs.sources import done_model_arrays, open_source
+from lira_jax.audit.inputs.targets import parse_targets
 from lira_jax.audit.registry import choose_attacks
-from lira_jax.audit.sources import open_source
 from lira_jax.audit.streaming import ModelSubset, map_example_chunks
-from lira_jax.audit.targets import parse_targets
 from lira_jax.config import Config
 from lira_jax.errors import UserError
 from lira_jax.store import MODELS_FILE, scores_shape

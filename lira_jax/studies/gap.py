@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from lira_jax.audit.lira import lira_scores
+from lira_jax.audit.attacks.lira.lira import lira_scores
 from lira_jax.audit.metrics import attack_metrics, points_at_fpr, roc_curve
 from lira_jax.studies.common import LOW_FPR, Run, StudyResult, identity_view_arrays, markdown_table, number
 from lira_jax.studies.plots import pyplot, save

@@ -20,7 +20,7 @@ DPI = 100
 
 def pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend; a study imports it here, once its numbers are in."""
-    from lira_jax.audit import plots  # noqa: F401  (importing it chooses the Agg backend, which must come first)
+    from lira_jax.audit.report import plots  # noqa: F401  (importing it chooses the Agg backend, which must come first)
 
     # isort: split
     import matplotlib.pyplot as plt
@@ -30,7 +30,7 @@ def pyplot() -> Any:
 
 def save(figure: Any, path: Path) -> None:
     """Writes a study's figure whole or not at all, at the studies' size, and closes it."""
-    from lira_jax.audit.plots import save_figure
+    from lira_jax.audit.report.plots import save_figure
 
     save_figure(figure, path, dpi=DPI)
 

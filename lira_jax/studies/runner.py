@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lira_jax.audit.arguments import integer
+from lira_jax.audit.inputs.arguments import integer
 from lira_jax.errors import UserError
 from lira_jax.outputs import refuse_run_files
 from lira_jax.studies.common import StudyResult, open_run

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.lira import lira_scores
+from lira_jax.audit.attacks.lira.lira import lira_scores
 from lira_jax.audit.metrics import attack_metrics
 from lira_jax.audit.streaming import read_examples, subset_models
 from lira_jax.errors import UserError

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.inputs import applicable
+from lira_jax.audit.inputs.checked import applicable
 from lira_jax.audit.metrics import attack_metrics
 from lira_jax.audit.registry import score_attacks
 from lira_jax.studies.common import (

@@ -1,4 +1,4 @@
-"""A plain re-implementation of RMIA as lira_jax.audit.rmia defines it, loop by loop, for tiny arrays.
+"""A plain re-implementation of RMIA as lira_jax.audit.attacks.rmia defines it, loop by loop, for tiny arrays.
 
 Nothing here is shared with the vectorised code but the drop hash (`equalise.drop_hash`, the seeded choice
 of the shadow an equalised set drops) and the resolution ties are decided at (`leave_out.RESOLUTION`).
@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from lira_jax.audit.equalise import DEFAULT_SEED, drop_hash
-from lira_jax.audit.leave_out import RESOLUTION
+from lira_jax.audit.attacks.equalise import DEFAULT_SEED, drop_hash
+from lira_jax.audit.attacks.leave_out import RESOLUTION
 
 
 def dropped_out_shadow(keep, target, example):

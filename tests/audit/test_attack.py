@@ -12,13 +12,13 @@ from conftest import HANG_GUARD_S
 from run_folders import write_run
 
 from lira_jax.attack import main
-from lira_jax.audit.classifiers import classifier_scores
+from lira_jax.audit.attacks.classifiers import classifier_scores
 from lira_jax.audit.evaluate import run_attack
-from lira_jax.audit.masking import mask_logits, parse_mask
+from lira_jax.audit.inputs.masking import mask_logits, parse_mask
+from lira_jax.audit.inputs.phi import logit_scale
+from lira_jax.audit.inputs.targets import parse_targets
 from lira_jax.audit.metrics import attack_metrics, decision_metrics
-from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.registry import ATTACKS, LABEL_BLIND, score_attacks
-from lira_jax.audit.targets import parse_targets
 from lira_jax.errors import UserError
 
 

@@ -1,4 +1,4 @@
-"""lira_jax.audit.baselines: RMIA and the baselines against plain loops over targets and examples."""
+"""lira_jax.audit.attacks.baselines: RMIA and the baselines against plain loops over targets and examples."""
 
 import numpy as np
 import pytest
@@ -6,10 +6,10 @@ from rmia_reference import dropped_out_shadow, log_ratio, naive_rmia
 from scipy.special import expit, softmax
 from scipy.stats import spearmanr
 
-from lira_jax.audit.baselines import FROM_LOGITS, FROM_SCORES, baseline_scores
+from lira_jax.audit.attacks.baselines import FROM_LOGITS, FROM_SCORES, baseline_scores
+from lira_jax.audit.attacks.rmia import rmia
+from lira_jax.audit.inputs.phi import logit_scale
 from lira_jax.audit.metrics import attack_metrics
-from lira_jax.audit.phi import logit_scale
-from lira_jax.audit.rmia import rmia
 from lira_jax.errors import UserError
 
 

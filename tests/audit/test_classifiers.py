@@ -1,16 +1,16 @@
-"""lira_jax.audit.classifiers: features against NumPy, the cross-fitting plan, signal found, and a null control."""
+"""audit/attacks/classifiers.py: features against NumPy, the cross-fitting plan, signal found, and a null control."""
 
 import numpy as np
 import pytest
 from scipy.special import softmax
 
-from lira_jax.audit.classifiers import (
+from lira_jax.audit.attacks.classifiers import (
     CLASSIFIERS,
-    TransferShadow,
     classifier_scores,
     sorted_probabilities,
     training_pairs,
 )
+from lira_jax.audit.inputs.checked import TransferShadow
 from lira_jax.audit.metrics import attack_metrics
 from lira_jax.audit.streaming import subset_models
 from lira_jax.errors import UserError

@@ -9,12 +9,12 @@ import pytest
 from hostile import M, fails_cleanly, make_input, resave, skip_drawing
 
 from lira_jax import attack, audit_logits
-from lira_jax.audit.baselines import baseline_scores
-from lira_jax.audit.classifiers import classifier_scores
-from lira_jax.audit.inputs import NotApplicable
-from lira_jax.audit.lira import lira_scores
+from lira_jax.audit.attacks.baselines import baseline_scores
+from lira_jax.audit.attacks.classifiers import classifier_scores
+from lira_jax.audit.attacks.lira.lira import lira_scores
+from lira_jax.audit.attacks.rmia import rmia
+from lira_jax.audit.inputs.checked import NotApplicable
 from lira_jax.audit.registry import score_attacks
-from lira_jax.audit.rmia import rmia
 from lira_jax.errors import UserError
 
 OUT_REASON = "needs ≥ 1 OUT shadow per example besides each target (after equalised counts)"

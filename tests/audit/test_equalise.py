@@ -1,4 +1,4 @@
-"""Equalised counts (lira_jax.audit.equalise) against a naive loop over targets, examples and views."""
+"""Equalised counts (lira_jax.audit.attacks.equalise) against a naive loop over targets, examples and views."""
 
 from types import SimpleNamespace
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lira_jax.audit.equalise import choose_drops, drop_hash, equalised_removals, raw_removals, target_sets
+from lira_jax.audit.attacks.equalise import choose_drops, drop_hash, equalised_removals, raw_removals, target_sets
 from lira_jax.shadow.data import make_keep
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import lira_jax
+from lira_jax.audit.attacks.rmia import rmia
 from lira_jax.audit.registry import ATTACKS as ATTACKS_KNOWN
-from lira_jax.audit.rmia import rmia
 from lira_jax.errors import UserError
 
 M, N, V, C = 6, 40, 2, 3

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import HANG_GUARD_S
 
-from lira_jax.audit.html_report import build_report
+from lira_jax.audit.inputs.phi import logit_scale
 from lira_jax.audit.metrics import attack_metrics, roc_curve, roc_plot_data
-from lira_jax.audit.per_example import example_table
-from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.registry import score_attacks
-from lira_jax.audit.report import metrics_csv
+from lira_jax.audit.report.html_report import build_report
+from lira_jax.audit.report.per_example import example_table
+from lira_jax.audit.report.table import metrics_csv
 
 ATTACKS = (
     "lira_online",
@@ -155,7 +155,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
 
 
 def test_delta_is_stated_and_scores_are_readable():
-    from lira_jax.audit.html_report import _score
+    from lira_jax.audit.report.html_report import _score
 
     metrics, curves, examples, _ = _audit()
     for values in metrics["attacks"].values():

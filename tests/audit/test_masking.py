@@ -1,11 +1,11 @@
-"""lira_jax.audit.masking: each mask against a plain NumPy version on small arrays, and the bad specs."""
+"""lira_jax.audit.inputs.masking: each mask against a plain NumPy version on small arrays, and the bad specs."""
 
 import numpy as np
 import pytest
 from scipy.special import softmax
 
-from lira_jax.audit.masking import Mask, check_mask, mask_logits, parse_mask
-from lira_jax.audit.phi import logit_scale
+from lira_jax.audit.inputs.masking import Mask, check_mask, mask_logits, parse_mask
+from lira_jax.audit.inputs.phi import logit_scale
 from lira_jax.errors import UserError
 
 

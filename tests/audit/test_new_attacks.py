@@ -10,9 +10,9 @@ from scipy import stats
 from scipy.optimize import brentq
 from scipy.special import digamma, logsumexp, polygamma
 
-from lira_jax.audit.bavaria import _fit_prior
-from lira_jax.audit.equalise import out_removals
-from lira_jax.audit.inputs import NotApplicable
+from lira_jax.audit.attacks.bavaria import _fit_prior
+from lira_jax.audit.attacks.equalise import out_removals
+from lira_jax.audit.inputs.checked import NotApplicable
 from lira_jax.audit.metrics import attack_metrics, auc, roc_curve
 from lira_jax.audit.precision import precision_at_fpr
 from lira_jax.audit.registry import score_attacks

@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from lira_jax.audit.normalise import as_numpy, normalise
-from lira_jax.audit.phi import logit_scale
+from lira_jax.audit.inputs.normalise import as_numpy, normalise
+from lira_jax.audit.inputs.phi import logit_scale
 from lira_jax.errors import UserError
 
 M, N, V, C = 4, 6, 2, 3

@@ -5,7 +5,7 @@ for some example are reported not applicable instead. The figures are in docs/au
 import numpy as np
 import pytest
 
-from lira_jax.audit.inputs import NotApplicable
+from lira_jax.audit.inputs.checked import NotApplicable
 from lira_jax.audit.metrics import auc, roc_curve
 from lira_jax.audit.registry import REGISTRY, SCORES, score_attacks
 from lira_jax.shadow.data import make_keep

@@ -14,10 +14,10 @@ import pytest
 from hostile import make_input, metrics_of, resave, skip_drawing
 
 from lira_jax import attack
-from lira_jax.audit.inputs import AttackOptions, NotApplicable
-from lira_jax.audit.masking import mask_logits, parse_mask
+from lira_jax.audit.inputs.checked import AttackOptions, NotApplicable
+from lira_jax.audit.inputs.masking import mask_logits, parse_mask
+from lira_jax.audit.inputs.phi import logit_scale
 from lira_jax.audit.metrics import auc, roc_curve
-from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.registry import check_inputs, choose_attacks, score_attacks, score_checked
 from lira_jax.shadow.data import make_keep
 
@@ -58,7 +58,7 @@ CASES = {  # name: (outputs, mask)
 @functools.cache
 def case_aucs(name: str) -> tuple[dict, int]:
     """({attack: AUC or NotApplicable} of every default attack on the case, pooled pairs). The masked output
-    is what `evaluate.masked_inputs` gives the attacks (φ of the masked pseudo-logits), made once here."""
+    is what `masking.masked_inputs` gives the attacks (φ of the masked pseudo-logits), made once here."""
     outputs, mask = CASES[name]
     num_models, num_examples = 16, PAIRS // 16
     rng = np.random.default_rng(sorted(CASES).index(name))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lira_jax.audit.metrics import attack_metrics, roc_curve
-from lira_jax.audit.per_example import (
+from lira_jax.audit.report.per_example import (
     example_table,
     flag_threshold,
     most_exposed,

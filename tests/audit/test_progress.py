@@ -2,7 +2,7 @@
 
 import io
 
-from lira_jax.audit.progress import attack_progress
+from lira_jax.audit.report.progress import attack_progress
 
 
 def test_one_plain_line_per_family_off_a_terminal():

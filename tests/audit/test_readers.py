@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from run_folders import write_port, write_reference
 
-from lira_jax.audit.phi import logit_scale
-from lira_jax.audit.readers import detect_layout, read_lira_reference
+from lira_jax.audit.inputs.phi import logit_scale
+from lira_jax.audit.inputs.readers import detect_layout, read_lira_reference
 from lira_jax.errors import UserError
 
 M, N, V, C = 5, 12, 2, 4

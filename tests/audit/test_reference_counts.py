@@ -10,12 +10,12 @@ from run_folders import write_run
 from scipy.special import log_ndtr
 from sklearn.metrics import auc, roc_curve
 
-from lira_jax.audit import lira as lira_module
+from lira_jax.audit.attacks.lira import lira as lira_module
+from lira_jax.audit.attacks.lira.lira import lira_scores
+from lira_jax.audit.attacks.lira.truncation import truncation
 from lira_jax.audit.evaluate import run_attack
-from lira_jax.audit.lira import lira_scores
 from lira_jax.audit.metrics import attack_metrics
 from lira_jax.audit.registry import score_attacks
-from lira_jax.audit.truncation import truncation
 from lira_jax.shadow.data import make_keep
 
 COMPARED = ("lira_online", "lira_online_fixed_var", "lira_offline_two_sided")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from rmia_reference import naive_rmia
 
-from lira_jax.audit.equalise import equalised_sizes, out_removals
-from lira_jax.audit.leave_out import RESOLUTION, combine_without, snap
-from lira_jax.audit.rmia import rmia
+from lira_jax.audit.attacks.equalise import equalised_sizes, out_removals
+from lira_jax.audit.attacks.leave_out import RESOLUTION, combine_without, snap
+from lira_jax.audit.attacks.rmia import rmia
 
 M, N = 8, 24
 DYADIC_PHI = np.array([0.0, 40.0])  # σ(φ) = 0.5 and 1.0 exactly: every mean over models is exact, ties are exact

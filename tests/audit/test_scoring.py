@@ -1,16 +1,17 @@
-"""lira_jax.audit.phi and lira_jax.audit.lira: logit scaling and LiRA, against plain loops written from DESIGN.md."""
+"""audit/inputs/phi.py and audit/attacks/lira/lira.py: logit scaling and LiRA, against plain loops (DESIGN.md)."""
 
 import numpy as np
 import pytest
 from scipy.special import log_softmax, logsumexp
 from scipy.stats import norm
 
-from lira_jax.audit import lira as lira_module
-from lira_jax.audit import phi as numpy_phi
-from lira_jax.audit import shadow_sets, streaming
-from lira_jax.audit.equalise import drop_hash
-from lira_jax.audit.lira import LIRA_VARIANTS, LiraOptions, lira, lira_scores
-from lira_jax.audit.phi import logit_scale
+from lira_jax.audit import streaming
+from lira_jax.audit.attacks.equalise import drop_hash
+from lira_jax.audit.attacks.lira import lira as lira_module
+from lira_jax.audit.attacks.lira import shadow_sets
+from lira_jax.audit.attacks.lira.lira import LIRA_VARIANTS, LiraOptions, lira, lira_scores
+from lira_jax.audit.inputs import phi as numpy_phi
+from lira_jax.audit.inputs.phi import logit_scale
 from lira_jax.audit.streaming import ModelSubset
 from lira_jax.errors import UserError
 from lira_jax.shadow import phi

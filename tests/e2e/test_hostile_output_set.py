@@ -15,8 +15,8 @@ import pytest
 from hostile import FAST, fails_cleanly, make_input, refused, skip_drawing, snapshot
 
 from lira_jax import attack, study
-from lira_jax.audit import plots
-from lira_jax.audit.result import Audit
+from lira_jax.audit.report import plots
+from lira_jax.audit.report.result import Audit
 from lira_jax.errors import UserError
 
 OLD_SET = ("metrics.json", "roc.png", "metrics.csv", "examples.csv", "report.html")

@@ -79,7 +79,7 @@ MOMENTS = [
     # Model 0 is done again (the last kill came before it was); model 1's rows are written, not marked done.
     ("after one model is done", "lira_jax.store", "RunFolder.mark_done", 2, "before", [True, False, False, False]),
     # All models done; the attack has scored but written neither roc.png nor metrics.json.
-    ("during the attack", "lira_jax.audit.plots", "roc_image", 1, "before", [True] * 4),
+    ("during the attack", "lira_jax.audit.report.plots", "roc_image", 1, "before", [True] * 4),
 ]
 
 

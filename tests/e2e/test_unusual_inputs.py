@@ -14,8 +14,8 @@ import pytest
 from hostile import M, N, experiment, make_input, metrics_of, only_scores, resave, skip_drawing, tiny_arrays
 
 from lira_jax import attack, audit_logits
-from lira_jax.audit.phi import logit_scale
-from lira_jax.audit.readers import read_lira_reference
+from lira_jax.audit.inputs.phi import logit_scale
+from lira_jax.audit.inputs.readers import read_lira_reference
 
 
 @pytest.fixture(autouse=True)

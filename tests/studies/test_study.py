@@ -15,8 +15,8 @@ from scipy import stats
 
 from lira_jax import config as config_lib
 from lira_jax.audit.evaluate import run_attack
+from lira_jax.audit.inputs.phi import logit_scale
 from lira_jax.audit.metrics import attack_metrics
-from lira_jax.audit.phi import logit_scale
 from lira_jax.audit.registry import score_attacks
 from lira_jax.studies.runner import run_study
 from lira_jax.studies.shadows import shadow_counts
@@ -96,7 +96,7 @@ def test_gap_per_target_against_plain_recomputation(tmp_path):
     np.save(run / "scores.npy", scores)
     _keep_no_logits(run)  # scores.npy no longer φ of the logits: a trained run's would be refused
     data = run_study("gap", [run], tmp_path / "out")
-    from lira_jax.audit.lira import lira
+    from lira_jax.audit.attacks.lira.lira import lira
 
     online = lira(scores, keep)
     models = json.loads((run / "models.json").read_text())["models"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lira_jax.audit.equalise import Removals, side_order
+from lira_jax.audit.attacks.equalise import Removals, side_order
 
 
 @dataclass(frozen=True)

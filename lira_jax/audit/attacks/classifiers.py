@@ -11,7 +11,7 @@ labelled member (1) or non-member (0):
 - `ml_leaks_adv2`: adversary 2 (data transfer): the shadow model comes from another run, trained on
   another data set; the top 3 sorted probabilities make the two data sets' class counts irrelevant.
 - Adversary 3 (a threshold on the maximum probability or on the entropy, no shadow model) is the
-  `confidence` and `entropy` baselines of `lira_jax.audit.baselines`.
+  `confidence` and `entropy` baselines of `lira_jax.audit.attacks.baselines`.
 
 Cross-fitting. Every model of a run is a target once and the others are its shadows, and all models
 answer queries on one pool of examples. An attack model trained on rows (m, n) and evaluated on (t, n)
@@ -41,7 +41,13 @@ import numpy as np
 from scipy.special import log_softmax
 from threadpoolctl import threadpool_limits
 
-from lira_jax.audit.inputs import AttackInputs, NotApplicable, check_logits, check_scores_keep
+from lira_jax.audit.inputs.checked import (
+    AttackInputs,
+    NotApplicable,
+    TransferShadow,
+    check_logits,
+    check_scores_keep,
+)
 from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks, subset_models
 from lira_jax.errors import UserError
 
@@ -52,15 +58,6 @@ MAX_ITERATIONS = 50  # of L-BFGS
 MODEL_FOLDS = 2
 MAX_ROWS = 2000
 FEATURE_BYTES = 8  # float64 features
-
-
-@dataclass(frozen=True)
-class TransferShadow:
-    """ML-Leaks adversary 2's shadow: `model` of another run, logits float[M', N', V', C'], keep bool[M', N']."""
-
-    logits: ExampleArray
-    keep: np.ndarray
-    model: int = 0
 
 
 def sorted_probabilities(logits: np.ndarray, width: int) -> np.ndarray:

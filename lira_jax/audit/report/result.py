@@ -15,17 +15,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lira_jax.audit import arguments, per_example
-from lira_jax.audit.report import format_table, metrics_csv
+from lira_jax.audit.inputs import arguments
+from lira_jax.audit.inputs.checked import AttackInputs
+from lira_jax.audit.report import per_example
+from lira_jax.audit.report.table import format_table, metrics_csv
 from lira_jax.errors import UserError
 from lira_jax.outputs import Protected, check_figure_path, refuse_outputs
 from lira_jax.writing import strict_json, write_atomically
+
+BESIDE_JSON = ("examples.csv", "metrics.csv", "report.html")  # written next to metrics.json
 
 
 @dataclass(frozen=True)
 class Audit:
     """metrics: the metrics.json dict (DESIGN.md); examples: the per-example table, {column: [N]}
-    (`lira_jax.audit.per_example.example_table`); curves: {attack: ROC sampled for plotting, with its metrics};
+    (`lira_jax.audit.report.per_example.example_table`); curves: {attack: ROC sampled for plotting, with its metrics};
     title: what the plots and the report call the audited models; accuracy: {"train": [T], "test": [T]} of each
     target on its members and non-members (first view), when the logits were at hand; reads: files the audit
     read (memmapped inputs), which its writers refuse to overwrite.
@@ -82,7 +86,7 @@ class Audit:
         write_atomically(path, content)
 
     def _roc_image(self, headline: bool, image_format: str) -> bytes:
-        from lira_jax.audit import plots
+        from lira_jax.audit.report import plots
 
         curves = plots.headline_curves(self.curves) if headline else self.curves
         return plots.roc_image(curves, title=self.title, image_format=image_format, note=self.invocation_note())
@@ -108,7 +112,7 @@ class Audit:
         config_text = arguments.text(config_text, "config_text", optional=True)
         title = arguments.text(title, "title", optional=True)
         top = arguments.integer(top, "top", 0)
-        from lira_jax.audit.html_report import build_report, shows_headline
+        from lira_jax.audit.report.html_report import build_report, shows_headline
 
         figures = {"every": self.roc_png()}
         if shows_headline(self.curves):
@@ -164,3 +168,34 @@ def _with_invocation(text: str, invocation: str | None) -> str:
     ending = lines.pop() if lines and lines[-1] == "" else None
     lines = [f"{lines[0]},invocation", *(f"{line},{invocation}" for line in lines[1:])]
     return "\n".join(lines) + ("\n" if ending is not None else "")
+
+
+def write_outputs(
+    audit: Audit,
+    json_path: Path,
+    plot_path: Path,
+    inputs: AttackInputs,
+    distributions: Sequence[int] | None,
+    distributions_path: str | Path | None,
+    run: dict[str, Any],
+) -> dict[str, Path]:
+    """roc.png (and the score distributions of the first target), examples.csv, metrics.csv and report.html
+    beside metrics.json, then metrics.json, each written whole (inside an `output_set`: as one set);
+    returns {what: path}."""
+    audit.plot_roc(plot_path)
+    written = {"ROC (every attack)": plot_path}
+    if distributions is not None:
+        from lira_jax.audit.report import plots
+
+        target = int(inputs.targets[0])
+        plots.plot_score_distributions(
+            inputs.scores, inputs.keep, distributions, distributions_path, target=target, note=audit.invocation_note()
+        )
+        written["score distributions"] = Path(distributions_path)
+    examples_csv, metrics_csv, report_html = (json_path.parent / name for name in BESIDE_JSON)
+    audit.write_examples_csv(examples_csv)
+    audit.write_metrics_csv(metrics_csv)
+    audit.to_html(report_html, images=run.get("inputs"), config_text=run.get("config_text"))
+    audit.write_metrics_json(json_path)
+    written.update({"per example": examples_csv, "per attack (CSV)": metrics_csv, "report": report_html})
+    return {"metrics (JSON)": json_path, **written}

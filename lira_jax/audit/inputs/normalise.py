@@ -13,11 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.arguments import indices
+from lira_jax.audit.inputs.arguments import as_numpy, indices
 from lira_jax.errors import UserError
-
-TO_NUMPY = ".detach().cpu().numpy()"
-NUMERIC = "biuf"  # the dtype kinds an input may have: bool, integers, floats
 
 
 @dataclass(frozen=True)
@@ -27,32 +24,6 @@ class NormalisedInputs:
     logits: np.ndarray
     keep: np.ndarray
     labels: np.ndarray
-
-
-def as_numpy(value: Any, name: str) -> np.ndarray:
-    """value as a NumPy array (memmaps stay memmaps). A PyTorch tensor on the CPU is read without a copy
-    (detached: the caller's graph is untouched); on another device it is a UserError naming
-    `.detach().cpu().numpy()`."""
-    if value is None:
-        raise UserError(f"{name} is None: pass an array")
-    if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC:
-        return value
-    if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
-        device = getattr(getattr(value, "device", None), "type", "cpu")
-        if device != "cpu":
-            raise UserError(f"{name} is a PyTorch tensor on {device}: pass {name}{TO_NUMPY}")
-        return value.detach().numpy()
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise UserError(
-            f"{name} cannot be read as an array ({error}); pass a NumPy array, e.g. {name}{TO_NUMPY}"
-        ) from None
-    if array.dtype.kind not in NUMERIC:
-        raise UserError(
-            f"{name} is not a numeric array (dtype {array.dtype}); pass a NumPy array, e.g. {name}{TO_NUMPY}"
-        )
-    return array
 
 
 def normalise_logits(logits: Any, views: Sequence[int] | None = None) -> np.ndarray:

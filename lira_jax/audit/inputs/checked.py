@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.equalise import equalised_sizes
 from lira_jax.audit.streaming import PASS_LOGITS, ExampleArray, read_examples
 from lira_jax.errors import UserError
 
@@ -52,17 +51,26 @@ class AttackOptions:
 
 
 @dataclass(frozen=True)
+class TransferShadow:
+    """ML-Leaks adversary 2's shadow: `model` of another run, logits float[M', N', V', C'], keep bool[M', N']."""
+
+    logits: ExampleArray
+    keep: np.ndarray
+    model: int = 0
+
+
+@dataclass(frozen=True)
 class AttackInputs:
     """Checked inputs of the attacks: scores float[M, N, V], keep bool[M, N], targets int64[T] (positions
     along the model axis), logits float[M, N, V, C] and labels int64[N] (or None), the transfer shadow of
-    ML-Leaks adversary 2 (`lira_jax.audit.classifiers.TransferShadow`, or None) and the options."""
+    ML-Leaks adversary 2 (or None) and the options."""
 
     scores: ExampleArray
     keep: np.ndarray
     targets: np.ndarray
     logits: ExampleArray | None = None
     labels: np.ndarray | None = None
-    transfer: Any = None
+    transfer: TransferShadow | None = None
     options: AttackOptions = field(default_factory=AttackOptions)
 
 
@@ -130,14 +138,6 @@ def check_shadows(keep: np.ndarray, targets: np.ndarray, need_in: bool, need_out
                 f"{attack} needs an {name} shadow model for every example, but example {example} has none "
                 f"besides target {targets[target_index]} ({count} of {len(targets)} targets are affected)"
             )
-
-
-def out_shortfall(keep: np.ndarray, targets: np.ndarray) -> str | None:
-    """Why an attack on equalised OUT sets (offline RMIA, calibrated_loss) cannot score these inputs, or None:
-    some (target, example) has no OUT shadow left (keep bool[M, N], targets int[T])."""
-    if equalised_sizes(keep, targets)[1].min() < 1:
-        return "needs ≥ 1 OUT shadow per example besides each target (after equalised counts)"
-    return None
 
 
 def check_logits(logits: Any, labels: Any, scores_shape: tuple[int, ...]) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.per_example import BAND_CURVES, FLAG_FPR, HEADLINE_ATTACKS, most_exposed, ranking_attack
+from lira_jax.audit.report.per_example import BAND_CURVES, FLAG_FPR, HEADLINE_ATTACKS, most_exposed, ranking_attack
 
 TABLE_LEVELS = ("0.01", "0.001")  # TPR (with its interval) at these FPRs in the attack table
 
@@ -144,7 +144,7 @@ def _tpr_cell(values: Mapping[str, Any], level: str) -> str:
 def _figure(figures: dict[str, bytes], which: str, curves: Mapping[str, Any], title: str) -> str:
     """The <img> of the ROC `which` ("headline" or "every" attack), drawn here unless `figures` has it."""
     if which not in figures:
-        from lira_jax.audit import plots  # matplotlib only when drawing
+        from lira_jax.audit.report import plots  # matplotlib only when drawing
 
         chosen = plots.headline_curves(curves) if which == "headline" else curves
         figures[which] = plots.roc_image(chosen, title=title)

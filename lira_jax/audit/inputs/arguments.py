@@ -17,6 +17,35 @@ import numpy as np
 
 from lira_jax.errors import UserError
 
+TO_NUMPY = ".detach().cpu().numpy()"
+NUMERIC = "biuf"  # the dtype kinds an input may have: bool, integers, floats
+
+
+def as_numpy(value: Any, name: str) -> np.ndarray:
+    """value as a NumPy array (memmaps stay memmaps). A PyTorch tensor on the CPU is read without a copy
+    (detached: the caller's graph is untouched); on another device it is a UserError naming
+    `.detach().cpu().numpy()`."""
+    if value is None:
+        raise UserError(f"{name} is None: pass an array")
+    if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC:
+        return value
+    if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
+        device = getattr(getattr(value, "device", None), "type", "cpu")
+        if device != "cpu":
+            raise UserError(f"{name} is a PyTorch tensor on {device}: pass {name}{TO_NUMPY}")
+        return value.detach().numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise UserError(
+            f"{name} cannot be read as an array ({error}); pass a NumPy array, e.g. {name}{TO_NUMPY}"
+        ) from None
+    if array.dtype.kind not in NUMERIC:
+        raise UserError(
+            f"{name} is not a numeric array (dtype {array.dtype}); pass a NumPy array, e.g. {name}{TO_NUMPY}"
+        )
+    return array
+
 
 def integer(value: Any, name: str, low: int | None = None, high: int | None = None) -> int:
     """value as an int: a Python or NumPy integer (not a bool, a float or a string) in [low, high]."""
@@ -109,8 +138,6 @@ def indices(value: Any, name: str, size: int, what: str = "indices") -> list[int
 
 def images(value: Any, num_examples: int) -> np.ndarray:
     """The inputs drawn as thumbnails: an array (or CPU tensor) of num_examples pictures; else UserError."""
-    from lira_jax.audit.normalise import as_numpy
-
     array = as_numpy(value, "images")
     if problem := picture_problem(array.dtype, array.shape, num_examples):
         raise UserError(f"images {problem}")

@@ -2,7 +2,7 @@
 
 Only the paper's abstract could be read here, so the model below is this project's reading of it, the
 standard conjugate one (docs/auditing.md, "BaVarIA"). Each example's IN and OUT sets are LiRA's
-(`lira_jax.audit.shadow_sets`, the same counts), per view. Within a set of n shadow scores, φ ~ N(μ, σ²);
+(`lira_jax.audit.attacks.lira.shadow_sets`, the same counts), per view. Within a set of n shadow scores, φ ~ N(μ, σ²);
 μ has a flat prior and σ² a scaled inverse-χ² prior (d0 degrees of freedom, scale s0²), the limit κ0 → 0 of
 a normal-inverse-gamma prior with α0 = d0 / 2, β0 = d0 s0² / 2. The prior is fitted per target, side and
 view across the examples by moments of the log sample variances (empirical Bayes as in limma, Smyth
@@ -27,10 +27,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import digamma, gammaln, log_ndtr, polygamma
 
-from lira_jax.audit.equalise import TargetSets
-from lira_jax.audit.inputs import AttackInputs, NotApplicable
-from lira_jax.audit.lira import MIN_STD, LiraOptions, _mean_over_views, not_applicable
-from lira_jax.audit.shadow_sets import chunk_sets, count_rule
+from lira_jax.audit.attacks.equalise import TargetSets
+from lira_jax.audit.attacks.lira.lira import MIN_STD, LiraOptions, _mean_over_views, not_applicable
+from lira_jax.audit.attacks.lira.shadow_sets import chunk_sets, count_rule
+from lira_jax.audit.inputs.checked import AttackInputs, NotApplicable
 from lira_jax.audit.streaming import map_example_chunks
 
 MIN_VARIANCE = MIN_STD**2

@@ -1,5 +1,5 @@
 """BASE (Lassila, Östman, Ngo and Graell i Amat, "Practical Bayes-Optimal Membership Inference Attacks",
-arXiv 2505.24089, 2025), online, streamed over examples like LiRA (`lira_jax.audit.lira`).
+arXiv 2505.24089, 2025), online, streamed over examples like LiRA (`lira_jax.audit.attacks.lira.lira`).
 
 BASE approximates the Bayes-optimal test by the target's log-probability of the label against a log-sum-exp
 threshold over shadow models: per view v,
@@ -20,10 +20,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lira_jax.audit.inputs import AttackInputs
-from lira_jax.audit.leave_out import combine_without
-from lira_jax.audit.lira import _mean_over_views
-from lira_jax.audit.rmia import TINY_PROBABILITY
+from lira_jax.audit.attacks.leave_out import combine_without
+from lira_jax.audit.attacks.lira.lira import _mean_over_views
+from lira_jax.audit.attacks.rmia import TINY_PROBABILITY
+from lira_jax.audit.inputs.checked import AttackInputs
 from lira_jax.audit.streaming import check_finite, map_example_chunks
 
 

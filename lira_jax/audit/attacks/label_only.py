@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lira_jax.audit.equalise import out_removals
-from lira_jax.audit.inputs import AttackInputs, NotApplicable
-from lira_jax.audit.leave_out import combine_without
+from lira_jax.audit.attacks.equalise import out_removals
+from lira_jax.audit.attacks.leave_out import combine_without
+from lira_jax.audit.inputs.checked import AttackInputs, NotApplicable
 from lira_jax.audit.streaming import check_finite, map_example_chunks
 
 MIN_VIEWS = 2

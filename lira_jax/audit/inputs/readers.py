@@ -21,7 +21,7 @@ The PyTorch port (orientino/lira-pytorch):
     SAVEDIR/I/scores.npy                    [N, V]
 
 with no labels in the folder: pass them (its scripts read CIFAR-10's training labels).
-Where every model has logits, φ is computed from them by the caller (exactly, `lira_jax.audit.phi.logit_scale`)
+Where every model has logits, φ is computed from them by the caller (exactly, `lira_jax.audit.inputs.phi.logit_scale`)
 rather than taken from the saved scores, which are rounded through probabilities (log(p + 1e-45)); the folders
 without logits are named when the scores are read instead. Every file read is listed (`files`).
 """
@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lira_jax.arrays import read_npy
-from lira_jax.audit.arguments import picture_problem
+from lira_jax.audit.inputs.arguments import picture_problem
 from lira_jax.errors import UserError
 
 Layout = Literal["reference", "pytorch-port"]

@@ -1,4 +1,5 @@
-"""Equalised counts for LiRA: each target's IN and OUT shadow sets made the same size, for all targets at once.
+"""Equalised counts: each target's IN and OUT shadow sets made the same size, for all targets at once (LiRA's
+sets, and the OUT sets of offline RMIA, calibrated_loss and label_only).
 
 Why (DESIGN.md, "Scoring semantics"): with a balanced keep matrix a member of target t leaves M/2 − 1 IN
 shadows and M/2 OUT, a non-member the reverse. That difference alone lowers LiRA on members under the
@@ -58,7 +59,7 @@ class Removals:
     per side the first and the second model removed, int64[T, n], −1 where none (a second only where there
     is a first). Equalised counts remove the target and the dropped shadow (`equalised_removals`), raw
     counts the target alone (`raw_removals`), the reference's counts the target and the shadows beyond its
-    truncation (`lira_jax.audit.truncation`)."""
+    truncation (`lira_jax.audit.attacks.lira.truncation`)."""
 
     first_in: np.ndarray
     second_in: np.ndarray
@@ -287,3 +288,11 @@ def _median_without_two(stats: SetStats, examples: np.ndarray, low_value, high_v
 
     odd = (stats.size[examples] % 2 == 1)[:, None]
     return np.where(odd, b(0), (b(0) + b(1)) / 2)
+
+
+def out_shortfall(keep: np.ndarray, targets: np.ndarray) -> str | None:
+    """Why an attack on equalised OUT sets (offline RMIA, calibrated_loss) cannot score these inputs, or None:
+    some (target, example) has no OUT shadow left (keep bool[M, N], targets int[T])."""
+    if equalised_sizes(keep, targets)[1].min() < 1:
+        return "needs ≥ 1 OUT shadow per example besides each target (after equalised counts)"
+    return None

@@ -1,9 +1,10 @@
 """What the attack reads, said and guarded: opening an input of any layout, what its outputs must not touch,
-and the record of every file read (metrics.json's "inputs" and the line printed under the table).
+the record of every file read (metrics.json's "inputs" and the line printed under the table), and a run's
+done models (`done_model_arrays`) and ML-Leaks adversary 2's shadow run (`load_transfer`).
 
 Layouts: our run folder, a folder of plain logits (`lira_jax.store.load_run`), the LiRA reference code's
-experiment folders and its PyTorch port's (`lira_jax.audit.readers.reference_run`). A trained run's
-scores.npy is checked against its logits.npy (`lira_jax.audit.phi.check_scores`); a plain folder's φ is
+experiment folders and its PyTorch port's (`lira_jax.audit.inputs.readers.reference_run`). A trained run's
+scores.npy is checked against its logits.npy (`lira_jax.audit.inputs.phi.check_scores`); a plain folder's φ is
 computed from its logits, a scores.npy beside them not read. Nothing here imports JAX.
 """
 
@@ -12,9 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lira_jax.audit.inputs import check_logits
-from lira_jax.audit.phi import check_scores
-from lira_jax.audit.readers import reference_run
+import numpy as np
+
+from lira_jax.audit.inputs.checked import TransferShadow, check_logits
+from lira_jax.audit.inputs.phi import check_scores, streamed_phi
+from lira_jax.audit.inputs.readers import reference_run
+from lira_jax.audit.streaming import ExampleArray, subset_models
 from lira_jax.errors import UserError
 from lira_jax.outputs import Protected
 from lira_jax.store import epoch_folder, load_run, scores_shape
@@ -73,3 +77,34 @@ def read_lines(record: dict[str, Any], invocation: str) -> list[str]:
     lines = [f"read {len(record['files'])} files: {record['summary']}", f"φ: {record['phi']}"]
     lines += [f"note: {note}" for note in record["notes"]]
     return [*lines, f"invocation {invocation} (in every output of this command)"]
+
+
+def done_model_arrays(run: dict[str, Any]) -> tuple[ExampleArray, ExampleArray | None, np.ndarray]:
+    """A `load_run` result restricted to its done models, read lazily: (scores float32[M', N, V], logits
+    float[M', N, V, C] or None, keep bool[M', N]), M' = len(run["models"]). Without scores (a folder of
+    plain logits), φ is computed from the logits as the attacks read them."""
+    models = run["models"]
+    keep = run["keep"][models]
+    logits = run["logits"]
+    if len(models) != run["keep"].shape[0]:
+        logits = None if logits is None else subset_models(logits, models)
+    if run["scores"] is None:
+        return streamed_phi(logits, run["labels"]), logits, keep
+    scores = run["scores"] if len(models) == run["keep"].shape[0] else subset_models(run["scores"], models)
+    return scores, logits, keep
+
+
+def load_transfer(shadow_run: str | Path, run_dir: Path) -> TransferShadow:
+    """ML-Leaks adversary 2's shadow: the first finished model of another run, with its logits."""
+    shadow_run = Path(shadow_run)
+    if shadow_run.is_dir() and shadow_run.resolve() == run_dir.resolve():
+        raise UserError(f"--shadow-run must be another run folder (trained on another data set), not {run_dir}")
+    try:
+        other = load_run(shadow_run)
+        if other["logits"] is not None:  # the other run's own consistency: its one check, as it is opened here
+            check_logits(other["logits"], other["labels"], scores_shape(other))
+    except UserError as error:
+        raise UserError(f"--shadow-run {shadow_run} is not a usable run folder: {error}") from None
+    if other["logits"] is None:
+        raise UserError(f"--shadow-run {shadow_run} has no logits.npy, which the attack model is trained on")
+    return TransferShadow(other["logits"], other["keep"], other["models"][0])

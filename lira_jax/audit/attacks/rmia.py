@@ -1,4 +1,4 @@
-"""RMIA (Zarifzadeh et al., ICML 2024), streamed over examples like LiRA (`lira_jax.audit.lira`).
+"""RMIA (Zarifzadeh et al., ICML 2024), streamed over examples like LiRA (`lira_jax.audit.attacks.lira.lira`).
 
 Scores φ: float32[M, N, V]; keep: bool[M, N]; returns float32[T, N] for T targets (model indices), higher =
 more likely a member. A probability is taken per view (σ(φ)) and averaged over views.
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, logsumexp
 
-from lira_jax.audit.equalise import out_removals
-from lira_jax.audit.inputs import AttackInputs, NotApplicable, check_scores_keep, out_shortfall
-from lira_jax.audit.leave_out import combine_without, snap
+from lira_jax.audit.attacks.equalise import out_removals, out_shortfall
+from lira_jax.audit.attacks.leave_out import combine_without, snap
+from lira_jax.audit.inputs.checked import AttackInputs, NotApplicable, check_scores_keep
 from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks
 from lira_jax.errors import UserError
 

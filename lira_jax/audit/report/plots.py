@@ -14,7 +14,7 @@ import matplotlib
 import numpy as np
 
 from lira_jax.audit.metrics import PLOT_FPR_RANGE
-from lira_jax.audit.per_example import BAND_CURVES, HEADLINE_ATTACKS
+from lira_jax.audit.report.per_example import BAND_CURVES, HEADLINE_ATTACKS
 from lira_jax.audit.streaming import ExampleArray, read_examples
 from lira_jax.errors import UserError
 from lira_jax.writing import atomic_path, disk_errors

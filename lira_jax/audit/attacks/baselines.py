@@ -1,4 +1,4 @@
-"""The baseline attacks, streamed over examples like LiRA (`lira_jax.audit.lira`), and the
+"""The baseline attacks, streamed over examples like LiRA (`lira_jax.audit.attacks.lira.lira`), and the
 prediction-correctness rule.
 
 Every function returns float32[T, N] for T targets (model indices), higher = more likely a member.
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.equalise import out_removals
-from lira_jax.audit.inputs import AttackInputs, AttackOptions, check_logits, check_scores_keep, out_shortfall
-from lira_jax.audit.leave_out import combine_without, snap
+from lira_jax.audit.attacks.equalise import out_removals, out_shortfall
+from lira_jax.audit.attacks.leave_out import combine_without, snap
+from lira_jax.audit.inputs.checked import AttackInputs, AttackOptions, check_logits, check_scores_keep
 from lira_jax.audit.metrics import decision_metrics
 from lira_jax.audit.streaming import ExampleArray, check_finite, map_example_chunks, subset_models, within_float32
 from lira_jax.errors import UserError
@@ -193,7 +193,7 @@ def labelled_right(
 def top_class_is_label(
     logits: ExampleArray, labels: np.ndarray, targets: Sequence[int], *, view: int = 0, workers: int | None = None
 ) -> np.ndarray:
-    """`labelled_right` on checked inputs (`lira_jax.audit.inputs.check_logits`): bool[T, N]."""
+    """`labelled_right` on checked inputs (`lira_jax.audit.inputs.checked.check_logits`): bool[T, N]."""
     target_logits = subset_models(logits, targets)
 
     def work(start: int, stop: int, chunk: np.ndarray) -> np.ndarray:

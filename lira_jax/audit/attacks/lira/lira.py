@@ -4,13 +4,13 @@ Conventions (docs/auditing.md): scores φ: float32[M, N, V] for M models, N exam
 keep: bool[M, N]; every attack returns float32[T, N] for T targets, higher = more likely a member.
 For target t and example n, IN = {m != t : keep[m, n]} and OUT = {m != t : not keep[m, n]}, then by
 default one shadow of the larger set dropped (equalised counts, DESIGN.md "Scoring semantics"); raw
-counts keep them all; the reference's counts truncate them as plot.py does (`lira_jax.audit.truncation`).
+counts keep them all; the reference's counts truncate them as plot.py does (`lira_jax.audit.attacks.lira.truncation`).
 Arrays may be memmaps of any size: they are read in chunks of examples (`lira_jax.audit.streaming`).
 
 All targets at once: the IN and OUT sets of target t differ from the full sets of all models only by t
 itself (and, with equalised counts, by the one shadow dropped from the larger set; with the reference's,
 by at most two shadows past its truncation), so each example's sets are sorted and summed once, and every
-target's statistics follow in O(1) by taking those scores back out (`lira_jax.audit.equalise`).
+target's statistics follow in O(1) by taking those scores back out (`lira_jax.audit.attacks.equalise`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from typing import Literal
 import numpy as np
 from scipy.special import log_ndtr
 
-from lira_jax.audit.equalise import TargetSets, equalised_sizes
-from lira_jax.audit.inputs import (
+from lira_jax.audit.attacks.equalise import TargetSets, equalised_sizes
+from lira_jax.audit.attacks.lira.shadow_sets import CountRule, chunk_sets, count_rule
+from lira_jax.audit.attacks.lira.truncation import truncation
+from lira_jax.audit.inputs.checked import (
     COUNTS,
     EQUALISED,
     REFERENCE,
@@ -32,9 +34,7 @@ from lira_jax.audit.inputs import (
     check_scores_keep,
     check_shadows,
 )
-from lira_jax.audit.shadow_sets import CountRule, chunk_sets, count_rule
 from lira_jax.audit.streaming import ExampleArray, map_example_chunks, within_float32
-from lira_jax.audit.truncation import truncation
 from lira_jax.errors import UserError
 
 MIN_STD = 1e-6
@@ -145,9 +145,9 @@ def lira_scores(
       offline: log Φ((φ_t − μ_out) / σ_out), or −log N(φ_t; μ_out, σ_out²) if two_sided,
     with μ the per-view median (or mean) of each set, σ its std (ddof 0, at least 1e-6), or with fixed
     variance one σ per target: sqrt of the mean over (n, v) of var_OUT (offline) or (var_IN + var_OUT) / 2.
-    counts: "equalised" (each target's two shadow sets made the same size, `lira_jax.audit.equalise`),
+    counts: "equalised" (each target's two shadow sets made the same size, `lira_jax.audit.attacks.equalise`),
     "raw", or "reference": plot.py's sets (each truncated to the smallest count over examples, in model
-    order, `lira_jax.audit.truncation`) and its fixed σ, the std of every value of the IN sets (online,
+    order, `lira_jax.audit.attacks.lira.truncation`) and its fixed σ, the std of every value of the IN sets (online,
     both sides) or of the OUT sets (offline), over the sets of at least 2 shadows. Where a set has fewer
     than 2 shadows its σ is 0, floored at 1e-6 (and a fixed σ with no such set is 1e-6): the registry
     reports such variants not applicable instead (`not_applicable`).

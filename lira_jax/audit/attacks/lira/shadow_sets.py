@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from lira_jax.audit.equalise import (
+from lira_jax.audit.attacks.equalise import (
     Removals,
     SetStats,
     equalised_removals,
     raw_removals,
     target_sets,
 )
-from lira_jax.audit.inputs import EQUALISED, REFERENCE
+from lira_jax.audit.attacks.lira.truncation import Truncation, reference_removals, truncation
+from lira_jax.audit.inputs.checked import EQUALISED, REFERENCE
 from lira_jax.audit.streaming import check_finite
-from lira_jax.audit.truncation import Truncation, reference_removals, truncation
 
 SET_CHUNK_BYTES = 4 << 20  # working memory of sorting and summing each example's sets
 

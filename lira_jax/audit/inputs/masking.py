@@ -22,13 +22,14 @@ entropy, the attack classifiers' sorted vectors) score every example the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
 
-from lira_jax.audit.phi import streamed_phi
+from lira_jax.audit.inputs.checked import AttackInputs
+from lira_jax.audit.inputs.phi import streamed_phi
 from lira_jax.audit.streaming import ExampleArray, MappedExamples
 from lira_jax.errors import UserError
 
@@ -105,3 +106,15 @@ def masked_run(logits: ExampleArray, labels: np.ndarray, mask: Mask) -> tuple[Ma
     what every attack reads under a mask. labels: int[N]."""
     masked = masked_logits(logits, mask)
     return streamed_phi(masked, labels), masked
+
+
+def masked_inputs(inputs: AttackInputs, mask: Mask) -> AttackInputs:
+    """The inputs as the attacks see them under `mask`: φ from the masked logits, masked pseudo-logits (also
+    the transfer shadow's); checked inputs stay checked, the mask being checked against their classes here."""
+    check_mask(mask, inputs.logits.shape[3])
+    scores, logits = masked_run(inputs.logits, inputs.labels, mask)
+    transfer = inputs.transfer
+    if transfer is not None:
+        check_mask(mask, transfer.logits.shape[3])
+        transfer = replace(transfer, logits=masked_logits(transfer.logits, mask))
+    return replace(inputs, scores=scores, logits=logits, transfer=transfer)
