@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lira_jax.config import Config
+from lira_jax.config import DENSE_ARCHS, Config
+from lira_jax.shadow.models import with_conv
 from lira_jax.writing import atomic_path
 
 SKIP_BELOW_SECONDS = 60.0
@@ -77,6 +78,8 @@ GPU_LOOP_FLOPS = 1e8  # between FastNet's 8e6 (vmap measured fastest) and ResNet
 CPU_ORDER = {
     "large": (("host", "native"), ("loop", "matmul"), ("vmap", "matmul")),
     "small": (("vmap", "matmul"), ("loop", "matmul"), ("host", "native")),
+    # The dense nets (mlp, transformer): no convolution to compute either way. DENSE_ORDER_MEASURED
+    "dense": (("vmap", "native"), ("loop", "native"), ("host", "native")),
 }
 CPU_LARGE_SIDE = 16  # images at least this wide count as "large" on CPU (measured: 8x8 small, 28x28 large)
 
@@ -91,7 +94,9 @@ def candidates(
     exist, and the native form only with host stepping, unless the config fixes both; on accelerators
     host stepping is taken only when the config names it (they are measured by benchmarks/device_check.py)."""
     batching, conv = config.train.model_batching, config.model.conv
-    if platform == "cpu":
+    if platform == "cpu" and config.model.arch in DENSE_ARCHS:
+        order = CPU_ORDER["dense"]
+    elif platform == "cpu":
         order = CPU_ORDER["large" if min(image_shape[:2]) >= CPU_LARGE_SIDE else "small"]
     else:
         order = ACCELERATOR_ORDER["large" if forward_flops >= GPU_LOOP_FLOPS else "small"]
@@ -137,6 +142,7 @@ def cache_key(
         device.platform, device.device_kind, mesh.size, model.arch, model.width, model.depth, model.widen,
         model.norm, "x".join(map(str, image_shape)), train.batch_size, size, train.precision, train.dp_sgd,
         config.train.model_batching, config.model.conv, jax.__version__,
+        "-".join(map(str, model.hidden)), model.activation, model.embed_dim, model.layers, model.heads,
         "/".join(f"{batching}+{conv}" for batching, conv in options),
         train.epochs, num_examples, len(query.views), query.batch_size,
     ]  # fmt: skip
@@ -169,7 +175,7 @@ def measure(
     """(compiled epoch of `steps` steps, compile seconds, seconds per step) for `size` models trained the
     trainer's way but with this batching and conv: the faster of two calls after an untimed one. Raises what XLA raises
     (out of memory, compile failure)."""
-    model = trainer.plan.model.clone(matmul_conv=conv == "matmul")
+    model = with_conv(trainer.plan.model, conv)
     epoch = trainer.epoch_function(model, model_batching, steps)
     keys, hyperparameters, keep_rows = trainer.chunk_inputs(np.minimum(np.arange(size), len(trainer.keep) - 1))
     states = trainer.init(keys)
@@ -189,7 +195,7 @@ def measure(
 def measure_query(trainer: Any, size: int, model_batching: str, conv: str) -> float:
     """Seconds per query batch (query.batch_size examples under every view) for `size` freshly initialised
     models queried this way: the faster of two calls after an untimed one."""
-    infer = trainer.infer_function(trainer.plan.model.clone(matmul_conv=conv == "matmul"), model_batching)
+    infer = trainer.infer_function(with_conv(trainer.plan.model, conv), model_batching)
     states = trainer.init(trainer.chunk_inputs(np.minimum(np.arange(size), len(trainer.keep) - 1))[0])
     positions = jnp.arange(query_batch(trainer), dtype=jnp.int32)
     jax.block_until_ready(infer(states, trainer.images, trainer.labels, positions))

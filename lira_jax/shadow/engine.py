@@ -104,12 +104,17 @@ def _init_key(key: jax.Array) -> jax.Array:
 
 
 def init_states(
-    model: nn.Module, optimizer: optax.GradientTransformation, keys: jax.Array, image_shape: tuple[int, ...]
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    keys: jax.Array,
+    image_shape: tuple[int, ...],
+    input_dtype: Any = jnp.float32,
 ) -> TrainState:
-    """Fresh state for each key: every leaf float32[M, ...], each model its own initialisation."""
+    """Fresh state for each key: every leaf float32[M, ...], each model its own initialisation, for inputs of
+    one example's `image_shape` and `input_dtype` (int32 for token ids)."""
 
     def init_one(key: jax.Array) -> TrainState:
-        variables = model.init(_init_key(key), jnp.zeros((1, *image_shape)), train=False)
+        variables = model.init(_init_key(key), jnp.zeros((1, *image_shape), input_dtype), train=False)
         params = variables["params"]
         return TrainState(params, variables.get("batch_stats", {}), optimizer.init(params))
 

@@ -25,11 +25,11 @@ from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError, compact_ranges
 from lira_jax.shadow import batching, devices, engine, flops, inference, stepping
-from lira_jax.shadow.augment import parse_augmentations, parse_views
+from lira_jax.shadow.augment import View, parse_augmentations, parse_views, refuse_image_only
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
 from lira_jax.shadow.hyperparameters import draw
-from lira_jax.shadow.models import build_model
+from lira_jax.shadow.models import build_model, fit_to_data, uses_matmul, with_conv
 from lira_jax.shadow.privacy import Privacy, accountant_module, privacy_records
 from lira_jax.shadow.progress import TrainingProgress
 from lira_jax.store import RunFolder
@@ -50,24 +50,30 @@ class Plan:
 
 
 def make_plan(config: Config, dataset: Dataset) -> Plan:
-    """The run's Plan: its model for the data set's image shape and classes, its augmentations and views."""
+    """The run's Plan: its model for the data set's input shape, kind and classes, its augmentations and views
+    (for a table or token ids: none, and the identity only)."""
     if config.train.dp_sgd:
         accountant_module()  # before any training: a missing package is one line, not an error after hours
-    image_shape = dataset.images.shape[1:]
-    views = parse_views(config.query.views, image_shape)
-    identity = parse_views(["identity"], image_shape)[0]
-    model = build_model(config.model, dataset.num_classes, image_shape, jnp.dtype(config.train.precision), "native")
-    forward_flops = flops.forward_flops_per_example(model, image_shape)
+    image_shape, kind = dataset.images.shape[1:], dataset.kind
+    model_config = fit_to_data(config.model, kind, dataset.images)
+    precision = jnp.dtype(config.train.precision)
+    model = build_model(model_config, dataset.num_classes, image_shape, precision, "native")
+    forward_flops = flops.forward_flops_per_example(model, image_shape, dataset.images.dtype)
     model_batching, conv = batching.default_choice(config, jax.default_backend(), image_shape, forward_flops)
-    model = model.clone(matmul_conv=conv == "matmul")
-    augmentations = parse_augmentations(
-        config.train.augment,
-        image_shape,
-        mean=dataset.mean,
-        std=dataset.std,
-        pixel_max=16 if config.data.source == "digits" else 255,
-    )
-    identity_view = views.index(identity) if identity in views else None
+    model = with_conv(model, conv)
+    if kind != "images":
+        refuse_image_only(kind, config.train.augment, config.query.views)
+        views, augmentations = tuple(View() for _ in config.query.views), ()
+    else:
+        views = parse_views(config.query.views, image_shape)
+        augmentations = parse_augmentations(
+            config.train.augment,
+            image_shape,
+            mean=dataset.mean,
+            std=dataset.std,
+            pixel_max=16 if config.data.source == "digits" else 255,
+        )
+    identity_view = views.index(View()) if View() in views else None
     return Plan(config, model, augmentations, views, identity_view, dataset.num_classes, forward_flops, model_batching)
 
 
@@ -103,7 +109,7 @@ class ChunkTrainer:
         self.compiled_infers: dict[int, Any] = {}  # chunk size -> inference executable, checked to fit
         self.model_sharding = engine.model_sharding(mesh)
         self.init = jax.jit(
-            lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape),
+            lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape, dataset.images.dtype),
             out_shardings=self.model_sharding,
         )
 
@@ -314,9 +320,8 @@ def set_up(
     requested = plan.config.train.models_per_step
     size = trainer.chunk_size(requested, num_todo)
     choice = batching.choose(trainer, size, num_todo)
-    matmul = choice.conv == "matmul"
-    if (choice.model_batching, matmul) != (plan.model_batching, plan.model.matmul_conv):
-        model = plan.model.clone(matmul_conv=matmul)
+    model = with_conv(plan.model, choice.conv)
+    if (choice.model_batching, uses_matmul(model)) != (plan.model_batching, uses_matmul(plan.model)):
         trainer = ChunkTrainer(
             dataclasses.replace(plan, model=model, model_batching=choice.model_batching), dataset, keep, mesh
         )
