@@ -69,7 +69,7 @@ def bench_engine(args: argparse.Namespace, model_batching: str) -> dict:
         model_batching=model_batching, precision=args.precision,
     )  # fmt: skip
     plan = make_plan(Config(model=ModelConfig(arch="mlp", hidden=hidden), train=train), dataset)
-    mesh = engine.model_mesh(args.models)
+    mesh = engine.model_mesh(args.models, args.devices)
     trainer = ChunkTrainer(plan, dataset, keep, mesh)
     keys, hyperparameters, keep_rows = trainer.chunk_inputs(np.arange(args.models))
     states = trainer.init(keys)
@@ -259,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--model-batching", default="auto", help="comma-separated: auto, vmap, loop, host")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads")
+    parser.add_argument("--devices", type=int, help="the engine's devices (default: all, one per CPU core)")
     parser.add_argument("--skip-torch", action="store_true")
     return parser
 

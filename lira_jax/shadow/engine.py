@@ -34,6 +34,7 @@ from lira_jax.config import TrainConfig
 from lira_jax.shadow.augment import augment_batch
 from lira_jax.shadow.hyperparameters import Hyperparameters
 from lira_jax.shadow.privacy import Privacy, private_gradient
+from lira_jax.shadow.sorting import stable_argsort
 
 MODEL_AXIS = "models"
 # Models per iteration of the loop over a device's models (train.model_batching = "loop"), by platform:
@@ -122,9 +123,14 @@ def init_states(
 
 
 def _members_in_random_order(key: jax.Array, keep_row: jax.Array) -> jax.Array:
-    """int32[N]: the indices of `keep_row`'s members in random order, followed by the non-members."""
-    priority = jax.random.uniform(key, keep_row.shape) + jnp.where(keep_row, 0.0, 2.0)
-    return jnp.argsort(priority).astype(jnp.int32)
+    """int32[N]: the indices of `keep_row`'s members in random order, followed by the non-members (never read).
+
+    The members' order is the stable argsort of their draws jax.random.uniform(key, [N]). A float32
+    uniform is m * 2**-23 for 23 random bits m, so the integers m sort the same way; with bit 23 set for
+    non-members they come after, and sorting.stable_argsort (3x faster than jnp.argsort on CPU) sorts them.
+    """
+    draws = (jax.random.uniform(key, keep_row.shape) * 2**23).astype(jnp.uint32)  # exact: 23 random bits
+    return stable_argsort(jnp.where(keep_row, draws, draws | jnp.uint32(2**23)))
 
 
 def batch_indices(orders: jax.Array, counts: jax.Array, step_index: jax.Array, batch_size: int) -> jax.Array:
