@@ -210,6 +210,9 @@ class EpochPlan(NamedTuple):
     runs plain convolutions where vmap would make grouped ones.
     unroll_mesh (train.model_batching = "host"): each device's models unrolled (over_models), the steps
     dispatched one by one from the host (stepping.py) rather than scanned.
+    soft_targets = False (no label smoothing and no mixup in the run): the loss takes the labels as class
+    ids, not as one-hot distributions (the same loss; a one-hot [B, K] and its product cost 25% of an
+    epoch of 8 small MLPs on the 2-core CPU, benchmarks/tabular_throughput.py).
     """
 
     model: nn.Module
@@ -223,6 +226,7 @@ class EpochPlan(NamedTuple):
     epochs_vary: bool = False
     loop_groups: int = 0
     unroll_mesh: Mesh | None = None
+    soft_targets: bool = True
 
 
 def apply_train(model: nn.Module, params, batch_stats, images: jax.Array, dropout_key: jax.Array):
@@ -236,10 +240,17 @@ def apply_train(model: nn.Module, params, batch_stats, images: jax.Array, dropou
     )
 
 
+def cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Cross-entropy of logits float32[..., K] against class ids int32[...] or distributions float32[..., K]."""
+    if targets.ndim < logits.ndim:  # -log_softmax at the label: optax.softmax_cross_entropy of its one-hot, bit for bit
+        return -jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], axis=-1)[..., 0]
+    return optax.softmax_cross_entropy(logits, targets)
+
+
 def batch_loss(model: nn.Module, params, batch_stats, images: jax.Array, targets: jax.Array, dropout_key: jax.Array):
-    """(mean cross-entropy of the batch against targets float32[B, K], (new batch statistics, logits))."""
+    """(mean cross-entropy of the batch against targets (cross_entropy), (new batch statistics, logits))."""
     logits, updates = apply_train(model, params, batch_stats, images, dropout_key)
-    loss = optax.softmax_cross_entropy(logits, targets).mean()
+    loss = cross_entropy(logits, targets).mean()
     return loss, (updates.get("batch_stats", {}), logits)
 
 
@@ -256,7 +267,7 @@ def model_gradient(
 
     def example_loss(params, image, target, dropout_key):
         logits, _ = apply_train(model, params, state.batch_stats, image[None], dropout_key)
-        return optax.softmax_cross_entropy(logits[0], target), logits[0]
+        return cross_entropy(logits[0], target), logits[0]
 
     dropout_keys = jax.random.split(key, images.shape[0])
     grads, losses, logits = private_gradient(
@@ -280,7 +291,9 @@ def model_step(
     `hyperparameters` (scalars); with plan.epochs_vary a model past its epochs is left unchanged."""
     augment_key, dropout_key = jax.random.split(key)
     batch_labels = labels[indices]
-    targets = optax.smooth_labels(jax.nn.one_hot(batch_labels, plan.num_classes), hyperparameters.label_smoothing)
+    targets = batch_labels
+    if plan.soft_targets:
+        targets = optax.smooth_labels(jax.nn.one_hot(batch_labels, plan.num_classes), hyperparameters.label_smoothing)
     batch_images, targets = _augment_some(
         augment_key, images[indices], targets, plan.augmentations, hyperparameters.augment_strength
     )
@@ -295,8 +308,18 @@ def model_step(
     if plan.epochs_vary:
         still_training = global_step < total_steps
         trained = jax.tree.map(lambda new, old: jnp.where(still_training, new, old), trained, state)
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch_labels)
-    return trained, (loss, accuracy)
+    return trained, (loss, jnp.mean(predicts(logits, batch_labels)))
+
+
+def predicts(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """bool[B]: argmax(logits float32[B, K]) == labels int32[B], the first of tied maxima winning as in
+    jnp.argmax, computed with plain max and any reductions. Why: jnp.argmax is a variadic (value, index)
+    reduction, which XLA's CPU backend runs through a slow generic comparator; once per step it cost 30%
+    of an epoch of 8 small MLPs (benchmarks/tabular_throughput.py, 2026-12-07)."""
+    best = logits.max(axis=-1)
+    earlier = jnp.arange(logits.shape[-1]) < labels[:, None]
+    best_before = jnp.any((logits == best[:, None]) & earlier, axis=-1)
+    return (jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0] == best) & ~best_before
 
 
 def models_step(
@@ -356,6 +379,7 @@ def make_train_epoch(
     privacy: Privacy | None = None,
     epochs_vary: bool = False,
     loop_groups: int = 0,
+    soft_targets: bool = True,
 ) -> Callable[..., tuple[TrainState, EpochMetrics]]:
     """Builds the jitted `train_epoch(states, keys, hyperparameters, epoch, keep, images, labels)`.
 
@@ -366,8 +390,9 @@ def make_train_epoch(
     The keyword arguments are EpochPlan's fields.
     """
     plan = EpochPlan(
-        model, optimizer, num_classes, batch_size, steps, warmup_steps, augmentations, privacy, epochs_vary, loop_groups
-    )
+        model, optimizer, num_classes, batch_size, steps, warmup_steps, augmentations, privacy, epochs_vary,
+        loop_groups, soft_targets=soft_targets,
+    )  # fmt: skip
     # Donated: the stacked state is not held twice (input and output) on the device.
     return jax.jit(functools.partial(train_epoch, plan), donate_argnums=0)
 
