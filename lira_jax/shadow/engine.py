@@ -33,6 +33,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from lira_jax.config import TrainConfig
 from lira_jax.shadow.augment import augment_batch
 from lira_jax.shadow.hyperparameters import Hyperparameters
+from lira_jax.shadow.objectives import cross_entropy, predicts
 from lira_jax.shadow.privacy import Privacy, private_gradient
 from lira_jax.shadow.sorting import stable_argsort
 
@@ -240,13 +241,6 @@ def apply_train(model: nn.Module, params, batch_stats, images: jax.Array, dropou
     )
 
 
-def cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
-    """Cross-entropy of logits float32[..., K] against class ids int32[...] or distributions float32[..., K]."""
-    if targets.ndim < logits.ndim:  # -log_softmax at the label: optax.softmax_cross_entropy of its one-hot, bit for bit
-        return -jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], axis=-1)[..., 0]
-    return optax.softmax_cross_entropy(logits, targets)
-
-
 def batch_loss(model: nn.Module, params, batch_stats, images: jax.Array, targets: jax.Array, dropout_key: jax.Array):
     """(mean cross-entropy of the batch against targets (cross_entropy), (new batch statistics, logits))."""
     logits, updates = apply_train(model, params, batch_stats, images, dropout_key)
@@ -309,17 +303,6 @@ def model_step(
         still_training = global_step < total_steps
         trained = jax.tree.map(lambda new, old: jnp.where(still_training, new, old), trained, state)
     return trained, (loss, jnp.mean(predicts(logits, batch_labels)))
-
-
-def predicts(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """bool[B]: argmax(logits float32[B, K]) == labels int32[B], the first of tied maxima winning as in
-    jnp.argmax, computed with plain max and any reductions. Why: jnp.argmax is a variadic (value, index)
-    reduction, which XLA's CPU backend runs through a slow generic comparator; once per step it cost 30%
-    of an epoch of 8 small MLPs (benchmarks/tabular_throughput.py, 2026-12-07)."""
-    best = logits.max(axis=-1)
-    earlier = jnp.arange(logits.shape[-1]) < labels[:, None]
-    best_before = jnp.any((logits == best[:, None]) & earlier, axis=-1)
-    return (jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0] == best) & ~best_before
 
 
 def models_step(

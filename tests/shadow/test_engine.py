@@ -6,7 +6,7 @@ import numpy as np
 import optax
 
 from lira_jax.config import Config, TrainConfig, VaryConfig
-from lira_jax.shadow import engine, inference, stepping
+from lira_jax.shadow import engine, inference, objectives, stepping
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import CNN
 
@@ -247,7 +247,7 @@ def test_predicts_is_argmax_equals_label_ties_included():
     logits = rng.integers(0, 3, (500, 4)).astype(np.float32)  # many tied maxima: the first wins, as in argmax
     labels = rng.integers(0, 4, 500)
     np.testing.assert_array_equal(
-        engine.predicts(jnp.asarray(logits), jnp.asarray(labels)), logits.argmax(-1) == labels
+        objectives.predicts(jnp.asarray(logits), jnp.asarray(labels)), logits.argmax(-1) == labels
     )
 
 
@@ -258,7 +258,7 @@ def test_cross_entropy_of_class_ids_is_that_of_their_one_hots_bit_for_bit():
     labels = jnp.asarray(rng.integers(0, 5, 16), jnp.int32)
 
     def mean_loss(logits, targets):
-        return engine.cross_entropy(logits, targets).mean()
+        return objectives.cross_entropy(logits, targets).mean()
 
     by_ids = jax.jit(jax.value_and_grad(mean_loss))(logits, labels)
     by_one_hots = jax.jit(jax.value_and_grad(mean_loss))(logits, jax.nn.one_hot(labels, 5))
