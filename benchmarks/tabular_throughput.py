@@ -270,6 +270,9 @@ def main() -> int:
 
     use_every_cpu_core()
     import jax
+    import jax.numpy as jnp
+
+    from lira_jax.shadow import batching
 
     features, hidden, classes = NETS[args.net]
     result = {
@@ -290,6 +293,9 @@ def main() -> int:
         "engine": {name: bench_engine(args, name) for name in args.model_batching.split(",")},
         "jax_plain": bench_jax_plain(args),
     }
+    flops_per_example = next(iter(result["engine"].values()))["train_flops_per_example"]
+    peak = batching.matmul_rate(jax.devices()[0], jnp.float32) * len(jax.devices())
+    result["matmul_peak_flops_per_s"] = {"one_512_matmul_per_device_x_devices": peak}
     if not args.skip_torch:
         import torch
 
@@ -300,6 +306,12 @@ def main() -> int:
         best = max(row["model_examples_per_s"] for row in result["engine"].values())
         result["engine_over_torch_loop"] = round(best / result["torch_loop"]["model_examples_per_s"], 2)
         result["engine_over_torch_func_vmap"] = round(best / result["torch_func_vmap"]["model_examples_per_s"], 2)
+    for row in [
+        *result["engine"].values(),
+        *(result.get(name) for name in ("jax_plain", "torch_loop", "torch_func_vmap")),
+    ]:
+        if row:
+            row["fraction_of_matmul_peak"] = round(row["model_examples_per_s"] * flops_per_example / peak, 3)
     result["load_average_after"] = os.getloadavg()
     json.dump(result, sys.stdout, indent=1)
     print()
