@@ -211,7 +211,7 @@ class EpochPlan(NamedTuple):
     runs plain convolutions where vmap would make grouped ones.
     unroll_mesh (train.model_batching = "host"): each device's models unrolled (over_models), the steps
     dispatched one by one from the host (stepping.py) rather than scanned.
-    soft_targets = False (no label smoothing and no mixup in the run): the loss takes the labels as class
+    soft_targets = False (no label smoothing and no augmentation in the run): the loss takes the labels as class
     ids, not as one-hot distributions (the same loss; a one-hot [B, K] and its product cost 25% of an
     epoch of 8 small MLPs on the 2-core CPU, benchmarks/tabular_throughput.py).
     """

@@ -124,8 +124,9 @@ class ChunkTrainer:
             augmentations=self.plan.augmentations,
             privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
             epochs_vary=bool(self.plan.config.vary.epochs),
-            soft_targets=bool(train.label_smoothing or self.plan.config.vary.label_smoothing)
-            or any(augmentation.name == "mixup" for augmentation in self.plan.augmentations),
+            soft_targets=bool(
+                train.label_smoothing or self.plan.config.vary.label_smoothing or self.plan.augmentations
+            ),
         )
 
     @functools.cached_property
