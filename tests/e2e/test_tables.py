@@ -89,3 +89,31 @@ def test_bad_recipes_for_tables_and_tokens_are_one_line(data, tmp_path, capsys, 
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and "\n" not in error and message in error
     assert not out.exists()
+
+
+def test_a_table_chunk_killed_after_a_checkpoint_resumes_from_it_bit_for_bit(data, tmp_path, monkeypatch):
+    from lira_jax.shadow.checkpoints import ChunkCheckpoint
+    from lira_jax.shadow.trainer import ChunkTrainer
+
+    argv = settings(data["table"], *MLP, "train.checkpoint_minutes=0", "train.epochs=3")
+    assert train(["--out", str(tmp_path / "reference"), *argv]) == 0
+    write_chunk, restore, restored = ChunkTrainer.write_chunk, ChunkCheckpoint.restore, []
+
+    def killed_before_writing(self, run, model_indices, states, snapshot=None):
+        raise KeyboardInterrupt  # as a kill after the last epoch: the checkpoint of epoch 2 is left
+
+    monkeypatch.setattr(ChunkTrainer, "write_chunk", killed_before_writing)
+    assert train(["--out", str(tmp_path / "killed"), *argv]) == 130
+    assert list((tmp_path / "killed" / "checkpoints").glob("chunk-*/2"))
+    monkeypatch.setattr(ChunkTrainer, "write_chunk", write_chunk)
+
+    def recorded_restore(self, abstract):
+        restored.append(restore(self, abstract))
+        return restored[-1]
+
+    monkeypatch.setattr(ChunkCheckpoint, "restore", recorded_restore)
+    assert train(["--out", str(tmp_path / "killed"), *argv]) == 0
+    assert restored[0][0] == 2  # resumed after epoch 2 of 3
+    for name in ("scores.npy", "logits.npy"):
+        np.testing.assert_array_equal(np.load(tmp_path / "killed" / name), np.load(tmp_path / "reference" / name))
+    assert not (tmp_path / "killed" / "checkpoints").exists()
