@@ -19,7 +19,7 @@ from lira_jax.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    source: str = "digits"  # digits | tfds:NAME | idx:DIR | npz:PATH
+    source: str = "digits"  # digits | tfds:NAME | idx:DIR | npz:PATH | synthetic:purchase[:N]
     splits: str = "train+test"  # pool both splits: every example can be a member (the LiRA setup)
     limit: int = 0  # keep only the first `limit` examples; 0 keeps all
     data_dir: str = ""  # TFDS data directory; "" = TFDS's default
@@ -27,13 +27,20 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "cnn"  # cnn | fastnet | resnet18 | wrn
+    arch: str = "cnn"  # cnn | fastnet | resnet18 | wrn (images) | mlp (tables) | transformer (token ids)
     width: int = 8  # cnn: channels of the first conv (doubled twice); resnet18: 64 in the paper
     depth: int = 28  # wrn only
     widen: int = 2  # wrn only
     dropout: float = 0.0  # before the classifier
     norm: str = "batch"  # batch | group: GroupNorm has no cross-example statistics (DP-SGD needs it)
     conv: str = "auto"  # native | matmul (im2col) | auto: measured with train.model_batching (shadow/batching.py)
+    hidden: tuple[int, ...] = (1024, 512, 256, 128)  # mlp: hidden widths (Shokri et al.'s Purchase-100 net)
+    activation: str = "tanh"  # mlp: tanh | relu | gelu | silu | sigmoid
+    embed_dim: int = 64  # transformer: width of the token embedding and of every block
+    layers: int = 2  # transformer: encoder blocks
+    heads: int = 4  # transformer: attention heads (embed_dim must be a multiple of them)
+    vocab_size: int = 0  # transformer: token ids lie in [0, vocab_size); 0 = the data's largest id + 1
+    pooling: str = "mean"  # transformer: mean over positions | cls (a learned token in front)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +114,9 @@ class Config:
 SECTIONS: dict[str, type] = {field.name: field.type for field in dataclasses.fields(Config)}
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.splits": ("train+test", "train", "test"),
-    "model.arch": ("cnn", "fastnet", "resnet18", "wrn"),  # or "package.module:NAME" (is_import_path)
+    "model.arch": ("cnn", "fastnet", "resnet18", "wrn", "mlp", "transformer"),  # or "package.module:NAME"
+    "model.activation": ("tanh", "relu", "gelu", "silu", "sigmoid"),
+    "model.pooling": ("mean", "cls"),
     "model.conv": ("auto", "native", "matmul"),
     "model.norm": ("batch", "group"),
     "train.keep": ("balanced", "bernoulli"),
@@ -117,6 +126,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.schedule": ("cosine", "constant", "linear", "step", "onecycle"),
     "query.logits_dtype": ("float16", "float32", "none"),
 }
+# Built-in nets of dense layers (no convolutions, no BatchNorm: model.conv and model.norm do not apply).
+DENSE_ARCHS = ("mlp", "transformer")
 # Keys that do not change what a run computes (up to float rounding): a run may resume with other values.
 NOT_IDENTITY = {
     "train.models_per_step", "model.conv", "train.checkpoint_minutes", "train.model_batching", "train.compilation_cache"
@@ -279,6 +290,10 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "model.width": (1, INT32_MAX),
     "model.depth": (1, INT32_MAX),
     "model.widen": (1, INT32_MAX),
+    "model.hidden": (1, INT32_MAX),
+    "model.embed_dim": (1, INT32_MAX),
+    "model.layers": (1, INT32_MAX),
+    "model.heads": (1, INT32_MAX),
     "train.num_models": (2, INT32_MAX),
     "train.epochs": (1, INT32_MAX),
     "train.batch_size": (1, INT32_MAX),
@@ -379,6 +394,10 @@ def validate(config: Config) -> Config:
     depth = config.model.depth
     if config.model.arch == "wrn" and (depth < 10 or (depth - 4) % 6):
         raise UserError(f"model.depth of a WRN must be 6k + 4 with k >= 1 (e.g. 16, 28, 40), got {depth}")
+    if config.model.arch == "transformer" and config.model.embed_dim % config.model.heads:
+        raise UserError(
+            f"model.embed_dim ({config.model.embed_dim}) must be a multiple of model.heads ({config.model.heads})"
+        )
     if not config.query.views:
         raise UserError("query.views must name at least one view (e.g. identity)")
     return config
@@ -418,7 +437,8 @@ def _validate_optimizer(train: TrainConfig, vary: VaryConfig) -> None:
 def _validate_dp(train: TrainConfig, model: ModelConfig) -> None:
     if not train.dp_sgd:
         return
-    if model.norm == "batch" and not is_import_path(model.arch):  # a user's model is checked once built
+    # A user's model is checked once built; the dense built-ins have no BatchNorm
+    if model.norm == "batch" and not is_import_path(model.arch) and model.arch not in DENSE_ARCHS:
         raise UserError(
             "train.dp_sgd needs model.norm = 'group': BatchNorm mixes the examples of a batch, so per-example"
             " gradients (and the privacy guarantee) do not exist with it"

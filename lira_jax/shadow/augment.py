@@ -77,6 +77,23 @@ class View:
 # ---------------------------------------------------------------------------------------------- parsing
 
 
+def refuse_image_only(kind: str, augment: Sequence[str], views: Sequence[str]) -> None:
+    """One UserError if data of `kind` ("table" or "tokens": not images) is given training augmentations or
+    query views other than the identity: every one of them moves, mirrors or mixes pixels."""
+    what = {"table": "a table [N, D]", "tokens": "token ids [N, T]"}[kind]
+    if augment:
+        raise UserError(
+            f"train.augment = {list(augment)}: augmentations are for images, and this data is {what}"
+            " (set train.augment = [])"
+        )
+    others = [view for view in views if not (isinstance(view, str) and view.strip().lower() == "identity")]
+    if others:
+        raise UserError(
+            f"query.views = {list(views)}: views other than 'identity' are for images, and this data is {what}"
+            " (set query.views = ['identity'])"
+        )
+
+
 def _split_spec(spec: object, kind: str) -> tuple[str, str | None]:
     """Split 'crop:4' into ('crop', '4') and 'flip' into ('flip', None)."""
     if not isinstance(spec, str):
@@ -331,6 +348,8 @@ def apply_views(images: jax.Array, views: tuple[View, ...]) -> jax.Array:
     """
     if not views:
         raise ValueError("apply_views needs at least one view")
+    if all(view == View() for view in views):  # identities only: any inputs, images or not ([B, ...] -> [V, B, ...])
+        return jnp.stack([images] * len(views))
     height, width = images.shape[1:3]
     pad = max(max(abs(view.dx), abs(view.dy)) for view in views)
     padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect") if pad else images

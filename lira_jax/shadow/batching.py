@@ -79,7 +79,10 @@ CPU_ORDER = {
     "large": (("host", "native"), ("loop", "matmul"), ("vmap", "matmul")),
     "small": (("vmap", "matmul"), ("loop", "matmul"), ("host", "native")),
 }
-CPU_ORDER_NO_CONVOLUTIONS = (("vmap", "native"), ("loop", "native"), ("host", "native"))  # as matmul-only nets
+# Nets without convolutions (mlp, transformer, a user's dense net): nothing to compute either way. 8 MLPs,
+# batch 128, 20,000 rows (benchmarks/tabular_throughput.py, 2026-12-07, load 1.5): 100-64-32-100 vmap 615k
+# model-examples/s, host 596k, loop 501k; 600-1024-512-256-128-100 (load 7) vmap 16.3k, loop 6.3k, host 2.9k.
+CPU_ORDER_NO_CONVOLUTIONS = (("vmap", "native"), ("loop", "native"), ("host", "native"))
 CPU_LARGE_SIDE = 16  # images at least this wide count as "large" on CPU (measured: 8x8 small, 28x28 large)
 
 
@@ -143,6 +146,7 @@ def cache_key(
         device.platform, device.device_kind, mesh.size, model.arch, model.width, model.depth, model.widen,
         model.norm, "x".join(map(str, image_shape)), train.batch_size, size, train.precision, train.dp_sgd,
         config.train.model_batching, config.model.conv, jax.__version__,
+        "-".join(map(str, model.hidden)), model.activation, model.embed_dim, model.layers, model.heads,
         "/".join(f"{batching}+{conv}" for batching, conv in options),
         train.epochs, num_examples, len(query.views), query.batch_size,
     ]  # fmt: skip

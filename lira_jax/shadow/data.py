@@ -1,7 +1,11 @@
 """Data sets pooled into one array of N examples, and the keep matrix saying which model trains on which.
 
 Sources: `digits` (scikit-learn's bundled 8x8 digits), `tfds:NAME` (TensorFlow Datasets read through
-`tfds.data_source`, no TensorFlow needed to read), `idx:DIR` (MNIST-format IDX files) and `npz:PATH`.
+`tfds.data_source`, no TensorFlow needed to read), `idx:DIR` (MNIST-format IDX files), `npz:PATH` (images,
+a table or token ids) and `synthetic:purchase[:N]` (a Purchase-100-style table, shadow/synthetic.py).
+
+The inputs are of one of three kinds (input_kind): images [N, H, W, C], a table float [N, D] or token ids
+int [N, T]. Images and tables are standardised per channel or feature; token ids are kept as they are.
 """
 
 import gzip
@@ -17,6 +21,7 @@ from tqdm import tqdm
 
 from lira_jax.config import CHOICES
 from lira_jax.errors import UserError
+from lira_jax.shadow import synthetic
 from lira_jax.writing import size_text
 
 TFDS_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashion_mnist": 10, "svhn_cropped": 10}
@@ -27,13 +32,15 @@ IDX_FILE_NAMES = {
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 KNOWN_SOURCES = (
     f"digits, tfds:NAME (NAME one of {', '.join(TFDS_NUM_CLASSES)}), idx:DIR (MNIST-format IDX files) "
-    "or npz:PATH (arrays x, y and optionally x_test, y_test)"
+    "npz:PATH (arrays x, y and optionally x_test, y_test) or synthetic:purchase[:N]"
 )
+INPUT_SHAPES = "numbers [N, H, W, C] (images), floats [N, D] (a table) or integers [N, T] (token ids)"
+TOKEN_ID_MAX = 2**31 - 1  # token ids reach JAX as int32
 # IDX type byte -> big-endian NumPy dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _TFDS_BATCH = 1024
 
-# split name -> (images: [n, H, W, C], labels: [n]), raw pixel values
+# split name -> (inputs: [n, H, W, C], [n, D] or [n, T], labels: [n]), raw values
 RawSplits = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
@@ -41,11 +48,14 @@ RawSplits = dict[str, tuple[np.ndarray, np.ndarray]]
 class Dataset:
     """All N examples shared by the models, normalised, in a fixed order (train split first, then test).
 
-    images: float32[N, H, W, C], (raw - mean) / std per channel: mean 0 and std 1 over the whole set.
+    images: the inputs, of one of three kinds (`kind`): "images" float32[N, H, W, C] and "table"
+        float32[N, D] are (raw - mean) / std per channel or feature (mean 0 and std 1 over the whole set);
+        "tokens" int32[N, T] are the token ids as given (never cast to float).
     labels: int32[N], in [0, num_classes).
     source: the source string it was loaded from, e.g. "digits" or "tfds:cifar10".
     origin: int8[N], 0 where the example came from the source's train split, 1 from its test split.
-    mean, std: float32[C], per-channel mean and standard deviation of the raw pixels over the N examples.
+    mean, std: float32[C] (images) or float32[D] (a table), per-channel or per-feature mean and standard
+        deviation of the raw values over the N examples; float32[0] for token ids.
     """
 
     images: np.ndarray
@@ -55,6 +65,19 @@ class Dataset:
     origin: np.ndarray
     mean: np.ndarray
     std: np.ndarray
+
+    @property
+    def kind(self) -> str:
+        """ "images", "table" or "tokens" (input_kind)."""
+        return input_kind(self.images)
+
+
+def input_kind(inputs: np.ndarray) -> str:
+    """ "images" for [N, H, W, C], "tokens" for integers [N, T], "table" for other [N, D] (as load_dataset
+    gives them: other ranks never reach here)."""
+    if inputs.ndim != 2:
+        return "images"
+    return "tokens" if np.issubdtype(inputs.dtype, np.integer) else "table"
 
 
 def load_dataset(
@@ -81,6 +104,8 @@ def load_dataset(
         raw_splits, num_classes = _load_idx(Path(location), wanted_splits)
     elif scheme == "npz" and location:
         raw_splits, num_classes = _load_npz(Path(location), wanted_splits)
+    elif scheme == "synthetic" and location:
+        raw_splits, num_classes = _load_synthetic(location, wanted_splits)
     else:
         raise UserError(f"unknown data source {source!r}: expected {KNOWN_SOURCES}")
 
@@ -94,9 +119,14 @@ def load_dataset(
             f"{source}: the {len(labels)} example(s) hold only class {present[0]}; a classifier (and a"
             " membership test on it) needs at least 2 classes (raise data.limit or use other data)"
         )
+    kind = input_kind(raw_images)
     if raw_images.dtype.kind == "f" and not np.isfinite(raw_images).all():
         first = int(np.flatnonzero(~np.isfinite(raw_images).reshape(len(raw_images), -1).all(axis=1))[0])
-        raise UserError(f"{source}: the images hold NaN or infinite pixel values (first in example {first})")
+        what = {"images": "the images hold NaN or infinite pixel", "table": "the table holds NaN or infinite feature"}
+        raise UserError(f"{source}: {what[kind]} values (first in example {first})")
+    if kind == "tokens":
+        empty = np.zeros(0, np.float32)
+        return Dataset(_token_ids(raw_images, source), labels, num_classes, source, origin, empty, empty)
     images = raw_images.astype(np.float32)
     mean, std = _channel_mean_std(images)
     images -= mean
@@ -157,6 +187,9 @@ def _pool(raw_splits: RawSplits, limit: int | None) -> tuple[np.ndarray, np.ndar
     shapes = {raw_splits[name][0].shape[1:] for name in names}
     if len(shapes) > 1:
         raise UserError(f"the train and test images differ in shape: {' vs '.join(map(str, shapes))}")
+    kinds = {input_kind(raw_splits[name][0]) for name in names}
+    if len(kinds) > 1:
+        raise UserError(f"the train and test inputs differ in kind: {' vs '.join(sorted(kinds))} (integer or float)")
     if sum(len(raw_splits[name][1]) for name in names) == 0:
         raise UserError("the data set holds no examples")
     images = np.concatenate([raw_splits[name][0] for name in names])[:limit]
@@ -166,14 +199,44 @@ def _pool(raw_splits: RawSplits, limit: int | None) -> tuple[np.ndarray, np.ndar
 
 
 def _channel_mean_std(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32[N, H, W, C] -> (mean, std): float32[C] each; float64 sums in chunks to bound memory."""
+    """float32[N, H, W, C] or [N, D] -> (mean, std): float32[C] or [D] each, over every axis but the last;
+    float64 sums in chunks to bound memory."""
     chunks = range(0, len(images), 4096)
     count = images.size // images.shape[-1]
-    mean = sum(images[i : i + 4096].sum(axis=(0, 1, 2), dtype=np.float64) for i in chunks) / count
-    variance = sum(np.square(images[i : i + 4096] - mean).sum(axis=(0, 1, 2)) for i in chunks) / count
+    axes = tuple(range(images.ndim - 1))
+    mean = sum(images[i : i + 4096].sum(axis=axes, dtype=np.float64) for i in chunks) / count
+    variance = sum(np.square(images[i : i + 4096] - mean).sum(axis=axes) for i in chunks) / count
     std = np.sqrt(variance)
-    std[std == 0] = 1.0  # a constant channel stays constant (0) instead of becoming NaN
+    std[std == 0] = 1.0  # a constant channel or feature stays constant (0) instead of becoming NaN
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _token_ids(raw: np.ndarray, source: str) -> np.ndarray:
+    """Integer token ids [N, T] -> int32[N, T], refusing negative ids and ids beyond int32."""
+    smallest, largest = int(raw.min()), int(raw.max())
+    if smallest < 0:
+        first = int(np.flatnonzero((raw < 0).any(axis=1))[0])
+        raise UserError(f"{source}: token ids must not be negative, found {smallest} (first in example {first})")
+    if largest > TOKEN_ID_MAX:
+        raise UserError(f"{source}: token ids must be below 2**31 (they reach JAX as int32), found {largest}")
+    return raw.astype(np.int32)
+
+
+def _load_synthetic(name: str, wanted_splits: tuple[str, ...]) -> tuple[RawSplits, int]:
+    """`synthetic:purchase[:N]`: N examples (default synthetic.PURCHASE_EXAMPLES), all in the train split."""
+    kind, _, count_text = name.partition(":")
+    if kind != "purchase":
+        raise UserError(f"unknown synthetic data set {name!r}: expected synthetic:purchase or synthetic:purchase:N")
+    try:
+        count = int(count_text) if count_text else synthetic.PURCHASE_EXAMPLES
+    except ValueError:
+        raise UserError(f"synthetic:{name}: N must be a whole number, e.g. synthetic:purchase:20000") from None
+    if not 1 <= count <= synthetic.PURCHASE_MAX_EXAMPLES:
+        raise UserError(f"synthetic:{name}: N must lie in [1, {synthetic.PURCHASE_MAX_EXAMPLES:,}], got {count}")
+    if "train" not in wanted_splits:
+        raise UserError("synthetic data has no test split: use splits = 'train' or 'train+test'")
+    features, labels = synthetic.purchase(count)
+    return {"train": (features, labels)}, synthetic.PURCHASE_CLASSES
 
 
 def _load_digits(wanted_splits: tuple[str, ...]) -> tuple[RawSplits, int]:
@@ -301,7 +364,8 @@ def _read_idx_file(path: Path) -> np.ndarray:
 
 
 def _load_npz(path: Path, wanted_splits: tuple[str, ...]) -> tuple[RawSplits, int]:
-    """An .npz with x [N, H, W(, C)] and y [N], optionally x_test and y_test -> images, labels per split."""
+    """An .npz with x [N, H, W(, C)], [N, D] or [N, T] and y [N], optionally x_test and y_test -> inputs,
+    labels per split."""
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -314,7 +378,7 @@ def _load_npz(path: Path, wanted_splits: tuple[str, ...]) -> tuple[RawSplits, in
         reason = " ".join(str(error).split())[:200]
         raise UserError(f"cannot read {path} as an .npz of plain arrays: {reason}") from error
     if "x" not in arrays or "y" not in arrays:
-        raise UserError(f"{path} must hold arrays 'x' [N, H, W, C] and 'y' [N], found {sorted(arrays)}")
+        raise UserError(f"{path} must hold arrays 'x' (images, table or token ids) and 'y' [N], found {sorted(arrays)}")
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise UserError(f"{path} must hold both 'x_test' and 'y_test' or neither")
     if wanted_splits == ("test",) and "x_test" not in arrays:
@@ -328,19 +392,24 @@ def _load_npz(path: Path, wanted_splits: tuple[str, ...]) -> tuple[RawSplits, in
 def _checked_npz_split(
     path: Path, arrays: dict[str, np.ndarray], images_key: str, labels_key: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validates one split of an .npz: images [n, H, W, C] (channel added to [n, H, W]), labels int64[n]."""
+    """Validates one split of an .npz: inputs (images [n, H, W, C], the channel added to [n, H, W]; a table
+    float [n, D], booleans read as 0 and 1; token ids int [n, T]), labels int64[n]."""
     images, labels = arrays[images_key], arrays[labels_key]
     if images.ndim == 3:
         images = images[..., None]
+    if images.ndim == 2 and images.dtype == np.bool_:
+        images = images.astype(np.float32)
     is_numeric = np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
-    if images.ndim != 4 or not is_numeric:
+    if images.ndim not in (2, 4) or not is_numeric:
         found = f"{images.dtype}{list(images.shape)}"
-        raise UserError(f"{path}: {images_key!r} must be numbers [N, H, W, C], found {found}")
+        raise UserError(f"{path}: {images_key!r} must be {INPUT_SHAPES}, found {found}")
     if labels.ndim != 1 or len(labels) != len(images):
         found = f"shape {labels.shape}"
         raise UserError(f"{path}: {labels_key!r} must be [N] with N = {len(images)}, found {found}")
     if len(images) == 0:
         raise UserError(f"{path}: {images_key!r} holds no examples")
+    if images.size == 0:
+        raise UserError(f"{path}: {images_key!r} has shape {list(images.shape)}: each example holds no values")
     is_whole = np.issubdtype(labels.dtype, np.floating) and np.isfinite(labels).all()
     if is_whole and (labels == np.round(labels)).all():
         labels = labels.astype(np.int64)  # class numbers saved as floats

@@ -32,8 +32,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lira_jax.shadow.augment import augment_batch
 from lira_jax.shadow.hyperparameters import Hyperparameters
+from lira_jax.shadow.objectives import cross_entropy, predicts
 from lira_jax.shadow.optimizers import Optimizer
 from lira_jax.shadow.privacy import Privacy, private_gradient
+from lira_jax.shadow.sorting import stable_argsort
 
 MODEL_AXIS = "models"
 # A flax.linen.Module, or one of recipe_models' adapters of a user's model: anything with linen's
@@ -87,11 +89,18 @@ def _init_key(key: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(jnp.concatenate([data, data ^ jnp.uint32(0x9E3779B9)]), impl="rbg")
 
 
-def init_states(model: Model, optimizer: Optimizer, keys: jax.Array, image_shape: tuple[int, ...]) -> TrainState:
-    """Fresh state for each key: every leaf float32[M, ...], each model its own initialisation."""
+def init_states(
+    model: Model,
+    optimizer: Optimizer,
+    keys: jax.Array,
+    image_shape: tuple[int, ...],
+    input_dtype: Any = jnp.float32,
+) -> TrainState:
+    """Fresh state for each key: every leaf float32[M, ...], each model its own initialisation, for inputs of
+    one example's `image_shape` and `input_dtype` (int32 for token ids)."""
 
     def init_one(key: jax.Array) -> TrainState:
-        variables = model.init(_init_key(key), jnp.zeros((1, *image_shape)), train=False)
+        variables = model.init(_init_key(key), jnp.zeros((1, *image_shape), input_dtype), train=False)
         params = variables["params"]
         return TrainState(params, variables.get("batch_stats", {}), optimizer.init(params))
 
@@ -99,9 +108,14 @@ def init_states(model: Model, optimizer: Optimizer, keys: jax.Array, image_shape
 
 
 def _members_in_random_order(key: jax.Array, keep_row: jax.Array) -> jax.Array:
-    """int32[N]: the indices of `keep_row`'s members in random order, followed by the non-members."""
-    priority = jax.random.uniform(key, keep_row.shape) + jnp.where(keep_row, 0.0, 2.0)
-    return jnp.argsort(priority).astype(jnp.int32)
+    """int32[N]: the indices of `keep_row`'s members in random order, followed by the non-members (never read).
+
+    The members' order is the stable argsort of their draws jax.random.uniform(key, [N]). A float32
+    uniform is m * 2**-23 for 23 random bits m, so the integers m sort the same way; with bit 23 set for
+    non-members they come after, and sorting.stable_argsort (3x faster than jnp.argsort on CPU) sorts them.
+    """
+    draws = (jax.random.uniform(key, keep_row.shape) * 2**23).astype(jnp.uint32)  # exact: 23 random bits
+    return stable_argsort(jnp.where(keep_row, draws, draws | jnp.uint32(2**23)))
 
 
 def batch_indices(orders: jax.Array, counts: jax.Array, step_index: jax.Array, batch_size: int) -> jax.Array:
@@ -181,6 +195,9 @@ class EpochPlan(NamedTuple):
     runs plain convolutions where vmap would make grouped ones.
     unroll_mesh (train.model_batching = "host"): each device's models unrolled (over_models), the steps
     dispatched one by one from the host (stepping.py) rather than scanned.
+    soft_targets = False (no label smoothing and no augmentation in the run): the loss takes the labels as class
+    ids, not as one-hot distributions (the same loss; a one-hot [B, K] and its product cost 25% of an
+    epoch of 8 small MLPs on the 2-core CPU, benchmarks/tabular_throughput.py).
     """
 
     model: Model
@@ -194,6 +211,7 @@ class EpochPlan(NamedTuple):
     epochs_vary: bool = False
     loop_groups: int = 0
     unroll_mesh: Mesh | None = None
+    soft_targets: bool = True
 
 
 def apply_train(model: Model, params, batch_stats, images: jax.Array, dropout_key: jax.Array):
@@ -208,9 +226,9 @@ def apply_train(model: Model, params, batch_stats, images: jax.Array, dropout_ke
 
 
 def batch_loss(model: Model, params, batch_stats, images: jax.Array, targets: jax.Array, dropout_key: jax.Array):
-    """(mean cross-entropy of the batch against targets float32[B, K], (new batch statistics, logits))."""
+    """(mean cross-entropy of the batch against targets (cross_entropy), (new batch statistics, logits))."""
     logits, updates = apply_train(model, params, batch_stats, images, dropout_key)
-    loss = optax.softmax_cross_entropy(logits, targets).mean()
+    loss = cross_entropy(logits, targets).mean()
     return loss, (updates.get("batch_stats", {}), logits)
 
 
@@ -227,7 +245,7 @@ def model_gradient(
 
     def example_loss(params, image, target, dropout_key):
         logits, _ = apply_train(model, params, state.batch_stats, image[None], dropout_key)
-        return optax.softmax_cross_entropy(logits[0], target), logits[0]
+        return cross_entropy(logits[0], target), logits[0]
 
     dropout_keys = jax.random.split(key, images.shape[0])
     grads, losses, logits = private_gradient(
@@ -252,7 +270,9 @@ def model_step(
     is left unchanged."""
     augment_key, dropout_key = jax.random.split(key)
     batch_labels = labels[indices]
-    targets = optax.smooth_labels(jax.nn.one_hot(batch_labels, plan.num_classes), hyperparameters.label_smoothing)
+    targets = batch_labels
+    if plan.soft_targets:
+        targets = optax.smooth_labels(jax.nn.one_hot(batch_labels, plan.num_classes), hyperparameters.label_smoothing)
     batch_images, targets = _augment_some(
         augment_key, images[indices], targets, plan.augmentations, hyperparameters.augment_strength
     )
@@ -266,8 +286,7 @@ def model_step(
     if plan.epochs_vary:
         still_training = global_step < total_steps
         trained = jax.tree.map(lambda new, old: jnp.where(still_training, new, old), trained, state)
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch_labels)
-    return trained, (loss, accuracy)
+    return trained, (loss, jnp.mean(predicts(logits, batch_labels)))
 
 
 def models_step(
@@ -327,6 +346,7 @@ def make_train_epoch(
     privacy: Privacy | None = None,
     epochs_vary: bool = False,
     loop_groups: int = 0,
+    soft_targets: bool = True,
 ) -> Callable[..., tuple[TrainState, EpochMetrics]]:
     """Builds the jitted `train_epoch(states, keys, hyperparameters, epoch, keep, images, labels)`.
 
@@ -337,8 +357,9 @@ def make_train_epoch(
     The keyword arguments are EpochPlan's fields.
     """
     plan = EpochPlan(
-        model, optimizer, num_classes, batch_size, steps, warmup_steps, augmentations, privacy, epochs_vary, loop_groups
-    )
+        model, optimizer, num_classes, batch_size, steps, warmup_steps, augmentations, privacy, epochs_vary,
+        loop_groups, soft_targets=soft_targets,
+    )  # fmt: skip
     # Donated: the stacked state is not held twice (input and output) on the device.
     return jax.jit(functools.partial(train_epoch, plan), donate_argnums=0)
 

@@ -64,17 +64,20 @@ def jaxpr_flops(jaxpr: core.Jaxpr) -> float:
     return total
 
 
-def forward_jaxpr(model: engine.Model, image_shape: tuple[int, ...]) -> core.Jaxpr:
-    """`model`'s inference-mode forward pass on one image of `image_shape` (H, W, C), traced only."""
-    images = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(images.shape), train=False))
+def forward_jaxpr(model: engine.Model, image_shape: tuple[int, ...], input_dtype: Any = jnp.float32) -> core.Jaxpr:
+    """`model`'s inference-mode forward pass on one example of `image_shape` ((H, W, C) for an image, (D,) or
+    (T,) otherwise) and `input_dtype` (int32 for token ids), traced only."""
+    images = jax.ShapeDtypeStruct((1, *image_shape), input_dtype)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(images.shape, input_dtype), train=False))
     traced = jax.make_jaxpr(lambda variables, images: model.apply(variables, images, train=False))(variables, images)
     return traced.jaxpr
 
 
-def forward_flops_per_example(model: engine.Model, image_shape: tuple[int, ...]) -> float:
-    """FLOPs of `model`'s inference-mode forward pass on one image of `image_shape` (H, W, C), traced only."""
-    return jaxpr_flops(forward_jaxpr(model, image_shape))
+def forward_flops_per_example(
+    model: engine.Model, image_shape: tuple[int, ...], input_dtype: Any = jnp.float32
+) -> float:
+    """FLOPs of `model`'s inference-mode forward pass on one example (forward_jaxpr), traced only."""
+    return jaxpr_flops(forward_jaxpr(model, image_shape, input_dtype))
 
 
 def has_convolutions(jaxpr: core.Jaxpr) -> bool:
@@ -89,7 +92,8 @@ def has_convolutions(jaxpr: core.Jaxpr) -> bool:
 def train_flops_per_example(plan: EpochPlan, states: Any, keys: Any, hyperparameters: Any, images: Any) -> float:
     """FLOPs of one model's training step (engine.model_step: forward, backward, update) on a batch of
     plan.batch_size images, divided by the batch size. states, keys, hyperparameters: a chunk's (leading
-    model axis), abstract or not; images: float32[N, H, W, C]. Only shapes are traced: nothing is computed
+    model axis), abstract or not; images: the inputs, float32[N, H, W, C], float32[N, D] or int32[N, T]. Only
+    shapes and dtypes are traced: nothing is computed
     or compiled."""
 
     def first_model(leaf: Any) -> jax.ShapeDtypeStruct:
@@ -100,7 +104,7 @@ def train_flops_per_example(plan: EpochPlan, states: Any, keys: Any, hyperparame
         *jax.tree.map(first_model, (states, keys, hyperparameters)),
         jax.ShapeDtypeStruct((), jnp.int32),
         jax.ShapeDtypeStruct((batch,), jnp.int32),
-        jax.ShapeDtypeStruct(images.shape, jnp.float32),
+        jax.ShapeDtypeStruct(images.shape, images.dtype),
         jax.ShapeDtypeStruct(images.shape[:1], jnp.int32),
     )
     traced = jax.make_jaxpr(functools.partial(engine.model_step, plan))(*arguments)

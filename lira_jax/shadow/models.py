@@ -1,10 +1,12 @@
-"""Flax models for the shadow models: a small CNN, a speed-run net, ResNet-18 with the CIFAR stem, and WRN.
+"""Flax models for the shadow models: a small CNN, a speed-run net, ResNet-18 with the CIFAR stem, and WRN;
+for tables and token ids the MLP and Transformer of shadow/nets_tabular.py.
 
 Every model is a plain `flax.linen` module over one model's parameters; the engine stacks many of them
 along a leading model axis with `jax.vmap`, so BatchNorm statistics stay per model. Call signature:
 `model.apply(variables, images: float[B, H, W, C], train: bool) -> logits: float32[B, num_classes]`.
 """
 
+import dataclasses
 import math
 from collections.abc import Callable
 from functools import partial
@@ -13,9 +15,11 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lira_jax.config import ModelConfig
 from lira_jax.errors import UserError
+from lira_jax.shadow.nets_tabular import MLP, Transformer
 
 Dtype = Any
 
@@ -257,25 +261,70 @@ class WideResNet(nn.Module):
         return _pooled_classifier(x, self.num_classes, self.dropout, train)
 
 
-# model.arch -> (module, smallest image side); config.CHOICES["model.arch"] lists the same names (tested).
+# model.arch -> (module, smallest image side: 0 for the nets of other data); config.CHOICES["model.arch"]
+# lists the same names (tested).
 ARCHITECTURES: dict[str, tuple[type[nn.Module], int]] = {
     "cnn": (CNN, 4),
     "fastnet": (FastNet, 8),
     "resnet18": (ResNet18, 8),
     "wrn": (WideResNet, 4),
+    "mlp": (MLP, 0),
+    "transformer": (Transformer, 0),
 }
+# model.arch -> the kinds of input it takes (data.input_kind); the image nets take images only.
+INPUT_KINDS = {"mlp": ("table", "images"), "transformer": ("tokens",)}
+FOR_KIND = {"images": "cnn", "table": "mlp", "tokens": "transformer"}  # named in the error for another kind
+
+
+def fit_to_data(config: ModelConfig, kind: str, inputs: np.ndarray) -> ModelConfig:
+    """`config` with what the data decides filled in: a transformer's vocab_size (0: the largest token id
+    + 1), after checking that the arch takes inputs of this `kind` ("images", "table", "tokens") and, for a
+    vocab_size that is set, that every token id lies below it. inputs: the data set's inputs [N, ...]."""
+    if kind not in INPUT_KINDS.get(config.arch, ("images",)):
+        shape = {"images": "[N, H, W, C]", "table": "[N, D]", "tokens": "[N, T]"}[kind]
+        raise UserError(
+            f"model.arch = {config.arch!r} does not take {kind} ({inputs.dtype}{shape}):"
+            f" use model.arch = {FOR_KIND[kind]!r} for {kind}"
+        )
+    if kind != "tokens":
+        return config
+    largest = int(inputs.max())
+    if config.vocab_size and largest >= config.vocab_size:
+        first = int(np.flatnonzero((inputs >= config.vocab_size).any(axis=1))[0])
+        raise UserError(
+            f"token id {largest} is not below model.vocab_size = {config.vocab_size} (first in example {first}):"
+            " raise model.vocab_size or leave it 0 to take the largest id + 1"
+        )
+    return dataclasses.replace(config, vocab_size=config.vocab_size or largest + 1)
 
 
 def build_model(
-    config: ModelConfig, num_classes: int, image_shape: tuple[int, int, int], dtype: Dtype, conv: str
+    config: ModelConfig, num_classes: int, image_shape: tuple[int, ...], dtype: Dtype, conv: str
 ) -> nn.Module:
-    """The model named by `config.arch`, after checking that it can take images of `image_shape` (H, W, C).
+    """The model named by `config.arch`, after checking that it can take images of `image_shape` (H, W, C),
+    or for the nets of other data one example's shape (D,) or (T,); a transformer's config must come
+    through fit_to_data (its vocab_size set).
 
     `conv` ("native" or "matmul") is how its convolutions are computed: batching.default_choice resolves
     `model.conv = "auto"` for the platform and model batching.
     """
-    height, width, _ = image_shape
     module, smallest = ARCHITECTURES[config.arch]
+    if module is MLP:
+        return MLP(num_classes, config.hidden, config.activation, config.dropout, dtype)
+    if module is Transformer:
+        assert config.vocab_size > 0, "the vocabulary comes from fit_to_data"
+        return Transformer(
+            num_classes,
+            config.vocab_size,
+            image_shape[0],
+            config.embed_dim,
+            config.layers,
+            config.heads,
+            config.pooling,
+            config.dropout,
+            dtype,
+        )
+    height, width, _ = image_shape
     if min(height, width) < smallest:
         raise UserError(
             f"model.arch = {config.arch!r} needs images of at least {smallest}x{smallest}, got {height}x{width}"

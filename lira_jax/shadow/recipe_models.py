@@ -47,13 +47,14 @@ class GivenRecipe:
 GIVEN_NONE = GivenRecipe()
 
 
-def image_net(config: ModelConfig, num_classes: int, input_shape: tuple[int, ...], dtype: Any) -> nn.Module:
-    """One of models.ARCHITECTURES (config.arch) with native convolutions (`with_conv` switches them)."""
+def builtin_net(config: ModelConfig, num_classes: int, input_shape: tuple[int, ...], dtype: Any) -> nn.Module:
+    """One of models.ARCHITECTURES (config.arch; a transformer's config through models.fit_to_data), its
+    convolutions native (`with_conv` switches them)."""
     return build_model(config, num_classes, input_shape, dtype, "native")
 
 
 # Built-in model.arch names -> constructors (config, num_classes, input_shape, dtype) -> linen module.
-BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = dict.fromkeys(ARCHITECTURES, image_net)
+BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = dict.fromkeys(ARCHITECTURES, builtin_net)
 
 
 def conv_of(model: Any) -> str:

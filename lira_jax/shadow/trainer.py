@@ -24,10 +24,11 @@ from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError, compact_ranges
 from lira_jax.shadow import batching, devices, engine, flops, inference, recipe_models, stepping
-from lira_jax.shadow.augment import parse_augmentations, parse_views
+from lira_jax.shadow.augment import View, parse_augmentations, parse_views, refuse_image_only
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
 from lira_jax.shadow.hyperparameters import draw
+from lira_jax.shadow.models import fit_to_data
 from lira_jax.shadow.optimizers import Optimizer, make_optimizer
 from lira_jax.shadow.privacy import Privacy, accountant_module, privacy_records
 from lira_jax.shadow.progress import TrainingProgress
@@ -51,30 +52,38 @@ class Plan:
 
 
 def make_plan(config: Config, dataset: Dataset, given: recipe_models.GivenRecipe = recipe_models.GIVEN_NONE) -> Plan:
-    """The run's Plan: its model for the data set's image shape and classes, its optimizer, augmentations
-    and views."""
+    """The run's Plan: its model for the data set's input shape, kind and classes, its optimizer,
+    augmentations and views (for a table or token ids: none, and the identity only)."""
     if config.train.dp_sgd:
         accountant_module()  # before any training: a missing package is one line, not an error after hours
-    image_shape = dataset.images.shape[1:]
+    image_shape, kind = dataset.images.shape[1:], dataset.kind
     optimizer = make_optimizer(config.train, given.optimizer)
-    views = parse_views(config.query.views, image_shape)
-    identity = parse_views(["identity"], image_shape)[0]
-    model = recipe_models.build(config, dataset.num_classes, image_shape, given.model)
+    built = config
+    if given.model is None and not config_lib.is_import_path(config.model.arch):  # a user's model takes any data
+        built = dataclasses.replace(config, model=fit_to_data(config.model, kind, dataset.images))
+    model = recipe_models.build(built, dataset.num_classes, image_shape, given.model)
+    input_dtype = dataset.images.dtype
     convolutions = "choice"
     if not recipe_models.has_conv_choice(model):
-        convolutions = "native" if flops.has_convolutions(flops.forward_jaxpr(model, image_shape)) else "none"
-    forward_flops = flops.forward_flops_per_example(model, image_shape)
+        jaxpr = flops.forward_jaxpr(model, image_shape, input_dtype)
+        convolutions = "native" if flops.has_convolutions(jaxpr) else "none"
+    forward_flops = flops.forward_flops_per_example(model, image_shape, input_dtype)
     platform = jax.default_backend()
     model_batching, conv = batching.default_choice(config, platform, image_shape, forward_flops, convolutions)
     model = recipe_models.with_conv(model, conv)
-    augmentations = parse_augmentations(
-        config.train.augment,
-        image_shape,
-        mean=dataset.mean,
-        std=dataset.std,
-        pixel_max=16 if config.data.source == "digits" else 255,
-    )
-    identity_view = views.index(identity) if identity in views else None
+    if kind != "images":
+        refuse_image_only(kind, config.train.augment, config.query.views)
+        views, augmentations = tuple(View() for _ in config.query.views), ()
+    else:
+        views = parse_views(config.query.views, image_shape)
+        augmentations = parse_augmentations(
+            config.train.augment,
+            image_shape,
+            mean=dataset.mean,
+            std=dataset.std,
+            pixel_max=16 if config.data.source == "digits" else 255,
+        )
+    identity_view = views.index(View()) if View() in views else None
     return Plan(
         config,
         model,
@@ -121,7 +130,7 @@ class ChunkTrainer:
         self.compiled_infers: dict[int, Any] = {}  # chunk size -> inference executable, checked to fit
         self.model_sharding = engine.model_sharding(mesh)
         self.init = jax.jit(
-            lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape),
+            lambda keys: engine.init_states(plan.model, self.optimizer, keys, self.image_shape, dataset.images.dtype),
             out_shardings=self.model_sharding,
         )
 
@@ -136,6 +145,9 @@ class ChunkTrainer:
             augmentations=self.plan.augmentations,
             privacy=Privacy(train.dp_noise_multiplier, train.dp_clip_norm) if train.dp_sgd else None,
             epochs_vary=bool(self.plan.config.vary.epochs),
+            soft_targets=bool(
+                train.label_smoothing or self.plan.config.vary.label_smoothing or self.plan.augmentations
+            ),
         )
 
     @functools.cached_property

@@ -18,15 +18,19 @@ SMALL = {
     "fastnet": ["model.width=4"],
     "resnet18": ["model.width=4"],
     "wrn": ["model.depth=10", "model.widen=1"],
+    "mlp": ["model.hidden=[8]"],
 }
 NUM_EXAMPLES = 48
 
 
-def image_shape_and_classes(config_path: Path) -> tuple[tuple[int, int, int], int] | None:
-    """The shape and class count of the data set a config names; None for digits, which is always here."""
+def image_shape_and_classes(config_path: Path) -> tuple[tuple[int, ...], int] | None:
+    """The shape and class count of the data set a config names; None for digits and synthetic data, which
+    are always here."""
     source = tomllib.loads(config_path.read_text()).get("data", {}).get("source", "digits")
-    if source == "digits":
+    if source == "digits" or source.startswith("synthetic:"):
         return None
+    if "letter" in source:
+        return (16,), 26  # a table: examples/rda_to_npz.py's LetterRecognition
     if "cifar100" in source:
         return (32, 32, 3), 100
     if "cifar10" in source:
@@ -36,14 +40,17 @@ def image_shape_and_classes(config_path: Path) -> tuple[tuple[int, int, int], in
 
 @pytest.fixture(scope="module")
 def stand_in_data(tmp_path_factory) -> dict[tuple[tuple[int, int, int], int], Path]:
-    """Random uint8 images with the labels cycling through every class, as npz (train and test splits)."""
+    """Random uint8 images (or a float table) with the labels cycling through every class, as npz (train and
+    test splits)."""
     folder = tmp_path_factory.mktemp("data")
     paths = {}
     rng = np.random.default_rng(0)
-    for shape, classes in [((32, 32, 3), 10), ((32, 32, 3), 100), ((28, 28, 1), 10)]:
-        path = folder / f"{shape[0]}x{shape[2]}_{classes}.npz"
+    for shape, classes in [((32, 32, 3), 10), ((32, 32, 3), 100), ((28, 28, 1), 10), ((16,), 26)]:
+        path = folder / f"{'x'.join(map(str, shape))}_{classes}.npz"
         half = NUM_EXAMPLES // 2
-        images = rng.integers(0, 256, (NUM_EXAMPLES, *shape), dtype=np.uint8)
+        images = rng.integers(0, 256, (NUM_EXAMPLES, *shape), dtype=np.uint8).astype(
+            np.float32 if len(shape) == 1 else np.uint8
+        )
         labels = np.arange(NUM_EXAMPLES) % classes
         np.savez(path, x=images[:half], y=labels[:half], x_test=images[half:], y_test=labels[half:])
         paths[shape, classes] = path

@@ -330,3 +330,73 @@ def test_models_need_two_training_examples(keep, message):
     with pytest.raises(UserError, match=message):
         check_training_sets(keep)
     check_training_sets(np.ones((2, 2), bool))
+
+
+# ---------------------------------------------------------------- tables and token ids (issue 26)
+
+
+def test_a_float_table_is_standardised_per_feature_and_a_constant_feature_stays_zero(tmp_path):
+    rng = np.random.default_rng(0)
+    table = np.column_stack([rng.normal(5, 3, 40), np.full(40, 7.0), rng.integers(0, 2, 40)]).astype(np.float32)
+    np.savez(tmp_path / "table.npz", x=table, y=np.arange(40) % 4)
+    dataset = load_dataset(f"npz:{tmp_path / 'table.npz'}")
+    assert dataset.kind == "table" and dataset.images.shape == (40, 3) and dataset.images.dtype == np.float32
+    np.testing.assert_allclose(dataset.mean, table.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(dataset.images.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(dataset.images.std(axis=0), [1, 0, 1], atol=1e-5)  # the constant feature: 0, not NaN
+    np.savez(tmp_path / "binary.npz", x=table > 3, y=np.arange(40) % 4)  # booleans are 0/1 features
+    assert load_dataset(f"npz:{tmp_path / 'binary.npz'}").kind == "table"
+
+
+def test_token_ids_stay_integers_and_are_not_normalised(tmp_path):
+    tokens = np.random.default_rng(0).integers(0, 50, (30, 7), dtype=np.int64)
+    np.savez(tmp_path / "tokens.npz", x=tokens[:20], y=np.arange(20) % 3, x_test=tokens[20:], y_test=np.arange(10) % 3)
+    dataset = load_dataset(f"npz:{tmp_path / 'tokens.npz'}")
+    assert dataset.kind == "tokens" and dataset.images.dtype == np.int32 and dataset.mean.shape == (0,)
+    np.testing.assert_array_equal(dataset.images, tokens)
+
+
+TABLE = np.zeros((3, 5), np.float32)
+TOKENS = np.array([[0, 1], [2, 3], [4, 5]])
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x": np.where(TABLE == 0, np.inf, TABLE), "y": GOOD_Y}, "the table holds NaN or infinite feature values"),
+        ({"x": np.where(TABLE == 0, np.nan, TABLE), "y": GOOD_Y}, r"NaN or infinite feature values \(first in exa"),
+        ({"x": TOKENS - 3, "y": GOOD_Y}, "token ids must not be negative, found -3"),
+        ({"x": TOKENS * 2**40, "y": GOOD_Y}, "token ids must be below 2\\*\\*31"),
+        ({"x": np.zeros((3, 2, 2, 2, 1)), "y": GOOD_Y}, r"must be numbers \[N, H, W, C\] \(images\), floats \[N, D\]"),
+        ({"x": TABLE.astype(np.complex64), "y": GOOD_Y}, "or integers \\[N, T\\] \\(token ids\\), found complex64"),
+        ({"x": TABLE[:, :0], "y": GOOD_Y}, "each example holds no values"),
+        ({"x": TOKENS, "y": GOOD_Y, "x_test": TOKENS * 0.5, "y_test": GOOD_Y}, "differ in kind"),
+    ],
+)
+def test_bad_tables_and_token_ids(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(UserError, match=message):
+        load_dataset(f"npz:{path}")
+
+
+def test_synthetic_purchase_is_a_fixed_binary_table_of_100_classes():
+    dataset = load_dataset("synthetic:purchase:3000")
+    assert dataset.kind == "table" and dataset.images.shape == (3000, 600) and dataset.num_classes == 100
+    raw = dataset.images * dataset.std + dataset.mean
+    np.testing.assert_allclose(np.round(raw), raw, atol=1e-4)  # 0 or 1
+    assert 0.03 < raw.mean() < 0.1 and len(np.unique(dataset.labels)) > 95
+    np.testing.assert_array_equal(load_dataset("synthetic:purchase:100").labels, dataset.labels[:100])
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("synthetic:texas", "unknown synthetic data set 'texas'"),
+        ("synthetic:purchase:many", "N must be a whole number"),
+        ("synthetic:purchase:0", "N must lie in"),
+    ],
+)
+def test_bad_synthetic_sources(source, message):
+    with pytest.raises(UserError, match=message):
+        load_dataset(source)

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 
 from lira_jax.config import Config, TrainConfig, VaryConfig
-from lira_jax.shadow import engine, inference, stepping
+from lira_jax.shadow import engine, inference, objectives, stepping
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import CNN
 from lira_jax.shadow.optimizers import make_optimizer
@@ -232,3 +232,27 @@ def test_model_step_of_one_model_is_the_sgd_step_of_its_gradient():
     for new, old, grad in zip(*map(jax.tree.leaves, (stepped.params, state.params, grads)), strict=True):
         np.testing.assert_allclose(new, old - config.learning_rate * grad, rtol=1e-5, atol=1e-6)
     assert 0 <= float(accuracy) <= 1
+
+
+def test_predicts_is_argmax_equals_label_ties_included():
+    rng = np.random.default_rng(0)
+    logits = rng.integers(0, 3, (500, 4)).astype(np.float32)  # many tied maxima: the first wins, as in argmax
+    labels = rng.integers(0, 4, 500)
+    np.testing.assert_array_equal(
+        objectives.predicts(jnp.asarray(logits), jnp.asarray(labels)), logits.argmax(-1) == labels
+    )
+
+
+def test_cross_entropy_of_class_ids_is_that_of_their_one_hots_bit_for_bit():
+    """soft_targets = False trains exactly as the one-hot targets did: the same loss and gradient bits."""
+    rng = np.random.default_rng(1)
+    logits = jnp.asarray(rng.normal(size=(16, 5)) * 4, jnp.float32)
+    labels = jnp.asarray(rng.integers(0, 5, 16), jnp.int32)
+
+    def mean_loss(logits, targets):
+        return objectives.cross_entropy(logits, targets).mean()
+
+    by_ids = jax.jit(jax.value_and_grad(mean_loss))(logits, labels)
+    by_one_hots = jax.jit(jax.value_and_grad(mean_loss))(logits, jax.nn.one_hot(labels, 5))
+    for ids, one_hots in zip(by_ids, by_one_hots, strict=True):
+        np.testing.assert_array_equal(ids, one_hots)
