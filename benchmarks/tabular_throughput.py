@@ -8,8 +8,10 @@ Prints one JSON object. The same data (random standard-normal features, random l
 is measured), the same MLP (tanh), the same models (a balanced keep matrix: each trains on its half of the
 rows), epochs, batch size and optimizer (SGD with Nesterov momentum 0.9, weight decay, warm-up + cosine
 schedule: the engine's) for each of
-- "engine": the run's own ChunkTrainer (shadow/trainer.py) with all models in one chunk, its compiled epoch
-  on the mesh `python -m lira_jax.train` uses (one CPU device per core), per model batching asked for;
+- "engine": the run's own ChunkTrainer (shadow/trainer.py): its chunk size (train.models_per_step, "auto" as
+  the trainer picks it: on CPU the most models whose temporaries fit a share of the caches) and its
+  compiled epoch on the mesh `python -m lira_jax.train` uses (one CPU device per core), per model batching
+  asked for; one chunk is timed, and the run's chunks take their turns at that rate;
 - "torch_loop": one nn.Sequential per model trained model after model (the way existing tools train
   shadow models), torch.optim.SGD with LambdaLR;
 - "torch_func_vmap": the models stacked (torch.func.stack_module_state) and trained together by
@@ -65,16 +67,17 @@ def bench_engine(args: argparse.Namespace, model_batching: str) -> dict:
     dataset = Dataset(x, y.astype(np.int32), classes, "random table", np.zeros(len(y), np.int8), x.mean(0), x.std(0))
     train = TrainConfig(
         num_models=args.models, epochs=args.epochs + 1, batch_size=args.batch, learning_rate=LEARNING_RATE,
-        momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, warmup_epochs=WARMUP_EPOCHS, models_per_step=args.models,
+        momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, warmup_epochs=WARMUP_EPOCHS, models_per_step=args.models_per_step,
         model_batching=model_batching, precision=args.precision,
     )  # fmt: skip
     plan = make_plan(Config(model=ModelConfig(arch="mlp", hidden=hidden), train=train), dataset)
     mesh = engine.model_mesh(args.models, args.devices)
     trainer = ChunkTrainer(plan, dataset, keep, mesh)
-    keys, hyperparameters, keep_rows = trainer.chunk_inputs(np.arange(args.models))
+    size = trainer.chunk_size(train.models_per_step, args.models)  # as the trainer picks it; chunks run in turn
+    keys, hyperparameters, keep_rows = trainer.chunk_inputs(np.arange(size))
     states = trainer.init(keys)
     started = time.perf_counter()
-    compiled = trainer.compiled_epoch(args.models)
+    compiled = trainer.compiled_epoch(size)
     data = (keep_rows, trainer.images, trainer.labels)
     states, metrics = jax.block_until_ready(compiled(states, keys, hyperparameters, jnp.int32(0), *data))
     first_s = time.perf_counter() - started
@@ -83,10 +86,11 @@ def bench_engine(args: argparse.Namespace, model_batching: str) -> dict:
         states, metrics = compiled(states, keys, hyperparameters, jnp.int32(epoch), *data)
     jax.block_until_ready((states, metrics))
     seconds = time.perf_counter() - started
-    examples = args.models * trainer.steps * args.batch * args.epochs
+    examples = size * trainer.steps * args.batch * args.epochs  # every chunk of the run alike
     return {
         "model_batching": plan.model_batching if model_batching == "auto" else model_batching,
         "devices": mesh.size,
+        "models_per_step": size,
         "compile_and_first_epoch_s": round(first_s, 2),
         "seconds": round(seconds, 3),
         "model_examples_per_s": round(examples / seconds),
@@ -259,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--model-batching", default="auto", help="comma-separated: auto, vmap, loop, host")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads")
+    parser.add_argument(
+        "--models-per-step",
+        default="auto",
+        type=lambda v: v if v == "auto" else int(v),
+        help="the engine's chunk: auto (as the trainer) or N",
+    )
     parser.add_argument("--devices", type=int, help="the engine's devices (default: all, one per CPU core)")
     parser.add_argument("--skip-torch", action="store_true")
     return parser
