@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lira_jax import config as config_lib
+from lira_jax import config_checks
 from lira_jax.config import Config
 from lira_jax.errors import UserError
 
@@ -175,9 +176,9 @@ def _numbers(config):
 def _assert_in_ranges(config):
     for dotted, value in _numbers(config):
         if isinstance(value, float):
-            assert config_lib.in_interval(value, config_lib.FLOAT_RANGES.get(dotted, "(-inf, inf)")), dotted
+            assert config_checks.in_interval(value, config_checks.FLOAT_RANGES.get(dotted, "(-inf, inf)")), dotted
         else:
-            low, high = config_lib.INT_RANGES.get(dotted, (0, config_lib.INT32_MAX))
+            low, high = config_checks.INT_RANGES.get(dotted, (0, config_checks.INT32_MAX))
             assert low <= value <= high, dotted
 
 
