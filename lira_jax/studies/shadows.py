@@ -1,4 +1,5 @@
-"""`shadows RUN`: LiRA with 1, 2, 4, ..., M−1 shadow models per target (a seeded random subset of the others)."""
+"""`shadows RUN`: LiRA, BaVarIA, RMIA and BASE with 1, 2, 4, ..., M−1 shadow models per target (a seeded
+random subset of the others)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from lira_jax.audit.attacks.lira.lira import lira_scores
+from lira_jax.audit.inputs.checked import NotApplicable
 from lira_jax.audit.metrics import attack_metrics
+from lira_jax.audit.registry import score_attacks
 from lira_jax.audit.streaming import read_examples, subset_models
 from lira_jax.errors import UserError
 from lira_jax.studies.common import LOWEST_FPR, Run, StudyResult, markdown_table, number, tpr_cell
@@ -18,7 +21,12 @@ from lira_jax.studies.plots import draw_zeros, mark_floor, pyplot, save, zero_fl
 
 ONLINE_VARIANTS = ("lira_online", "lira_online_fixed_var")
 OFFLINE_VARIANTS = ("lira_offline", "lira_offline_fixed_var")
-VARIANTS = (*ONLINE_VARIANTS, *OFFLINE_VARIANTS)
+# The attacks since LiRA, through the registry: BaVarIA on LiRA's sets (covered as online / offline LiRA),
+# RMIA and BASE on every example (their reference is the mean over all shadows).
+ONLINE_OTHERS = ("bavaria_t",)
+OFFLINE_OTHERS = ("bavaria_n",)
+EVERY_EXAMPLE = ("rmia_online", "base")
+VARIANTS = (*ONLINE_VARIANTS, *OFFLINE_VARIANTS, *ONLINE_OTHERS, *OFFLINE_OTHERS, *EVERY_EXAMPLE)
 
 
 def shadow_counts(num_models: int, requested: Sequence[int] | None) -> list[int]:
@@ -53,11 +61,21 @@ def _with_count(run: Run, positions: Sequence[int], count: int, seed: int) -> di
         values = read_examples(subset_models(run.scores, rows), 0, run.num_examples)
         inside = keep.sum(axis=0) - keep[target]
         outside = count - inside
-        for group, covered in ((ONLINE_VARIANTS, (inside > 0) & (outside > 0)), (OFFLINE_VARIANTS, outside > 0)):
-            if not covered.any():
+        online, offline = (inside > 0) & (outside > 0), outside > 0
+        groups = (
+            (ONLINE_VARIANTS, online, lira_scores),
+            (OFFLINE_VARIANTS, offline, lira_scores),
+            (ONLINE_OTHERS, online, score_attacks),
+            (OFFLINE_OTHERS, offline, score_attacks),
+            (EVERY_EXAMPLE, np.ones_like(online), score_attacks),
+        )
+        for group, covered, scoring in groups:
+            if not covered.any() or keep[target, covered].all() or not keep[target, covered].any():
                 continue
-            group_scores = lira_scores(values[:, covered], keep[:, covered], [target], group)
+            group_scores = scoring(values[:, covered], keep[:, covered], [target], group)
             for name in group:
+                if isinstance(group_scores[name], NotApplicable):  # too few shadows for it: not scored
+                    continue
                 pooled[name][0].append(keep[target, covered])
                 pooled[name][1].append(group_scores[name][0])
     row = {"count": count, "attacks": {}}
@@ -74,10 +92,12 @@ def _with_count(run: Run, positions: Sequence[int], count: int, seed: int) -> di
 
 
 def study_shadows(run: Run, options: dict[str, Any]) -> StudyResult:
-    """LiRA with `count` random shadow models per target, ROC pooled over targets.
+    """LiRA, BaVarIA, RMIA and BASE with `count` random shadow models per target, ROC pooled over targets.
 
-    An example enters online LiRA's ROC only if the target's shadows hold it at least once IN and once OUT,
-    offline LiRA's only if at least once OUT; `coverage` is the fraction of (target, example) pairs scored.
+    An example enters online LiRA's (and bavaria_t's) ROC only if the target's shadows hold it at least once
+    IN and once OUT, offline LiRA's (bavaria_n's) only if at least once OUT, RMIA's and BASE's always; an
+    attack not applicable to a target's shadows (BaVarIA's prior needs sets of 2) leaves its examples out;
+    `coverage` is the fraction of (target, example) pairs scored.
     The figure is drawn from {results: the JSON counts, variants: the LiRA variants}.
     """
     counts = shadow_counts(run.keep.shape[0], options["counts"])
@@ -96,11 +116,12 @@ def study_shadows(run: Run, options: dict[str, Any]) -> StudyResult:
         tables.append(f"{name}\n\n" + markdown_table(["shadows", "AUC", "TPR@0.1%", "TPR@0.001%", "coverage"], rows))
     note = (
         f"{len(positions)} target(s) of {run.keep.shape[0]} models; each target's shadows are a seeded random subset "
-        f"(seed {options['seed']}) of the others. Online LiRA scores only the examples that the shadows hold at least "
-        "once IN and once OUT, offline LiRA those held at least once OUT; coverage is the fraction of "
-        "(target, example) pairs scored, and – means none (or only one class) was. A set of one model has zero "
-        "spread (σ is floored at 1e-6), so the per-example-variance variants are unreliable at small counts: see "
-        "the fixed-variance ones."
+        f"(seed {options['seed']}) of the others. Online LiRA and bavaria_t score only the examples that the shadows "
+        "hold at least once IN and once OUT, offline LiRA and bavaria_n those held at least once OUT, RMIA and BASE "
+        "every example; an attack not applicable to a target's shadows (BaVarIA's prior needs sets of 2) scores none "
+        "of its examples; coverage is the fraction of (target, example) pairs scored, and – means none (or only one "
+        "class) was. A set of one model has zero spread (σ is floored at 1e-6), so the per-example-variance LiRA "
+        "variants are unreliable at small counts: see the fixed-variance ones."
     )
     return (
         "\n\n".join([note, *tables]),

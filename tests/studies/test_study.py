@@ -158,7 +158,14 @@ def test_shadow_counts_null_control(tmp_path):
     run = make_run(tmp_path / "null", num_models=12, num_examples=600, signal=0.0, seed=3, balanced=False)
     data = run_study("shadows", [run], tmp_path / "out", targets="0:4")
     for row in data["counts"]:
-        for name in ("lira_offline", "lira_offline_fixed_var", "lira_online_fixed_var"):
+        for name in (
+            "lira_offline",
+            "lira_offline_fixed_var",
+            "lira_online_fixed_var",
+            "bavaria_n",
+            "rmia_online",
+            "base",
+        ):
             metrics = row["attacks"][name]["metrics"]
             assert metrics is None or abs(metrics["auc"] - 0.5) < 0.06, (row["count"], name, metrics["auc"])
 
