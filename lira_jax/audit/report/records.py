@@ -13,6 +13,7 @@ from lira_jax.audit.attacks.classifiers import CLASSIFIERS, HIDDEN_UNITS, MODEL_
 from lira_jax.audit.inputs.checked import NotApplicable
 from lira_jax.audit.metrics import FPR_LEVELS, attack_metrics, decision_metrics, roc_curve, roc_plot_data
 from lira_jax.audit.report.per_example import flag_threshold
+from lira_jax.audit.report.shadow_thresholds import THRESHOLD_ATTACKS, shadow_threshold_decisions
 
 ML_LEAKS_ADVERSARY_3 = ("confidence", "entropy")  # thresholds on the maximum probability and on the entropy
 
@@ -22,7 +23,9 @@ def attack_records(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float | None]]:
     """metrics.json's "attacks" for membership bool[T, N] and scores {name: float32[T, N]}, each attack's
     ROC sampled for the plot (`metrics.roc_plot_data`, with its metrics), and its threshold flagging
-    examples (`per_example.flag_threshold`): all three from one exact ROC per attack."""
+    examples (`per_example.flag_threshold`): all three from one exact ROC per attack. The classifiers'
+    decisions at their own threshold, and the threshold attacks' at thresholds from the other targets
+    (`shadow_thresholds`), go with their metrics."""
     per_attack, curves, thresholds = {}, {}, {}
     for name, values in attack_scores.items():
         if isinstance(values, NotApplicable):  # null metrics with the reason; not on the plot
@@ -40,6 +43,8 @@ def attack_records(
                 "member_probability_above": 0.5,
                 **decision_metrics(membership, values > 0),
             }
+        elif name in THRESHOLD_ATTACKS and (decisions := shadow_threshold_decisions(membership, values)):
+            per_attack[name]["at_shadow_threshold"] = decisions
         curves[name] = {**roc_plot_data(roc), **per_attack[name]}
         thresholds[name] = flag_threshold(roc)
         del roc  # before the next attack's ROC is built: two of them at once would double the peak memory

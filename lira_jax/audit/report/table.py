@@ -35,22 +35,30 @@ def format_table(metrics: dict[str, Any]) -> str:
 
 
 def decision_lines(metrics: dict[str, Any]) -> list[str]:
-    """The attack classifiers at their own threshold, the correctness rule next to (1 + gap) / 2, the mask."""
+    """The attack classifiers at their own threshold, the threshold attacks at thresholds chosen on the other
+    targets (shadows: never the target's own labels), the correctness rule next to (1 + gap) / 2, the mask."""
     rows = [
         (f"{name} (p > 0.5)", values["at_decision_threshold"])
         for name, values in metrics["attacks"].items()
         if "at_decision_threshold" in values
+    ]
+    rows += [
+        (f"{name} (τ from shadows)", values["at_shadow_threshold"])
+        for name, values in metrics["attacks"].items()
+        if "at_shadow_threshold" in values
     ]
     rule = metrics.get("correctness_rule")
     if rule is not None:
         rows.append(("correctness rule", rule))
     lines = []
     if rows:
-        lines += ["", f"{'at the decision threshold':<32}{'precision':>10}{'recall':>9}{'accuracy':>10}{'bal.acc':>9}"]
+        width = max(32, max(len(name) for name, _ in rows) + 2)
+        header = f"{'at the decision threshold':<{width}}{'precision':>10}{'recall':>9}{'accuracy':>10}{'bal.acc':>9}"
+        lines += ["", header]
         for name, values in rows:
             precision = "n/a" if values["precision"] is None else f"{values['precision']:.4f}"
             lines.append(
-                f"{name:<32}{precision:>10}{values['recall']:>9.4f}{values['accuracy']:>10.4f}"
+                f"{name:<{width}}{precision:>10}{values['recall']:>9.4f}{values['accuracy']:>10.4f}"
                 f"{values['balanced_accuracy']:>9.4f}"
             )
     if rule is not None:
