@@ -25,17 +25,18 @@ from lira_jax.writing import make_folder, output_set, strict_json, write_atomica
 class Study:
     """compute(runs, options) if `several` else compute(run, options) -> (text, data, drawing);
     draw(drawing, path) writes the PNG (matplotlib is imported there, once the numbers are in); stem: the
-    output files' name (default: the study's)."""
+    output files' name (default: the study's); canaries: reads the run's canaries, which the others leave out."""
 
     compute: Callable[..., StudyResult]
     draw: Callable[[dict[str, Any], Path], None]
     several: bool  # takes one or more run folders, else exactly one
     stem: str | None = None
+    canaries: bool = False
 
 
 STUDIES: dict[str, Study] = {
     "defences": Study(study_defences, plot_defences, several=True),
-    "dp-audit": Study(study_dp_audit, plot_dp_audit, several=False, stem="dp_audit"),
+    "dp-audit": Study(study_dp_audit, plot_dp_audit, several=False, stem="dp_audit", canaries=True),
     "gap": Study(study_gap, plot_gap, several=True),
     "shadows": Study(study_shadows, plot_shadows, several=False),
     "violins": Study(study_violins, plot_violins, several=False),
@@ -72,7 +73,7 @@ def run_study(name: str, paths: Sequence[str | Path], out: str | Path | None = N
         refuse_run_files(out / f"{stem}.{suffix}", paths, "--out")
     options = {"targets": "all", "seed": 0, "counts": None, "confidence": 0.95, **options}
     options["seed"] = integer(options["seed"], "--seed", 0)  # numpy's seeds are non-negative
-    runs = [open_run(path) for path in paths]
+    runs = [open_run(path, with_canaries=study.canaries) for path in paths]
     text, data, drawing = study.compute(runs if study.several else runs[0], options)
 
     created = not out.exists()

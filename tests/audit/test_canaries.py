@@ -8,6 +8,8 @@ import pytest
 from run_folders import write_canary_run
 
 from lira_jax.attack import main
+from lira_jax.studies.common import open_run
+from lira_jax.studies.runner import STUDIES
 
 ATTACKS = "lira_online,rmia_offline,global_threshold"
 
@@ -47,3 +49,12 @@ def test_bad_canaries_json_exits_2(tmp_path, capsys, canaries, message):
     assert main([str(run), "--attacks", ATTACKS]) == 2
     assert message in capsys.readouterr().err
     assert not (run / "metrics.json").exists()
+
+
+def test_studies_leave_canaries_out_but_dp_audit(tmp_path):
+    run = write_canary_run(tmp_path / "run", num_canaries=20, num_examples=100)
+    assert open_run(run).num_examples == 100 and open_run(run).labels.shape == (100,)
+    assert open_run(run, with_canaries=True).num_examples == 120
+    assert STUDIES["dp-audit"].canaries and not any(
+        study.canaries for name, study in STUDIES.items() if name != "dp-audit"
+    )
