@@ -93,7 +93,8 @@ def study_dp_audit(run: Run, options: dict[str, Any]) -> StudyResult:
 def _many_detail(many: dict[str, Any]) -> str:
     counts = many["counts"]
     return (
-        f"threshold chosen on {many['selection_models']} models, counted on {many['counting_models']}: "
+        f"{many['statistic']} and its threshold chosen on {many['selection_models']} models, counted on "
+        f"{many['counting_models']}: "
         f"TP {counts['true_positives']}, FP {counts['false_positives']}, TN {counts['true_negatives']}, "
         f"FN {counts['false_negatives']}"
     )

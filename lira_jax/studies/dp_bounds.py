@@ -58,26 +58,56 @@ def _counts_at_thresholds(scores: np.ndarray, membership: np.ndarray) -> tuple[n
     return ordered[last_of_ties], false_positives, members.sum() - true_positives
 
 
+def _statistics(scores: np.ndarray, keep: np.ndarray, selection: np.ndarray) -> dict[str, np.ndarray]:
+    """The many-run statistics of every (model, canary) trial, fitted on the selection models only: float64[M, C].
+
+    phi: φ minus its mean over the selection models, per canary. lira: LiRA's likelihood ratio with a fixed
+    variance (Carlini et al.'s small-M variant), per canary IN and OUT means over the selection models and one σ
+    pooled over them: (μ_in − μ_out)(φ − (μ_in + μ_out) / 2) / σ²; 0 for a canary the selection half holds
+    only IN or only OUT.
+    """
+    values = scores.astype(np.float64)
+    chosen, members = values[selection], keep[selection]
+    num_in, num_out = members.sum(axis=0), (~members).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_in = np.where(members, chosen, 0.0).sum(axis=0) / num_in
+        mean_out = np.where(members, 0.0, chosen).sum(axis=0) / num_out
+    fitted = (num_in > 0) & (num_out > 0)
+    residuals = (chosen - np.where(members, mean_in, mean_out))[:, fitted]
+    variance = max(float(residuals.var()) if residuals.size else 0.0, 1e-12)
+    ratio = (mean_in - mean_out) * (values - (mean_in + mean_out) / 2) / variance
+    return {"phi": values - chosen.mean(axis=0), "lira": np.where(fitted, ratio, 0.0)}
+
+
 def many_runs(scores: np.ndarray, keep: np.ndarray, options: BoundOptions) -> dict[str, Any]:
     """The many-run bound: trials are (model, canary) pairs, pooled over the canaries.
 
-    The models are split (seeded) into a selection half and a counting half. Each canary's scores are centred
-    by their mean over the selection half; the threshold maximising the ε estimate is chosen on the selection
-    half's trials, and TP/FP/TN/FN are counted on the counting half's trials only, whose Clopper-Pearson bounds
-    give ε. scores: float[M, C]; keep: bool[M, C]; M ≥ 4.
+    The models are split (seeded) into a selection half and a counting half. On the selection half's trials
+    alone the statistic (`_statistics`: phi or lira) and the threshold with the largest ε estimate are chosen;
+    TP/FP/TN/FN of "member when statistic ≥ threshold" are counted on the counting half's trials only, whose
+    Clopper-Pearson bounds give ε. scores: float[M, C]; keep: bool[M, C]; M ≥ 4.
     """
     num_models = scores.shape[0]
     order = np.random.default_rng(options.seed).permutation(num_models)
     selection, counting = np.sort(order[: num_models // 2]), np.sort(order[num_models // 2 :])
-    centred = scores.astype(np.float64) - scores[selection].astype(np.float64).mean(axis=0)
-    chosen, chosen_fp, chosen_fn = _counts_at_thresholds(centred[selection].ravel(), keep[selection].ravel())
+    statistics = _statistics(scores, keep, selection)
     selection_members = int(keep[selection].sum())
-    estimates = epsilon_from_rates(
-        chosen_fp, keep[selection].size - selection_members, chosen_fn, selection_members, options.confidence,
-        options.delta,
-    )  # fmt: skip
-    threshold = float(chosen[np.argmax(estimates)])
-    guessed = centred[counting] >= threshold
+    best = {"estimate": -1.0}
+    for name, values in statistics.items():
+        thresholds, false_positives, false_negatives = _counts_at_thresholds(
+            values[selection].ravel(), keep[selection].ravel()
+        )
+        estimates = epsilon_from_rates(
+            false_positives, keep[selection].size - selection_members, false_negatives, selection_members,
+            options.confidence, options.delta,
+        )  # fmt: skip
+        if estimates.max() > best["estimate"]:
+            best = {
+                "estimate": float(estimates.max()),
+                "name": name,
+                "threshold": float(thresholds[estimates.argmax()]),
+            }
+    guessed = statistics[best["name"]][counting] >= best["threshold"]
     members = keep[counting]
     positives, negatives = int(members.sum()), int((~members).sum())
     false_positives, false_negatives = int((guessed & ~members).sum()), int((~guessed & members).sum())
@@ -88,11 +118,11 @@ def many_runs(scores: np.ndarray, keep: np.ndarray, options: BoundOptions) -> di
         "epsilon": epsilon,
         "confidence": options.confidence,
         "delta": options.delta,
-        "statistic": "phi minus its mean over the selection models, per canary",
+        "statistic": best["name"],
         "selection_models": len(selection),
         "counting_models": len(counting),
-        "threshold": threshold,
-        "selection_epsilon_estimate": float(estimates.max()),
+        "threshold": best["threshold"],
+        "selection_epsilon_estimate": best["estimate"],
         "counts": {
             "true_positives": positives - false_negatives,
             "false_positives": false_positives,

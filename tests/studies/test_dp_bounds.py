@@ -105,3 +105,15 @@ def test_perfect_separation_reaches_what_the_counts_allow():
     assert single["best_correct"] == single["best_guesses"] == 64
     q = (0.05 / (len(single["guess_counts"]) * 64)) ** (1 / 64)
     assert single["epsilon"] == pytest.approx(math.log(q / (1 - q)), abs=1e-5)
+
+
+def test_lira_statistic_follows_each_canarys_own_direction():
+    """Half the canaries gain φ as members, half lose it: centred φ cannot pool them, LiRA's per-canary ratio
+    can, and it is chosen on the selection half."""
+    scores, keep = null_arrays(1)
+    direction = np.where(np.arange(64) % 2 == 0, 1.0, -1.0)
+    scores = scores + 6 * keep * direction
+    result = many_runs(scores, keep, BoundOptions(delta=0.0))
+    assert result["statistic"] == "lira" and result["epsilon"] > 4
+    counts = result["counts"]
+    assert counts["false_positives"] + counts["false_negatives"] <= 2
