@@ -107,3 +107,27 @@ def write_port(root, keep, logits, labels, *, with_logits=True):
         if with_logits:
             np.save(folder / "logits.npy", logits[model])
         np.save(folder / "scores.npy", reference_scores(logits[model][:, None], labels).astype(np.float64))
+
+
+def write_canary_run(folder: Path, num_canaries=64, canary_signal=4.0, epsilon=None, num_models=16, num_examples=100):
+    """A run folder as the trainer writes it with `[canaries] count > 0` (docs/run_folder.md): num_examples
+    ordinary examples, then num_canaries canaries whose membership raises their true logit by canary_signal;
+    canaries.json, and models.json with every model done and, with an epsilon, DP-SGD's dp_epsilon and dp_delta."""
+    total = num_examples + num_canaries
+    signal = np.r_[np.full(num_examples, 1.5), np.full(num_canaries, canary_signal)]
+    write_run(folder, num_models=num_models, num_examples=total, signal=signal, seed=1)
+    keep = np.load(folder / "keep.npy")
+    labels = np.load(folder / "labels.npy")
+    privacy = {} if epsilon is None else {"dp_epsilon": epsilon, "dp_delta": 1e-5}
+    records = [{**record, **privacy} for record in trained_records(keep)]
+    (folder / "models.json").write_text(json.dumps({"models": records}))
+    canaries = {
+        "count": num_canaries,
+        "kind": "mislabeled",
+        "seed": 0,
+        "indices": list(range(num_examples, total)),
+        "copied_from": list(range(num_canaries)),
+        "labels": labels[num_examples:].tolist(),
+    }
+    (folder / "canaries.json").write_text(json.dumps(canaries))
+    return folder

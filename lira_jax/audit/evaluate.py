@@ -6,8 +6,9 @@ marks done are used. A folder of plain logits needs no scores.npy: φ is compute
 logits, and never written. The LiRA reference code's experiment folders are read by
 `lira_jax.audit.inputs.readers`. With an epoch E, scores.npy and logits.npy come from the snapshot RUN/epochs/E/.
 With a mask, every attack reads the masked output (`lira_jax.audit.inputs.masking`): φ is recomputed from the
-masked logits. Every input is checked before anything is computed or written (`registry.check_inputs`). The
-metrics.json format is in docs/run_folder.md.
+masked logits. A run's canaries (RUN/canaries.json, `lira_jax.audit.inputs.canaries`) are left out: every attack,
+RMIA's population included, reads the ordinary examples only. Every input is checked before anything is
+computed or written (`registry.check_inputs`). The metrics.json format is in docs/run_folder.md.
 
 The rooms it conducts: `lira_jax.audit.inputs` (what is read, checked once), `lira_jax.audit.attacks` (the
 scores, through `lira_jax.audit.registry`), `lira_jax.audit.metrics` (the ROC) and `lira_jax.audit.report`
@@ -27,6 +28,7 @@ import numpy as np
 
 from lira_jax.audit.attacks.baselines import correctness_rule, top_class_is_label
 from lira_jax.audit.attacks.classifiers import CLASSIFIERS, MAX_ROWS
+from lira_jax.audit.inputs.canaries import read_canaries, without_canaries
 from lira_jax.audit.inputs.checked import COUNTS, EQUALISED, AttackInputs, AttackOptions
 from lira_jax.audit.inputs.masking import Mask, masked_inputs, parse_mask
 from lira_jax.audit.inputs.sources import (
@@ -115,6 +117,9 @@ def attack_folder(run_dir: str | Path, asked: AttackRun) -> dict[str, Any]:
             raise UserError("--targets chooses among RUN's models; with --target-model the target is that model")
         run = with_target_model(run, asked.target_model)
         out_dir = Path(asked.target_model)
+    canaries = read_canaries(run_dir, run["keep"].shape[1]) if asked.source == "run" else None
+    if canaries is not None:
+        run = without_canaries(run, canaries)  # the ordinary attack table is about the ordinary examples only
     json_path = Path(asked.json_path) if asked.json_path else out_dir / "metrics.json"
     plot_path = Path(asked.plot_path) if asked.plot_path else out_dir / "roc.png"
     beside = json_path.parent  # examples.csv, metrics.csv and report.html go beside metrics.json
@@ -160,6 +165,8 @@ def attack_folder(run_dir: str | Path, asked: AttackRun) -> dict[str, Any]:
     )
     metrics = audit.metrics
     metrics["inputs"] = inputs_record(run, asked.shadow_run)
+    if canaries is not None:
+        metrics["canaries_excluded"] = canaries.count
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     if len(run["models"]) != run["keep"].shape[0]:
         metrics["models"] = run["models"]
@@ -171,6 +178,8 @@ def attack_folder(run_dir: str | Path, asked: AttackRun) -> dict[str, Any]:
     if asked.print_table:
         print(audit.table())
         print("\n".join(read_lines(metrics["inputs"], metrics["invocation"])))
+        if canaries is not None:
+            print(f"{canaries.count} canaries left out ({canaries.path.name})")
         if asked.top:
             print("\n" + "\n".join(audit.top_lines(asked.top)))
         print("\nwritten:\n" + "\n".join(f"  {what:<24}{path}" for what, path in written.items()))

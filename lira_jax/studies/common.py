@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from lira_jax.audit.inputs.canaries import read_canaries, without_canaries
 from lira_jax.audit.inputs.checked import check_logits
 from lira_jax.audit.inputs.sources import done_model_arrays, open_source
 from lira_jax.audit.inputs.targets import parse_targets
@@ -77,13 +78,17 @@ class Run:
         return [self.models.index(model) for model in parse_targets(spec, self.models)]
 
 
-def open_run(path: str | Path) -> Run:
+def open_run(path: str | Path, with_canaries: bool = False) -> Run:
     """Opens and checks a run folder (`sources.open_source`, and its logits against labels and scores), restricted to
-    its done models with their records and config when it has them."""
+    its done models with their records and config when it has them, and to its ordinary examples unless
+    with_canaries (RUN/canaries.json: the attack tables leave canaries out, as the attack does)."""
     path = Path(path)
     loaded = open_source(path, None, "run", None)  # a trained run's scores.npy checked against its logits
     if loaded["logits"] is not None:
         check_logits(loaded["logits"], loaded["labels"], scores_shape(loaded))
+    canaries = None if with_canaries else read_canaries(path, loaded["keep"].shape[1])
+    if canaries is not None:
+        loaded = without_canaries(loaded, canaries)
     scores, logits, keep = done_model_arrays(loaded)
     return Run(
         path=path,

@@ -14,6 +14,7 @@ from lira_jax.errors import UserError
 from lira_jax.outputs import refuse_run_files
 from lira_jax.studies.common import StudyResult, open_run
 from lira_jax.studies.defences import plot_defences, study_defences
+from lira_jax.studies.dp_audit import plot_dp_audit, study_dp_audit
 from lira_jax.studies.gap import plot_gap, study_gap
 from lira_jax.studies.shadows import plot_shadows, study_shadows
 from lira_jax.studies.violins import plot_violins, study_violins
@@ -23,15 +24,19 @@ from lira_jax.writing import make_folder, output_set, strict_json, write_atomica
 @dataclass(frozen=True)
 class Study:
     """compute(runs, options) if `several` else compute(run, options) -> (text, data, drawing);
-    draw(drawing, path) writes the PNG (matplotlib is imported there, once the numbers are in)."""
+    draw(drawing, path) writes the PNG (matplotlib is imported there, once the numbers are in); stem: the
+    output files' name (default: the study's); canaries: reads the run's canaries, which the others leave out."""
 
     compute: Callable[..., StudyResult]
     draw: Callable[[dict[str, Any], Path], None]
     several: bool  # takes one or more run folders, else exactly one
+    stem: str | None = None
+    canaries: bool = False
 
 
 STUDIES: dict[str, Study] = {
     "defences": Study(study_defences, plot_defences, several=True),
+    "dp-audit": Study(study_dp_audit, plot_dp_audit, several=False, stem="dp_audit", canaries=True),
     "gap": Study(study_gap, plot_gap, several=True),
     "shadows": Study(study_shadows, plot_shadows, several=False),
     "violins": Study(study_violins, plot_violins, several=False),
@@ -46,9 +51,9 @@ def default_out(name: str, paths: Sequence[Path]) -> Path:
 
 
 def run_study(name: str, paths: Sequence[str | Path], out: str | Path | None = None, **options: Any) -> dict[str, Any]:
-    """Runs study `name` on the run folders, writes OUT/NAME.{md,json,png}, prints the table and returns the
-    JSON data. options: targets ("all"), seed (0), counts (None). Every input is checked before anything is
-    written."""
+    """Runs study `name` on the run folders, writes OUT/STEM.{md,json,png} (STEM: the study's stem, else NAME),
+    prints the table and returns the JSON data. options: targets ("all"), seed (0), counts (None), confidence
+    (0.95). Every input is checked before anything is written."""
     if name not in STUDIES:
         raise UserError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
     study = STUDIES[name]
@@ -61,23 +66,24 @@ def run_study(name: str, paths: Sequence[str | Path], out: str | Path | None = N
     if len({path.resolve() for path in paths}) != len(paths):
         raise UserError(f"the {name} study got the same run folder twice")
     out = Path(out) if out else default_out(name, paths)
+    stem = study.stem or name
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
     for suffix in ("md", "json", "png"):
-        refuse_run_files(out / f"{name}.{suffix}", paths, "--out")
-    options = {"targets": "all", "seed": 0, "counts": None, **options}
+        refuse_run_files(out / f"{stem}.{suffix}", paths, "--out")
+    options = {"targets": "all", "seed": 0, "counts": None, "confidence": 0.95, **options}
     options["seed"] = integer(options["seed"], "--seed", 0)  # numpy's seeds are non-negative
-    runs = [open_run(path) for path in paths]
+    runs = [open_run(path, with_canaries=study.canaries) for path in paths]
     text, data, drawing = study.compute(runs if study.several else runs[0], options)
 
     created = not out.exists()
     make_folder(out)
     try:
         with output_set():  # the figure, table and data of one study, moved into place together
-            study.draw(drawing, out / f"{name}.png")
-            write_atomically(out / f"{name}.md", f"# {name}: {', '.join(str(path) for path in paths)}\n\n{text}\n")
+            study.draw(drawing, out / f"{stem}.png")
+            write_atomically(out / f"{stem}.md", f"# {name}: {', '.join(str(path) for path in paths)}\n\n{text}\n")
             record = {"study": name, "runs": [str(p) for p in paths], **data}
-            write_atomically(out / f"{name}.json", json.dumps(strict_json(record), indent=1, allow_nan=False) + "\n")
+            write_atomically(out / f"{stem}.json", json.dumps(strict_json(record), indent=1, allow_nan=False) + "\n")
     except BaseException:
         if created and not any(out.iterdir()):
             out.rmdir()  # nothing written: the folder made for the set goes with it
