@@ -35,7 +35,8 @@ from lira_jax.shadow.devices import use_every_cpu_core
 from lira_jax.shadow.divergence import refuse_diverged
 from lira_jax.shadow.hyperparameters import draw, records
 from lira_jax.shadow.recipe_models import GIVEN_NONE, GivenRecipe, recipe_record
-from lira_jax.shadow.trainer import make_plan, train_run
+from lira_jax.shadow.trainer import make_plan
+from lira_jax.shadow.training_run import train_run
 
 ACCURACIES = ("train_accuracy", "test_accuracy")  # what `--status` averages over the done models
 ARRAYS_SOURCE = "arrays:"  # data.source of arrays given from Python: "arrays:" + their sha256

@@ -93,11 +93,16 @@ def test_a_run_of_a_table_records_its_noise_canaries_and_keeps_them(tmp_path):
     ],
 )
 def test_bad_canaries_are_one_line_and_write_nothing(tmp_path, capsys, change, message):
-    out = tmp_path / "run"
-    assert main(["--out", str(out), *tiny_settings(change), "--quiet"]) == 2
+    assert_refused_in_one_line(tmp_path, capsys, change, message)
+
+
+def assert_refused_in_one_line(tmp_path, capsys, change: str, message: str) -> None:
+    """`train` with the tiny settings and `change` exits 2 with one `error:` line holding `message`, and
+    writes nothing into tmp_path."""
+    assert main(["--out", str(tmp_path / "run"), *tiny_settings(change), "--quiet"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and message in error and "\n" not in error
-    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_count_larger_than_the_data_is_a_user_error_before_anything():
