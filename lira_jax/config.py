@@ -1,9 +1,9 @@
 """Run configuration: dataclasses as data, TOML loading, `--set key=value` overrides (the rules they must
 keep: config_checks.py).
 
-A config has four sections, `[data]`, `[model]`, `[train]` and `[query]`; each key of a section is a
-field below, and `--set train.num_models=8` overrides one of them. The defaults are the CPU default run
-(`configs/digits.toml` says the same thing in TOML).
+A config has the sections `[data]`, `[model]`, `[train]`, `[vary]`, `[query]` and `[canaries]`; each key
+of a section is a field below, and `--set train.num_models=8` overrides one of them. The defaults are the
+CPU default run (`configs/digits.toml` says the same thing in TOML).
 """
 
 import dataclasses
@@ -71,6 +71,8 @@ class TrainConfig:
     dp_noise_multiplier: float = 1.0  # noise standard deviation / dp_clip_norm
     dp_clip_norm: float = 1.0
     dp_delta: float = 1e-5  # the delta for which epsilon is reported
+    dp_sampling: str = "shuffle"  # shuffle: fixed-size batches of a shuffled order (epsilon: the usual approximation)
+    # | poisson: each member joins each step's batch with probability batch_size / members (epsilon: a proof)
     optimizer: str = "sgd"  # sgd | adam | adamw | lamb | lion | rmsprop | adagrad (optax; shadow/optimizers.py)
     b1: float | str = "auto"  # adam, adamw, lamb, lion: first-moment decay; "auto": optax's default for the optimizer
     b2: float | str = "auto"  # adam, adamw, lamb, lion: second-moment decay; rmsprop: its decay; "auto" likewise
@@ -103,12 +105,22 @@ class QueryConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CanaryConfig:
+    """Extra examples appended after the data set's N0 (shadow/canaries.py), kept by the keep matrix like any."""
+
+    count: int = 0  # 0: no canaries, the run as without this section
+    kind: str = "mislabeled"  # mislabeled: copies of real examples with another label | noise: random inputs and labels
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     vary: VaryConfig = VaryConfig()
     query: QueryConfig = QueryConfig()
+    canaries: CanaryConfig = CanaryConfig()
 
 
 SECTIONS: dict[str, type] = {field.name: field.type for field in dataclasses.fields(Config)}
@@ -125,6 +137,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("sgd", "adam", "adamw", "lamb", "lion", "rmsprop", "adagrad", "custom"),
     "train.schedule": ("cosine", "constant", "linear", "step", "onecycle"),
     "query.logits_dtype": ("float16", "float32", "none"),
+    "train.dp_sampling": ("shuffle", "poisson"),
+    "canaries.kind": ("mislabeled", "noise"),
 }
 # Built-in nets of dense layers (no convolutions, no BatchNorm: model.conv and model.norm do not apply).
 DENSE_ARCHS = ("mlp", "transformer")

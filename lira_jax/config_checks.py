@@ -37,6 +37,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "vary.epochs": (1, INT32_MAX),
     "query.batch_size": (1, INT32_MAX),
     "query.save_epochs": (1, INT32_MAX),
+    "canaries.seed": (0, SEED_MAX),
 }
 # Ranges of the float keys as intervals; every float (vary's too) must also be finite: NaN and ±inf never are.
 FLOAT_RANGES: dict[str, str] = {
@@ -161,6 +162,8 @@ def _validate_optimizer(train: TrainConfig, vary: VaryConfig) -> None:
 
 def _validate_dp(train: TrainConfig, model: ModelConfig) -> None:
     if not train.dp_sgd:
+        if train.dp_sampling == "poisson":
+            raise UserError("train.dp_sampling = 'poisson' needs train.dp_sgd = true: it is DP-SGD's sampler")
         return
     # A user's model is checked once built; the dense built-ins have no BatchNorm
     if model.norm == "batch" and not is_import_path(model.arch) and model.arch not in DENSE_ARCHS:

@@ -29,13 +29,14 @@ from lira_jax import run_recipe, store
 from lira_jax.audit.evaluate import run_attack
 from lira_jax.claims import Claims
 from lira_jax.errors import ArgumentParser, UserError, compact_ranges, exits_cleanly
-from lira_jax.shadow import compile_cache, hosts
+from lira_jax.shadow import canaries, compile_cache, hosts
 from lira_jax.shadow.data import Dataset, check_training_sets, load_dataset, make_keep
 from lira_jax.shadow.devices import use_every_cpu_core
 from lira_jax.shadow.divergence import refuse_diverged
 from lira_jax.shadow.hyperparameters import draw, records
 from lira_jax.shadow.recipe_models import GIVEN_NONE, GivenRecipe, recipe_record
-from lira_jax.shadow.trainer import make_plan, train_run
+from lira_jax.shadow.trainer import make_plan
+from lira_jax.shadow.training_run import train_run
 
 ACCURACIES = ("train_accuracy", "test_accuracy")  # what `--status` averages over the done models
 ARRAYS_SOURCE = "arrays:"  # data.source of arrays given from Python: "arrays:" + their sha256
@@ -54,9 +55,11 @@ def parse_slice(text: str, num_models: int) -> np.ndarray:
     return np.arange(start, stop)
 
 
-def create_run(out: Path, config: config_lib.Config, dataset: Dataset, num_views: int, recipe: dict) -> store.RunFolder:
+def create_run(
+    out: Path, config: config_lib.Config, dataset: Dataset, num_views: int, files: dict[str, str]
+) -> store.RunFolder:
     """A new run folder at `out`: its keep matrix drawn from the seed, each model's hyperparameters recorded,
-    and its recipe record (run_recipe.py) where it has one."""
+    and `files` ({name: text}: its recipe record, run_recipe.py, and canaries.json where it has them)."""
     num_models = config.train.num_models
     keep = make_keep(
         num_models,
@@ -75,7 +78,7 @@ def create_run(out: Path, config: config_lib.Config, dataset: Dataset, num_views
         num_views,
         dataset.num_classes,
         [{"hyperparameters": values} for values in hyperparameters],
-        {run_recipe.RECIPE_FILE: run_recipe.text(recipe)} if recipe else None,
+        files,
     )
 
 
@@ -192,13 +195,16 @@ def run_job(job: TrainJob) -> Path:
     if run is not None:
         check_recipe(run, recipe, job.accept_model_change)
 
-    dataset = load_job_data(job)
+    dataset, canary_record = canaries.with_canaries(load_job_data(job), config.canaries, config.model.vocab_size)
     plan = make_plan(config, dataset, job.given)
     num_models = config.train.num_models
     todo = parse_slice(job.models, num_models) if job.models else np.arange(num_models)
 
     if first and run is None:
-        run = create_run(out, config, dataset, len(plan.views), recipe)
+        files = {run_recipe.RECIPE_FILE: run_recipe.text(recipe)} if recipe else {}
+        if canary_record:
+            files[canaries.CANARIES_FILE] = canaries.record_text(canary_record)
+        run = create_run(out, config, dataset, len(plan.views), files)
     hosts.barrier("run folder ready")
     if not first:
         run = store.check_resumable(out, config)

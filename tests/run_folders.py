@@ -131,3 +131,49 @@ def write_canary_run(folder: Path, num_canaries=64, canary_signal=4.0, epsilon=N
     }
     (folder / "canaries.json").write_text(json.dumps(canaries))
     return folder
+
+
+def reduced_noise(private_gradient, divisor: float):
+    """`private_gradient` (lira_jax.shadow.privacy) with its noise multiplier divided by `divisor`: a broken
+    DP-SGD whose noise is smaller than the one the accountant is told (the config's)."""
+
+    def broken(example_loss, params, examples, key, privacy, sample=None):
+        weaker = privacy._replace(noise_multiplier=privacy.noise_multiplier / divisor)
+        return private_gradient(example_loss, params, examples, key, weaker, sample)
+
+    return broken
+
+
+def write_dp_canary_run(
+    folder: Path,
+    *,
+    noise_divisor: float = 10.0,
+    num_models: int = 8,
+    canaries: int = 64,
+    kind: str = "mislabeled",
+    noise_multiplier: float = 1.0,
+    epochs: int = 2,
+    sampling: str = "poisson",
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """A run trained for a DP audit (`study dp-audit`): tiny DP-SGD models on 200 digits (conftest's tiny
+    settings, GroupNorm, batch 16) with `canaries` canaries of `kind` (RUN/canaries.json), accounted for
+    `noise_multiplier` (models.json's dp_epsilon), while the engine adds noise_multiplier / noise_divisor:
+    noise_divisor > 1 is a broken implementation whose audit must find `consistent: false`, 1 the honest
+    one. `extra`: more "key=value" settings. The run is not attacked. Returns `folder`."""
+    from unittest import mock
+
+    from conftest import tiny_settings
+
+    from lira_jax.shadow import gradients
+    from lira_jax.train import main
+
+    settings = tiny_settings(
+        f"train.num_models={num_models}", f"train.epochs={epochs}", "train.batch_size=16", "model.norm=group",
+        "train.dp_sgd=true", f"train.dp_noise_multiplier={noise_multiplier}", f"train.dp_sampling={sampling}",
+        f"canaries.count={canaries}", f"canaries.kind={kind}", *extra,
+    )  # fmt: skip
+    broken = reduced_noise(gradients.private_gradient, noise_divisor)
+    with mock.patch.object(gradients, "private_gradient", broken):
+        assert main(["--out", str(folder), *settings, "--quiet", "--no-attack"]) == 0
+    return folder

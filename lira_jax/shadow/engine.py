@@ -13,7 +13,8 @@ initialisation, batches and augmentations whatever the chunk size, device count 
 An epoch is ceil(max_m |members of m| / B) steps for every model of the run; a model with fewer members
 than the largest wraps around its own shuffled order, so it sees every member once and a few (at most the
 difference in member counts, about sqrt(N) for a balanced keep matrix) twice. That keeps all models in
-lock-step without masking, which would bias BatchNorm statistics.
+lock-step without masking, which would bias BatchNorm statistics. DP-SGD with train.dp_sampling =
+"poisson" (no BatchNorm there) samples each step's batch instead, masked in a fixed buffer (poisson.py).
 
 Sharding is stated once: the model axis is split over a 1-D device mesh named "models"; the dataset is
 replicated. Chunks are padded to a multiple of the device count.
@@ -31,10 +32,12 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lira_jax.shadow.augment import augment_batch
+from lira_jax.shadow.gradients import masked_mean, model_gradient
 from lira_jax.shadow.hyperparameters import Hyperparameters
-from lira_jax.shadow.objectives import cross_entropy, predicts
+from lira_jax.shadow.objectives import predicts
 from lira_jax.shadow.optimizers import Optimizer
-from lira_jax.shadow.privacy import Privacy, private_gradient
+from lira_jax.shadow.poisson import poisson_batch
+from lira_jax.shadow.privacy import Privacy
 from lira_jax.shadow.sorting import stable_argsort
 
 MODEL_AXIS = "models"
@@ -64,6 +67,7 @@ class TrainState(NamedTuple):
 class EpochMetrics(NamedTuple):
     loss: jax.Array  # float32[M]: mean training loss over the epoch's steps
     accuracy: jax.Array  # float32[M]: mean training-batch accuracy (on augmented inputs)
+    overflow: jax.Array  # int32[M]: Poisson-sampled examples dropped for want of a buffer slot (poisson.py); else 0
 
 
 def model_keys(seed: int, model_indices: np.ndarray) -> jax.Array:
@@ -212,46 +216,7 @@ class EpochPlan(NamedTuple):
     loop_groups: int = 0
     unroll_mesh: Mesh | None = None
     soft_targets: bool = True
-
-
-def apply_train(model: Model, params, batch_stats, images: jax.Array, dropout_key: jax.Array):
-    """One model's training-mode forward pass: (logits float32[B, K], {"batch_stats": updated statistics})."""
-    return model.apply(
-        {"params": params, "batch_stats": batch_stats},
-        images,
-        train=True,
-        mutable=["batch_stats"],
-        rngs={"dropout": dropout_key},
-    )
-
-
-def batch_loss(model: Model, params, batch_stats, images: jax.Array, targets: jax.Array, dropout_key: jax.Array):
-    """(mean cross-entropy of the batch against targets (cross_entropy), (new batch statistics, logits))."""
-    logits, updates = apply_train(model, params, batch_stats, images, dropout_key)
-    loss = cross_entropy(logits, targets).mean()
-    return loss, (updates.get("batch_stats", {}), logits)
-
-
-def model_gradient(
-    model: Model, privacy: Privacy | None, state: TrainState, images: jax.Array, targets: jax.Array, key: jax.Array
-) -> tuple[Any, Any, jax.Array, jax.Array]:
-    """(gradient, new batch statistics, loss, logits float32[B, K]) of one model's batch; with `privacy`,
-    DP-SGD's clipped and noised gradient (BatchNorm statistics are then left as they are)."""
-    if privacy is None:
-        (loss, (batch_stats, logits)), grads = jax.value_and_grad(functools.partial(batch_loss, model), has_aux=True)(
-            state.params, state.batch_stats, images, targets, key
-        )
-        return grads, batch_stats, loss, logits
-
-    def example_loss(params, image, target, dropout_key):
-        logits, _ = apply_train(model, params, state.batch_stats, image[None], dropout_key)
-        return cross_entropy(logits[0], target), logits[0]
-
-    dropout_keys = jax.random.split(key, images.shape[0])
-    grads, losses, logits = private_gradient(
-        example_loss, state.params, (images, targets, dropout_keys), jax.random.fold_in(key, 1), privacy
-    )
-    return grads, state.batch_stats, losses.mean(), logits
+    poisson_slots: int = 0  # train.dp_sampling = "poisson": each step's sample buffer (poisson.buffer_size); 0: shuffle
 
 
 def model_step(
@@ -263,11 +228,12 @@ def model_step(
     indices: jax.Array,
     images: jax.Array,
     labels: jax.Array,
+    mask: jax.Array | None = None,
 ) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
     """One optimizer step of one model on its batch `indices` int32[B] of images float32[N, H, W, C]:
     (new state, (loss, batch accuracy)). The model's own learning rate, schedule and weight decay come from
     `hyperparameters` (scalars, optimizers.Optimizer.update); with plan.epochs_vary a model past its epochs
-    is left unchanged."""
+    is left unchanged. mask bool[B] (Poisson sampling): only these slots of `indices` are the batch."""
     augment_key, dropout_key = jax.random.split(key)
     batch_labels = labels[indices]
     targets = batch_labels
@@ -276,7 +242,8 @@ def model_step(
     batch_images, targets = _augment_some(
         augment_key, images[indices], targets, plan.augmentations, hyperparameters.augment_strength
     )
-    gradient = model_gradient(plan.model, plan.privacy, state, batch_images, targets, dropout_key)
+    sample = None if mask is None else (mask, plan.batch_size)
+    gradient = model_gradient(plan.model, plan.privacy, state, batch_images, targets, dropout_key, sample)
     grads, batch_stats, loss, logits = gradient
     total_steps = hyperparameters.epochs * plan.steps
     params, opt_state = plan.optimizer.update(
@@ -286,19 +253,24 @@ def model_step(
     if plan.epochs_vary:
         still_training = global_step < total_steps
         trained = jax.tree.map(lambda new, old: jnp.where(still_training, new, old), trained, state)
-    return trained, (loss, jnp.mean(predicts(logits, batch_labels)))
+    correct = predicts(logits, batch_labels)
+    return trained, (loss, jnp.mean(correct) if mask is None else masked_mean(correct.astype(jnp.float32), mask))
 
 
 def models_step(
-    plan: EpochPlan, states: TrainState, keys, hyperparameters, global_step, indices, images, labels
+    plan: EpochPlan, states: TrainState, keys, hyperparameters, global_step, indices, images, labels, masks=None
 ) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
-    """model_step for every model of the chunk (leading axis M; indices int32[M, B]), vmapped or looped."""
+    """model_step for every model of the chunk (leading axis M; indices int32[M, B], masks bool[M, B] or
+    None), vmapped or looped."""
 
-    def one_model(state, key, model_hyperparameters, model_indices, global_step, images, labels):
-        return model_step(plan, state, key, model_hyperparameters, global_step, model_indices, images, labels)
+    def one_model(state, key, model_hyperparameters, model_indices, *rest):
+        mask = rest[0] if masks is not None else None
+        global_step, images, labels = rest[-3:]
+        return model_step(plan, state, key, model_hyperparameters, global_step, model_indices, images, labels, mask)
 
     shared = (global_step, images, labels)
-    return over_models(one_model, plan.loop_groups, plan.unroll_mesh, shared)(states, keys, hyperparameters, indices)
+    per_model = (states, keys, hyperparameters, indices) + (() if masks is None else (masks,))
+    return over_models(one_model, plan.loop_groups, plan.unroll_mesh, shared)(*per_model)
 
 
 def epoch_orders(keys: jax.Array, epoch: jax.Array, keep: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -311,14 +283,36 @@ def epoch_orders(keys: jax.Array, epoch: jax.Array, keep: jax.Array) -> tuple[ja
 
 
 def epoch_step(
-    plan: EpochPlan, states: TrainState, orders, counts, step_keys, hyperparameters, epoch, step_index, images, labels
-) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
-    """Step `step_index` of the epoch for every model, from epoch_orders' (orders, counts, step keys):
-    (new states, (loss float32[M], batch accuracy float32[M]))."""
-    indices = batch_indices(orders, counts, step_index, plan.batch_size)
+    plan: EpochPlan,
+    states: TrainState,
+    orders,
+    counts,
+    step_keys,
+    hyperparameters,
+    epoch,
+    step_index,
+    keep,
+    images,
+    labels,
+) -> tuple[TrainState, tuple[jax.Array, jax.Array, jax.Array]]:
+    """Step `step_index` of the epoch for every model, from epoch_orders' (orders, counts, step keys), or with
+    plan.poisson_slots from a Poisson sample of keep bool[M, N]: (new states, (loss float32[M], batch
+    accuracy float32[M], overflow int32[M]))."""
     keys_now = jax.vmap(jax.random.fold_in, in_axes=(0, None))(step_keys, step_index)
     global_step = epoch * plan.steps + step_index
-    return models_step(plan, states, keys_now, hyperparameters, global_step, indices, images, labels)
+    if not plan.poisson_slots:
+        indices = batch_indices(orders, counts, step_index, plan.batch_size)
+        states, (loss, accuracy) = models_step(
+            plan, states, keys_now, hyperparameters, global_step, indices, images, labels
+        )
+        return states, (loss, accuracy, jnp.zeros_like(counts))
+    sample_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys_now, 2)  # model_step splits keys_now in two
+    sample = jax.vmap(poisson_batch, in_axes=(0, 0, 0, None, None))
+    indices, masks, overflow = sample(sample_keys, keep, counts, plan.batch_size, plan.poisson_slots)
+    states, (loss, accuracy) = models_step(
+        plan, states, keys_now, hyperparameters, global_step, indices, images, labels, masks
+    )
+    return states, (loss, accuracy, overflow)
 
 
 def train_epoch(
@@ -328,10 +322,11 @@ def train_epoch(
     orders, counts, step_keys = epoch_orders(keys, epoch, keep)
 
     def step(states, step_index):
-        return epoch_step(plan, states, orders, counts, step_keys, hyperparameters, epoch, step_index, images, labels)
+        arguments = (orders, counts, step_keys, hyperparameters, epoch, step_index, keep, images, labels)
+        return epoch_step(plan, states, *arguments)
 
-    states, (losses, accuracies) = jax.lax.scan(step, states, jnp.arange(plan.steps))
-    return states, EpochMetrics(losses.mean(axis=0), accuracies.mean(axis=0))
+    states, (losses, accuracies, overflows) = jax.lax.scan(step, states, jnp.arange(plan.steps))
+    return states, EpochMetrics(losses.mean(axis=0), accuracies.mean(axis=0), overflows.sum(axis=0))
 
 
 def make_train_epoch(
@@ -347,6 +342,7 @@ def make_train_epoch(
     epochs_vary: bool = False,
     loop_groups: int = 0,
     soft_targets: bool = True,
+    poisson_slots: int = 0,
 ) -> Callable[..., tuple[TrainState, EpochMetrics]]:
     """Builds the jitted `train_epoch(states, keys, hyperparameters, epoch, keep, images, labels)`.
 
@@ -358,7 +354,7 @@ def make_train_epoch(
     """
     plan = EpochPlan(
         model, optimizer, num_classes, batch_size, steps, warmup_steps, augmentations, privacy, epochs_vary,
-        loop_groups, soft_targets=soft_targets,
+        loop_groups, soft_targets=soft_targets, poisson_slots=poisson_slots,
     )  # fmt: skip
     # Donated: the stacked state is not held twice (input and output) on the device.
     return jax.jit(functools.partial(train_epoch, plan), donate_argnums=0)

@@ -5,9 +5,11 @@ again over the model axis, so every model of a chunk is privately trained at onc
 
 Accounting uses dp-accounting's PLD (privacy loss distribution) accountant for the Poisson-subsampled
 Gaussian mechanism (tighter than RDP, and without RDP's convergence warnings at small orders), with
-sampling probability batch size / members and one event per step. The engine draws fixed-size batches
-from a shuffled order instead of Poisson samples, the usual practice whose epsilon is this standard
-approximation (as reported by Opacus and TF Privacy), not a proof for the shuffled sampler.
+sampling probability batch size / members and one event per step, for both samplers of train.dp_sampling:
+- "poisson" (poisson.py) draws each step's batch as that event says, so the epsilon is a proof for what was
+  run, up to overflowing steps (models.json counts them; 0 but for a vanishingly rare step);
+- "shuffle" (the default, faster) draws fixed-size batches from a shuffled order instead, the usual practice
+  whose epsilon is this standard approximation (as reported by Opacus and TF Privacy), not a proof for it.
 dp-accounting is imported only here, when epsilon is asked for (the pip extra `lira-jax[dp]`).
 """
 
@@ -36,12 +38,16 @@ def private_gradient(
     examples: tuple[jax.Array, ...],
     key: jax.Array,
     privacy: Privacy,
+    sample: tuple[jax.Array, int] | None = None,
 ) -> tuple[Any, jax.Array, Any]:
     """DP-SGD's gradient of one model's batch: (sum of clipped per-example gradients + noise) / B.
 
     example_loss(params, *example) -> (loss: float32 scalar, aux) for ONE example; examples: arrays with
     a leading batch axis B (one slice each per call). Returns (gradient: like params, losses: float32[B],
     aux with a leading B). The noise is N(0, (noise_multiplier * clip_norm)^2) per parameter, keyed by `key`.
+    sample = (mask bool[B], expected batch size q n) for a Poisson sample in a masked buffer: the masked
+    examples add nothing to the sum, which is divided by the expected batch size, not by B (as Opacus and
+    TF Privacy do: the noise is then calibrated to the sampler the accountant describes).
     """
     in_axes = (None,) + (0,) * len(examples)
     (losses, aux), gradients = jax.vmap(jax.value_and_grad(example_loss, has_aux=True), in_axes)(params, *examples)
@@ -49,6 +55,9 @@ def private_gradient(
     batch = losses.shape[0]
     norms = jnp.sqrt(sum(jnp.sum(jnp.square(leaf.reshape(batch, -1)), axis=1) for leaf in leaves))
     scales = jnp.minimum(1.0, privacy.clip_norm / jnp.maximum(norms, 1e-12))
+    if sample is not None:
+        scales = jnp.where(sample[0], scales, 0.0)
+        batch = sample[1]
     noise_keys = jax.random.split(key, len(leaves))
     noisy = [
         jnp.tensordot(scales, leaf, axes=1)
@@ -88,7 +97,9 @@ def epsilon(noise_multiplier: float, sampling_probability: float, steps: int, de
 
 
 def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray, steps: int) -> list[dict]:
-    """Per-model {"dp_epsilon"} at train.dp_delta for a DP-SGD run (`epsilon`), else empty records."""
+    """Per-model {"dp_epsilon", "dp_delta", "dp_sampling"} at train.dp_delta for a DP-SGD run (`epsilon`), else
+    empty records. The epsilon is the same number for both samplers; dp_sampling says whether it is a proof
+    ("poisson") or the usual approximation ("shuffle")."""
     train = config.train
     if not train.dp_sgd:
         return [{} for _ in model_indices]
@@ -103,6 +114,7 @@ def privacy_records(config: Config, keep: np.ndarray, model_indices: np.ndarray,
                 train.dp_delta,
             ),
             "dp_delta": train.dp_delta,
+            "dp_sampling": train.dp_sampling,
         }
         for count, model_epochs in zip(members, epochs, strict=True)
     ]

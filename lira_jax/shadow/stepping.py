@@ -33,14 +33,16 @@ class CompiledHostEpoch:
 
     def __call__(self, states: TrainState, keys, hyperparameters, epoch, keep, images, labels):
         orders, counts, step_keys = self.orders(keys, epoch, keep)
-        losses, accuracies = [], []
+        losses, accuracies, overflows = [], [], []
         for step_index in range(self.plan.steps):
-            states, (loss, accuracy) = self.step(
-                states, orders, counts, step_keys, hyperparameters, epoch, jnp.int32(step_index), images, labels
+            states, (loss, accuracy, overflow) = self.step(
+                states, orders, counts, step_keys, hyperparameters, epoch, jnp.int32(step_index), keep, images, labels
             )
             losses.append(loss)
             accuracies.append(accuracy)
-        return states, EpochMetrics(jnp.mean(jnp.stack(losses), axis=0), jnp.mean(jnp.stack(accuracies), axis=0))
+            overflows.append(overflow)
+        mean_loss, mean_accuracy = (jnp.mean(jnp.stack(values), axis=0) for values in (losses, accuracies))
+        return states, EpochMetrics(mean_loss, mean_accuracy, jnp.sum(jnp.stack(overflows), axis=0))
 
     def memory_analysis(self) -> Any:
         return self.step.memory_analysis()
@@ -61,7 +63,7 @@ class HostSteppedEpoch:
     def lower(self, states, keys, hyperparameters, epoch, keep, images, labels) -> "LoweredHostEpoch":
         orders = jax.eval_shape(engine.epoch_orders, keys, epoch, keep)
         step_index = jax.ShapeDtypeStruct((), jnp.int32)
-        lowered = self.step.lower(states, *orders, hyperparameters, epoch, step_index, images, labels)
+        lowered = self.step.lower(states, *orders, hyperparameters, epoch, step_index, keep, images, labels)
         return LoweredHostEpoch(self, lowered)
 
 

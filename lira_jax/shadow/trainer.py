@@ -1,4 +1,5 @@
-"""Trains a run's unfinished models chunk by chunk and writes their rows into the run folder.
+"""Trains a chunk of a run's models and writes their rows into the run folder (training_run.py: the run's
+loop over its chunks).
 
 One chunk = `models_per_step` models trained together by the engine's jitted epoch, then queried on
 every example under every view; its rows stream into the memmaps batch by batch (host memory stays at
@@ -11,7 +12,6 @@ run resumes a long chunk from its last checkpoint instead of from scratch.
 import dataclasses
 import functools
 import math
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,14 +23,14 @@ import numpy as np
 from lira_jax import config as config_lib
 from lira_jax.config import Config
 from lira_jax.errors import UserError, compact_ranges
-from lira_jax.shadow import batching, devices, engine, flops, inference, recipe_models, stepping
+from lira_jax.shadow import batching, devices, engine, flops, inference, poisson, recipe_models, stepping
 from lira_jax.shadow.augment import View, parse_augmentations, parse_views, refuse_image_only
 from lira_jax.shadow.checkpoints import ChunkCheckpoint
 from lira_jax.shadow.data import Dataset
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import fit_to_data
 from lira_jax.shadow.optimizers import Optimizer, make_optimizer
-from lira_jax.shadow.privacy import Privacy, accountant_module, privacy_records
+from lira_jax.shadow.privacy import Privacy, accountant_module
 from lira_jax.shadow.progress import TrainingProgress
 from lira_jax.store import RunFolder
 
@@ -148,7 +148,16 @@ class ChunkTrainer:
             soft_targets=bool(
                 train.label_smoothing or self.plan.config.vary.label_smoothing or self.plan.augmentations
             ),
+            poisson_slots=self.poisson_slots,
         )
+
+    @property
+    def poisson_slots(self) -> int:
+        """The Poisson sample buffer (poisson.buffer_size) with train.dp_sampling = "poisson", else 0."""
+        train = self.plan.config.train
+        if not (train.dp_sgd and train.dp_sampling == "poisson"):
+            return 0
+        return poisson.buffer_size(train.batch_size, int(self.keep.sum(axis=1).max()))
 
     @functools.cached_property
     def train_flops_per_example(self) -> float:
@@ -252,12 +261,14 @@ class ChunkTrainer:
         padded: np.ndarray,
         checkpoint: ChunkCheckpoint,
         progress: TrainingProgress,
-    ) -> tuple[Any, dict, float | None]:
+    ) -> tuple[Any, dict, float | None, list | None]:
         """Trains models `model_indices` (`padded` to the chunk size) for all epochs, writing the epoch
         snapshots of query.save_epochs into `run` as it goes; resumes from `checkpoint` if it holds one.
 
         Returns (stacked states, {"E": [per-model accuracy records]} of the snapshots, model-examples/s
-        over the epochs after the first of this call, which may have compiled: None if there were none).
+        over the epochs after the first of this call, which may have compiled: None if there were none,
+        each model's Poisson overflows over all its epochs: None without Poisson sampling or after a
+        restore, whose earlier epochs were not counted here).
         """
         config = self.plan.config
         size = len(padded)
@@ -275,6 +286,7 @@ class ChunkTrainer:
         train_epoch = self.compiled_epoch(size)
         last_checkpoint = time.perf_counter()
         steady_seconds = 0.0
+        overflows = np.zeros(len(model_indices), np.int64) if self.poisson_slots and not restored else None
         for epoch in range(first_epoch, self.epochs):
             started = time.perf_counter()
             states, metrics = train_epoch(
@@ -283,6 +295,8 @@ class ChunkTrainer:
             loss = float(jnp.mean(metrics.loss[: len(model_indices)]))  # one sync per epoch, for the progress
             if not math.isfinite(loss):
                 raise UserError(f"training diverged (loss {loss}) in epoch {epoch}: lower train.learning_rate")
+            if overflows is not None:
+                overflows += np.asarray(metrics.overflow[: len(model_indices)])
             seconds = time.perf_counter() - started
             steady = epoch > first_epoch  # the first may compile
             steady_seconds += seconds if steady else 0.0
@@ -297,7 +311,7 @@ class ChunkTrainer:
                 last_checkpoint = time.perf_counter()
         steady_epochs = self.epochs - first_epoch - 1
         rate = examples_per_epoch * steady_epochs / steady_seconds if steady_epochs > 0 else None
-        return states, snapshots, rate
+        return states, snapshots, rate, None if overflows is None else overflows.tolist()
 
     def write_chunk(
         self, run: RunFolder, model_indices: np.ndarray, states: Any, snapshot: int | None = None
@@ -333,84 +347,3 @@ class ChunkTrainer:
             }
             for row in range(count)
         ]
-
-
-def set_up(
-    plan: Plan, dataset: Dataset, keep: np.ndarray, mesh: jax.sharding.Mesh, num_todo: int
-) -> tuple[ChunkTrainer, int, batching.Choice]:
-    """The run's trainer and chunk size, with its model batching and conv chosen (batching.choose) for
-    that chunk size; one line on stderr says what was chosen and why (in every mode, --quiet too)."""
-    trainer = ChunkTrainer(plan, dataset, keep, mesh)
-    requested = plan.config.train.models_per_step
-    size = trainer.chunk_size(requested, num_todo)
-    choice = batching.choose(trainer, size, num_todo)
-    if (choice.model_batching, choice.conv) != (plan.model_batching, recipe_models.conv_of(plan.model)):
-        model = recipe_models.with_conv(plan.model, choice.conv)
-        trainer = ChunkTrainer(
-            dataclasses.replace(plan, model=model, model_batching=choice.model_batching), dataset, keep, mesh
-        )
-        size = trainer.chunk_size(requested, size)  # from the measured size down, should the choice need more memory
-    print(choice.line(), file=sys.stderr)
-    return trainer, size, choice
-
-
-def train_run(
-    run: RunFolder,
-    plan: Plan,
-    dataset: Dataset,
-    todo: np.ndarray,
-    *,
-    device_count: int | None = None,
-    quiet: bool = False,
-) -> None:
-    """Trains the models `todo` (global indices, not yet done) and writes them into `run`, sharded over the
-    first `device_count` local devices (default: all of them), and over no more devices than models."""
-    keep = run.keep
-    mesh = engine.model_mesh(len(todo), device_count)
-    if not quiet:  # XLA compiles before the first step, for seconds to minutes: say so rather than sit at 0%
-        cache = jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache else None
-        kept = (
-            f"; compiled programs are kept in {cache}"
-            if cache
-            else "; no compilation cache: off, or its folder cannot be written"
-        )
-        print(f"compiling the training step (the first epoch starts once it is compiled{kept}) ...", file=sys.stderr)
-    trainer, size, choice = set_up(plan, dataset, keep, mesh, len(todo))
-    flops_per_example = trainer.train_flops_per_example
-    print(
-        f"training {size} models per step on {mesh.size} {mesh.devices.flat[0].platform} device(s),"
-        f" {flops_per_example / 1e6:,.1f} MFLOP per model-example (forward and backward)",
-        file=sys.stderr,
-    )
-    progress = TrainingProgress(len(todo), trainer.epochs, flops_per_example, quiet)
-    try:
-        for start in range(0, len(todo), size):
-            model_indices = todo[start : start + size]
-            padded = engine.padded_chunk(model_indices, size)
-            checkpoint = ChunkCheckpoint(run.path, padded)
-            started = time.perf_counter()
-            states, snapshots, rate = trainer.train_chunk(run, model_indices, padded, checkpoint, progress)
-            trained = time.perf_counter() - started
-            records = trainer.write_chunk(run, model_indices, states)
-            seconds = time.perf_counter() - started
-            privacy = privacy_records(plan.config, keep, model_indices, trainer.steps)
-            for row, record in enumerate(records):
-                record.update(
-                    chunk_seconds=round(seconds, 3),
-                    train_seconds=round(trained, 3),
-                    chunk_size=len(model_indices),
-                    devices=mesh.size,
-                    model_batching=choice.model_batching,
-                    conv=choice.conv,
-                    batching_timings=choice.timings,
-                    train_flops_per_example=flops_per_example,
-                    model_examples_per_s=round(rate) if rate else None,
-                    **privacy[row],
-                )
-                if snapshots:
-                    record["epochs"] = {epoch: rows[row] for epoch, rows in snapshots.items()}
-            run.mark_done(model_indices, records)
-            progress.chunk(compact_ranges(model_indices.tolist()), len(model_indices), seconds, trained, rate)
-            checkpoint.remove()
-    finally:
-        progress.close()

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 
 from lira_jax.config import Config, TrainConfig, VaryConfig
-from lira_jax.shadow import engine, inference, objectives, stepping
+from lira_jax.shadow import engine, gradients, inference, objectives, stepping
 from lira_jax.shadow.hyperparameters import draw
 from lira_jax.shadow.models import CNN
 from lira_jax.shadow.optimizers import make_optimizer
@@ -227,7 +227,7 @@ def test_model_step_of_one_model_is_the_sgd_step_of_its_gradient():
     stepped, (loss, accuracy) = engine.model_step(plan, state, key[0], hyperparameters, 0, indices, images, labels)
     _, dropout_key = jax.random.split(key[0])
     targets = jax.nn.one_hot(labels[indices], 3)
-    grads, _, expected_loss, _ = engine.model_gradient(model, None, state, images[indices], targets, dropout_key)
+    grads, _, expected_loss, _ = gradients.model_gradient(model, None, state, images[indices], targets, dropout_key)
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-6)
     for new, old, grad in zip(*map(jax.tree.leaves, (stepped.params, state.params, grads)), strict=True):
         np.testing.assert_allclose(new, old - config.learning_rate * grad, rtol=1e-5, atol=1e-6)

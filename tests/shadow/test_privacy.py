@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import tiny_settings
+from run_folders import reduced_noise, write_dp_canary_run
 from test_engine import tiny_problem, train
 
 from lira_jax import config as config_lib
@@ -113,3 +114,24 @@ def test_a_dp_sgd_run_reports_epsilon_per_model(tmp_path):
         )
         assert record["dp_epsilon"] >= epsilon(1.5, 16 / record["members"], steps, 1e-5)
         assert record["dp_delta"] == 1e-5
+
+
+def test_the_broken_dp_sgd_of_the_audit_fixture_adds_a_tenth_of_the_noise():
+    """tests/run_folders.reduced_noise: the engine's noise divided, the accountant's config untouched."""
+    params = {"w": jnp.zeros(20_000, jnp.float32)}
+    examples, targets = jnp.zeros((4, 20_000), jnp.float32), jnp.zeros(4, jnp.float32)
+    broken = reduced_noise(private_gradient, 10.0)
+    got, _, _ = broken(quadratic_loss_wide, params, (examples, targets), jax.random.key(1), Privacy(2.0, 0.5))
+    assert np.std(got["w"]) == pytest.approx(2.0 * 0.5 / 4 / 10, rel=0.03)
+
+
+def test_a_broken_dp_canary_run_is_accounted_for_the_noise_it_was_told(tmp_path):
+    """tests/run_folders.write_dp_canary_run: canaries recorded, epsilon as for the full noise multiplier."""
+    out = write_dp_canary_run(tmp_path / "broken", num_models=4, canaries=20, epochs=1)
+    record = json.loads((out / "canaries.json").read_text())
+    assert record["indices"] == list(range(200, 220)) and np.load(out / "keep.npy").shape == (4, 220)
+    records = json.loads((out / "models.json").read_text())["models"]
+    steps = -(-max(model["members"] for model in records) // 16)
+    for model in records:
+        assert model["done"] and model["dp_sampling"] == "poisson" and model["dp_overflow_examples"] == 0
+        assert model["dp_epsilon"] == epsilon(1.0, sampling_probability(16, model["members"]), steps, 1e-5)
