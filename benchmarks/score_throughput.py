@@ -172,6 +172,8 @@ def main() -> int:
         return 0
 
     codes = {"this": REPOSITORY, **({"compare": args.compare.resolve()} if args.compare else {})}
+    if args.dir is not None:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)  # a --dir that does not exist yet is made
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         run = Path(folder) / "run"
         run.mkdir()
