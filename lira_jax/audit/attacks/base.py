@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lira_jax.audit.attacks.leave_out import combine_without
-from lira_jax.audit.attacks.lira.lira import _mean_over_views
+from lira_jax.audit.attacks.lira.lira import mean_over_views
 from lira_jax.audit.attacks.rmia import TINY_PROBABILITY
 from lira_jax.audit.inputs.checked import AttackInputs
 from lira_jax.audit.streaming import check_finite, map_example_chunks
@@ -49,7 +49,7 @@ def base_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.ndar
         else:
             others = combine_without(relative, without, none, np.logaddexp, -np.inf)
         score = relative[targets] - others + np.log(num_models - 1)
-        return _mean_over_views(score.reshape(len(targets), stop - start, num_views)).astype(np.float32)
+        return mean_over_views(score.reshape(len(targets), stop - start, num_views)).astype(np.float32)
 
     bytes_per_example = 8 * num_views * (4 * num_models + 3 * len(targets))
     parts = map_example_chunks(

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.special import digamma, gammaln, log_ndtr, polygamma
 
 from lira_jax.audit.attacks.equalise import TargetSets
-from lira_jax.audit.attacks.lira.lira import MIN_STD, LiraOptions, _mean_over_views, not_applicable
+from lira_jax.audit.attacks.lira.lira import MIN_STD, LiraOptions, mean_over_views, not_applicable
 from lira_jax.audit.attacks.lira.shadow_sets import chunk_sets, count_rule
 from lira_jax.audit.inputs.checked import AttackInputs, NotApplicable
 from lira_jax.audit.streaming import map_example_chunks
@@ -74,10 +74,10 @@ def bavaria_family(inputs: AttackInputs, names: Sequence[str]) -> dict[str, np.n
         sets = chunk_sets(values, keep[:, start:stop], targets, start, scores, {"mean"}, online, rule)["mean"]
         out = _predictive(sets.residual_out, sets.variance_out, sets.size_out, *priors[0])
         if "bavaria_n" in results:
-            results["bavaria_n"][:, start:stop] = _mean_over_views(log_ndtr(out[0] / np.sqrt(out[1])))
+            results["bavaria_n"][:, start:stop] = mean_over_views(log_ndtr(out[0] / np.sqrt(out[1])))
         if "bavaria_t" in results:
             inside = _predictive(sets.residual_in, sets.variance_in, sets.size_in, *priors[1])
-            results["bavaria_t"][:, start:stop] = _mean_over_views(_log_student_t(*inside) - _log_student_t(*out))
+            results["bavaria_t"][:, start:stop] = mean_over_views(_log_student_t(*inside) - _log_student_t(*out))
 
     map_example_chunks(score_work, [scores], num_examples, **chunk_options)
     return {name: skipped[name] if name in skipped else results[name] for name in names}

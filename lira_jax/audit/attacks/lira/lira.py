@@ -276,7 +276,7 @@ def _lira(scores, keep, targets, variants: Mapping[str, LiraOptions], counts, ch
             if options.online:
                 results[name][:] = part / (sigma * sigma)[:, None]
             else:
-                results[name][:] = _mean_over_views(_with_fixed_sigma(options, part, sigma[:, None, None]))
+                results[name][:] = mean_over_views(_with_fixed_sigma(options, part, sigma[:, None, None]))
     return results
 
 
@@ -295,17 +295,17 @@ def _score_variants(
         stats = by_centre[options.centre]
         if name in kept:
             part = _fixed_variance_part(options, stats)
-            kept[name][:, examples] = _mean_over_views(part) if options.online else part
+            kept[name][:, examples] = mean_over_views(part) if options.online else part
             continue
         if options.fixed_variance:  # offline, σ from the first pass
             sigma = sigmas[False][:, None, None]
             per_view = _with_fixed_sigma(options, _fixed_variance_part(options, stats), sigma)
         else:
             per_view = _per_example_variance_score(options, stats)
-        results[name][:, examples] = _mean_over_views(per_view)
+        results[name][:, examples] = mean_over_views(per_view)
 
 
-def _mean_over_views(per_view: np.ndarray) -> np.ndarray:
+def mean_over_views(per_view: np.ndarray) -> np.ndarray:
     """[..., V] -> [...], within float32's range; einsum's own loop: faster than .mean, and no BLAS call from
     worker threads."""
     return within_float32(np.einsum("...v,v->...", per_view, np.full(per_view.shape[-1], 1.0 / per_view.shape[-1])))
